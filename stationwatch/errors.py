@@ -1,0 +1,31 @@
+"""The project's exceptions: retriable ones are retried with backoff, the rest are reported."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class StationwatchError(Exception):
+    """Base of every error stationwatch raises on purpose."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigurationError(StationwatchError):
+    """A setting or configuration file is invalid."""
+
+
+class DatabaseUnavailableError(StationwatchError):
+    """PostgreSQL could not be reached or refused the write; try again later."""
+
+    retriable = True
+
+
+class BrokerUnavailableError(StationwatchError):
+    """The Kafka broker could not be reached."""
+
+    retriable = True
+
+
+class MigrationError(StationwatchError):
+    """A migration failed; the database is left at the last complete version."""

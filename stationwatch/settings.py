@@ -1,0 +1,76 @@
+"""The one settings object, read from ``STATIONWATCH_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/stationwatch"
+
+
+class Settings(BaseSettings):
+    """Everything configurable about stationwatch; built once at the entry point."""
+
+    model_config = SettingsConfigDict(env_prefix="STATIONWATCH_", frozen=True, extra="ignore")
+
+    kafka: str = Field("kafka://127.0.0.1:9092", description="Kafka bootstrap URL(s)")
+    database_url: SecretStr = Field(SecretStr(DEFAULT_DATABASE_URL), description="PostgreSQL URL")
+    web_port: int = Field(6066, ge=1, le=65535, description="HTTP port of the worker")
+    web_bind: str = Field("0.0.0.0", description="address the worker's HTTP server binds")  # noqa: S104 - a service port
+    partitions: int = Field(8, ge=1, le=1024, description="partitions of every topic created")
+    stale_after: float = Field(3.0, gt=0, description="heartbeat intervals before stale")
+    offline_after: float = Field(10.0, gt=0, description="heartbeat intervals before offline")
+    timezone: str = Field("Asia/Shanghai", description="zone of opening hours and holidays")
+
+    # Extensions of the contract (all optional).
+    app_id: str = Field("stationwatch", description="Faust app id = consumer group")
+    topic_prefix: str = Field("", description="prefix for every topic name (tests, staging)")
+    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
+    data_dir: Path | None = Field(None, description="worker state directory (tables)")
+    batch_size: int = Field(2000, ge=1, le=100_000, description="events per database batch")
+    batch_within_s: float = Field(0.5, gt=0, le=60, description="longest wait to fill a batch")
+    max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")
+    max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
+    broker_session_timeout_s: float = Field(60.0, gt=0, description="Kafka group session timeout")
+    broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    notify_config: Path | None = Field(None, description="notifier routing YAML")
+    api_token: SecretStr | None = Field(None, description="bearer token for the HTTP API")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in {"postgresql", "postgres"}:
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        if self.offline_after <= self.stale_after:
+            raise ValueError("STATIONWATCH_OFFLINE_AFTER must be greater than STALE_AFTER")
+        return self
+
+    @property
+    def dsn(self) -> str:
+        """The database URL as a plain string, for drivers."""
+        return self.database_url.get_secret_value()
+
+    def topic(self, name: str) -> str:
+        """The broker-side name of one of the contract's topics."""
+        return f"{self.topic_prefix}{name}"
