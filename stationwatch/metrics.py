@@ -1,0 +1,77 @@
+"""Every Prometheus metric of stationwatch, created against an injected registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    events: Counter
+    deadletters: Counter
+    rows_written: Counter
+    db_batch_seconds: Histogram
+    db_retries: Counter
+    db_available: Gauge
+    stations: Gauge
+    consumer_lag: Gauge
+    event_age_seconds: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
+        return cls(
+            events=Counter(
+                "stationwatch_events_total",
+                "Input messages processed, by topic and outcome (accepted, deadletter)",
+                ["topic", "outcome"],
+                registry=registry,
+            ),
+            deadletters=Counter(
+                "stationwatch_deadletters_total",
+                "Input messages dead-lettered, by topic and reason class",
+                ["topic", "reason"],
+                registry=registry,
+            ),
+            rows_written=Counter(
+                "stationwatch_rows_written_total",
+                "Rows newly written to PostgreSQL, by table (duplicates not counted)",
+                ["table"],
+                registry=registry,
+            ),
+            db_batch_seconds=Histogram(
+                "stationwatch_db_batch_seconds",
+                "Time to write one batch to PostgreSQL, retries included",
+                registry=registry,
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+            db_retries=Counter(
+                "stationwatch_db_retries_total",
+                "Database writes retried after a transient failure",
+                registry=registry,
+            ),
+            db_available=Gauge(
+                "stationwatch_db_available",
+                "1 when the last database write succeeded, 0 while retrying",
+                registry=registry,
+            ),
+            stations=Gauge(
+                "stationwatch_stations",
+                "Stations held by this worker's active partitions, by liveness",
+                ["liveness"],
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "stationwatch_consumer_lag_messages",
+                "Messages not yet processed on this worker's input partitions",
+                ["topic"],
+                registry=registry,
+            ),
+            event_age_seconds=Gauge(
+                "stationwatch_event_age_seconds",
+                "Age of the newest record processed (broker timestamp), per topic",
+                ["topic"],
+                registry=registry,
+            ),
+        )
