@@ -1,0 +1,252 @@
+"""Versioned, idempotent schema migrations: `stationwatch migrate`.
+
+Migrations are SQL files shipped in ``schemas/migrations`` (package data). A file is named
+``NNNN_name.sql`` when both flavors share it, or ``NNNN_name.postgres.sql`` plus
+``NNNN_name.timescale.sql`` when TimescaleDB and plain PostgreSQL differ. The flavor is chosen
+once, on the first run, by trying ``CREATE EXTENSION timescaledb``, and recorded with every
+applied version in ``stationwatch.schema_migrations``; later runs keep it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Literal, cast
+
+import psycopg
+from psycopg import errors, sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow
+
+from stationwatch.errors import MigrationError
+
+logger = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[TupleRow]
+
+Flavor = Literal["timescale", "postgres"]
+FLAVORS: tuple[Flavor, ...] = ("postgres", "timescale")
+
+MIGRATIONS_PACKAGE = "schemas"
+MIGRATIONS_DIR = "migrations"
+FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)(?:\.(?P<flavor>\w+))?\.sql$")
+
+# Serialises concurrent `migrate` runs on one database (advisory locks are per database).
+ADVISORY_LOCK_KEY = 0x5354_4E57_4D49_4752  # "STNWMIGR"
+CONNECT_TIMEOUT_S = 10
+
+BOOTSTRAP = b"""
+CREATE SCHEMA IF NOT EXISTS stationwatch;
+CREATE TABLE IF NOT EXISTS stationwatch.schema_migrations (
+    version    int PRIMARY KEY,
+    name       text NOT NULL,
+    flavor     text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: its SQL for each flavor (the same text when shared)."""
+
+    version: int
+    name: str
+    sql: dict[Flavor, str]
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """What one `migrate` run did."""
+
+    flavor: Flavor
+    applied: list[str]
+    database_created: bool
+    database: str = ""
+    version: int = 0
+
+    def describe(self) -> str:
+        """A short human summary, printed by `stationwatch migrate`."""
+        engine = "TimescaleDB" if self.flavor == "timescale" else "PostgreSQL (no TimescaleDB)"
+        where = f"database {self.database!r}" if self.database else "database"
+        head = f"Created {where}; " if self.database_created else f"{where.capitalize()}: "
+        if self.applied:
+            done = f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}"
+        else:
+            done = "already up to date"
+        return f"{head}{done}.\nSchema version {self.version} on {engine}."
+
+
+def load_migrations() -> list[Migration]:
+    """Read and check every migration file; versions run 1, 2, 3, … without gaps."""
+    folder = files(MIGRATIONS_PACKAGE).joinpath(MIGRATIONS_DIR)
+    found: dict[int, dict[str | None, tuple[str, str]]] = {}
+    for entry in folder.iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        match = FILE_NAME.match(entry.name)
+        if match is None:
+            raise MigrationError(f"bad migration file name {entry.name!r}")
+        flavor = match["flavor"]
+        if flavor is not None and flavor not in FLAVORS:
+            raise MigrationError(f"{entry.name}: unknown flavor {flavor!r}")
+        version = int(match["version"])
+        variants = found.setdefault(version, {})
+        if flavor in variants:
+            raise MigrationError(f"{entry.name}: version {version} is defined twice")
+        variants[flavor] = (match["name"], entry.read_text(encoding="utf-8"))
+    return [_migration(version, found[version]) for version in _contiguous(found)]
+
+
+def _contiguous(found: Mapping[int, object]) -> list[int]:
+    versions = sorted(found)
+    if versions != list(range(1, len(versions) + 1)):
+        raise MigrationError(f"migration versions must run 1..n without gaps, found {versions}")
+    return versions
+
+
+def _migration(version: int, variants: dict[str | None, tuple[str, str]]) -> Migration:
+    names = {name for name, _ in variants.values()}
+    if len(names) != 1:
+        raise MigrationError(f"version {version} has differing names {sorted(names)}")
+    if None in variants:
+        if len(variants) != 1:
+            raise MigrationError(f"version {version} is both shared and per-flavor")
+        text = variants[None][1]
+        return Migration(version, names.pop(), dict.fromkeys(FLAVORS, text))
+    missing = [flavor for flavor in FLAVORS if flavor not in variants]
+    if missing:
+        raise MigrationError(f"version {version} has no file for flavor {missing}")
+    by_flavor = {flavor: variants[flavor][1] for flavor in FLAVORS}
+    return Migration(version, names.pop(), by_flavor)
+
+
+def migrate(dsn: str) -> MigrationResult:
+    """Create the database if missing and bring schema `stationwatch` up to the newest version."""
+    migrations = load_migrations()
+    params = conninfo_to_dict(dsn)
+    database = str(params.get("dbname") or "")
+    conn, created = _connect_creating(dsn, params, database)
+    with conn:
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
+            with conn.transaction():
+                conn.execute(BOOTSTRAP)
+            flavor = _stored_flavor(conn) or _choose_flavor(conn)
+            done = {
+                row[0] for row in conn.execute("SELECT version FROM stationwatch.schema_migrations")
+            }
+            applied = [
+                _apply(conn, step, flavor) for step in migrations if step.version not in done
+            ]
+        except psycopg.Error as exc:
+            raise MigrationError(f"migration failed on {_where(params)}: {_reason(exc)}") from exc
+    version = migrations[-1].version if migrations else 0
+    return MigrationResult(flavor, applied, created, database, version)
+
+
+def _apply(conn: Connection, step: Migration, flavor: Flavor) -> str:
+    label = f"{step.version:04d}_{step.name}"
+    try:
+        with conn.transaction():
+            conn.execute(step.sql[flavor].encode())
+            conn.execute(
+                "INSERT INTO stationwatch.schema_migrations (version, name, flavor)"
+                " VALUES (%s, %s, %s)",
+                (step.version, label, flavor),
+            )
+    except psycopg.Error as exc:
+        raise MigrationError(f"migration {label} ({flavor}) failed: {_reason(exc)}") from exc
+    logger.info("applied migration %s (%s)", label, flavor)
+    return label
+
+
+def _stored_flavor(conn: Connection) -> Flavor | None:
+    row = conn.execute(
+        "SELECT flavor FROM stationwatch.schema_migrations ORDER BY version LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] not in FLAVORS:
+        raise MigrationError(f"schema_migrations records an unknown flavor {row[0]!r}")
+    return cast(Flavor, row[0])
+
+
+def _choose_flavor(conn: Connection) -> Flavor:
+    """TimescaleDB when the extension can be created here, plain PostgreSQL otherwise."""
+    with conn.transaction():
+        try:
+            with conn.transaction():  # a savepoint: its failure leaves the outer one usable
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg.Error as exc:
+            logger.warning("TimescaleDB unavailable (%s); using plain PostgreSQL", _reason(exc))
+            return "postgres"
+    logger.info("TimescaleDB extension present; using hypertables and continuous aggregates")
+    return "timescale"
+
+
+def _connect_creating(
+    dsn: str, params: Mapping[str, object], database: str
+) -> tuple[Connection, bool]:
+    """Connect to the database, creating it through the `postgres` database when missing."""
+    try:
+        return _connect(dsn, params), False
+    except psycopg.OperationalError as exc:
+        if not database or database == "postgres":
+            raise _unreachable(params, exc) from exc
+        first = exc
+    try:
+        admin = _connect(dsn, params, dbname="postgres")
+    except psycopg.OperationalError:
+        raise _unreachable(params, first) from first
+    try:
+        with admin:
+            exists = admin.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            if exists is not None:  # it exists, so the first failure was not about that
+                raise _unreachable(params, first) from first
+            created = _create_database(admin, database)
+        return _connect(dsn, params), created
+    except psycopg.Error as exc:
+        raise _unreachable(params, exc) from exc
+
+
+def _create_database(admin: Connection, database: str) -> bool:
+    try:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    except (errors.DuplicateDatabase, errors.UniqueViolation):
+        return False  # a concurrent migrate created it first
+    logger.info("created database %s", database)
+    return True
+
+
+def _connect(dsn: str, params: Mapping[str, object], dbname: str | None = None) -> Connection:
+    extra: dict[str, str | int | None] = {}
+    if "connect_timeout" not in params:
+        extra["connect_timeout"] = CONNECT_TIMEOUT_S
+    if dbname is not None:
+        extra["dbname"] = dbname
+    return psycopg.connect(make_conninfo(dsn, **extra), autocommit=True)
+
+
+def _unreachable(params: Mapping[str, object], exc: psycopg.Error) -> MigrationError:
+    return MigrationError(f"cannot use PostgreSQL at {_where(params)}: {_reason(exc)}")
+
+
+def _where(params: Mapping[str, object]) -> str:
+    """host:port/dbname, never the password."""
+    host = params.get("host") or "localhost"
+    port = params.get("port") or 5432
+    return f"{host}:{port}/{params.get('dbname') or ''}"
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """The driver's message on one line, without the libpq hint lines."""
+    primary = exc.diag.message_primary if exc.diag else None
+    text = primary or str(exc) or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
