@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = Field(SecretStr(DEFAULT_DATABASE_URL), description="PostgreSQL URL")
     web_port: int = Field(6066, ge=1, le=65535, description="HTTP port of the worker")
     web_bind: str = Field("0.0.0.0", description="address the worker's HTTP server binds")  # noqa: S104 - a service port
+    web_host: str | None = Field(
+        None, description="host name other workers reach this one by (default: bind or hostname)"
+    )
     partitions: int = Field(8, ge=1, le=1024, description="partitions of every topic created")
     stale_after: float = Field(3.0, gt=0, description="heartbeat intervals before stale")
     offline_after: float = Field(10.0, gt=0, description="heartbeat intervals before offline")
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
     broker_session_timeout_s: float = Field(60.0, gt=0, description="Kafka group session timeout")
     broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
+    health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify_config: Path | None = Field(None, description="notifier routing YAML")
     api_token: SecretStr | None = Field(None, description="bearer token for the HTTP API")

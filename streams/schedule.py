@@ -1,0 +1,92 @@
+"""Should a station be open now? Weekly hours in station-local time, Chinese public holidays and
+make-up working days (from the `chinese-calendar` package), 24-hour stations.
+
+Rules (pure, no I/O):
+- ``always_open`` → open.
+- On a statutory public holiday: closed unless ``holidays_open``; then the day's own weekly hours,
+  or, for a day it has none, its usual workday hours (the first of mon…fri that has hours).
+- On a make-up working day (a weekend day declared a workday): the day's own hours, or else its
+  usual workday hours.
+- Otherwise the day's weekly hours. An interval whose end is before its start runs past midnight:
+  ``["20:00", "02:00"]`` on Friday covers Friday 20:00 to Saturday 02:00.
+- Years the calendar package does not cover yet are treated as having no holidays (logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from schemas.registry import WEEKDAYS, minutes
+
+logger = logging.getLogger(__name__)
+
+_WORKDAYS = WEEKDAYS[:5]
+
+
+@lru_cache(maxsize=4096)
+def day_kind(day: date) -> str:
+    """``holiday``, ``makeup_workday`` or ``normal``."""
+    try:
+        on_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        _warn_uncovered(day.year)
+        return "normal"
+    if on_holiday and name is not None:
+        return "holiday"
+    if not on_holiday and day.weekday() >= 5:
+        return "makeup_workday"
+    return "normal"
+
+
+@lru_cache(maxsize=64)
+def _warn_uncovered(year: int) -> None:
+    logger.warning(
+        "the holiday calendar has no data for %d: treating every day as a normal day; "
+        "upgrade chinese-calendar",
+        year,
+    )
+
+
+def _usual_workday_hours(weekly: dict[str, Any]) -> list[list[str]]:
+    for name in _WORKDAYS:
+        if weekly.get(name):
+            return list(weekly[name])
+    return []
+
+
+def intervals_for(day: date, hours: dict[str, Any]) -> list[list[str]]:
+    """The opening intervals that start on ``day`` (local date)."""
+    weekly: dict[str, Any] = hours.get("weekly") or {}
+    own = list(weekly.get(WEEKDAYS[day.weekday()]) or [])
+    kind = day_kind(day)
+    if kind == "holiday":
+        if not hours.get("holidays_open"):
+            return []
+        return own or _usual_workday_hours(weekly)
+    if kind == "makeup_workday":
+        return own or _usual_workday_hours(weekly)
+    return own
+
+
+def scheduled_open(hours: dict[str, Any], at: datetime, zone: ZoneInfo) -> bool:
+    """Whether the opening hours say the station is open at ``at`` (an aware time)."""
+    if hours.get("always_open"):
+        return True
+    local = at.astimezone(zone)
+    minute = local.hour * 60 + local.minute
+    today = local.date()
+    for start, end in intervals_for(today, hours):
+        lo, hi = minutes(start), minutes(end)
+        if (lo < hi and lo <= minute < hi) or (lo > hi and minute >= lo):
+            return True
+    for start, end in intervals_for(today - timedelta(days=1), hours):
+        lo, hi = minutes(start), minutes(end)
+        if lo > hi and minute < hi:
+            return True
+    return False

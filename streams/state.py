@@ -1,0 +1,149 @@
+"""The live state of one station and how each input folds into it.
+
+Pure: no Faust, no database. Every fold is idempotent and order-tolerant — a message delivered
+twice, or an older message arriving after a newer one, leaves the state as the newest says —
+because input is at-least-once and several producers race.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent
+
+Liveness = Literal["online", "stale", "offline", "unknown", "not_monitored"]
+OpenState = Literal["open", "closed", "unknown"]
+
+_TIME_FIELDS = (
+    "liveness_since",
+    "last_heartbeat_at",
+    "open_state_since",
+    "occupancy_at",
+    "profile_updated_at",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StationState:
+    """What the worker knows of one station now. ``profile`` is the registry record as JSON
+    (``None`` while the station is missing from the registry)."""
+
+    station_id: str
+    profile: dict[str, Any] | None = None
+    profile_updated_at: datetime | None = None
+    liveness: Liveness = "unknown"
+    liveness_since: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+    last_seq: int | None = None
+    device_id: str | None = None
+    battery_pct: float | None = None
+    on_mains: bool | None = None
+    open_state: OpenState = "unknown"
+    open_state_since: datetime | None = None
+    open_reason: str | None = None
+    occupants: int | None = None
+    reported_capacity: int | None = None
+    occupancy_at: datetime | None = None
+    updated_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- views ------------------------------------------------------------------------------
+    @property
+    def lifecycle(self) -> str:
+        return str(self.profile["lifecycle"]) if self.profile else "unknown"
+
+    @property
+    def heartbeat_interval_s(self) -> int | None:
+        if not self.profile:
+            return None
+        value = self.profile.get("heartbeat_interval_s")
+        return int(value) if value is not None else None
+
+    @property
+    def capacity(self) -> int | None:
+        if self.reported_capacity is not None:
+            return self.reported_capacity
+        if self.profile and self.profile.get("capacity") is not None:
+            return int(self.profile["capacity"])
+        return None
+
+    # -- storage (the table's changelog holds this as JSON) ---------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in _TIME_FIELDS:
+            value = data[name]
+            data[name] = value.isoformat() if value is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StationState:
+        values = dict(data)
+        for name in _TIME_FIELDS:
+            raw = values.get(name)
+            values[name] = datetime.fromisoformat(raw) if raw else None
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def _newer(candidate: datetime, current: datetime | None) -> bool:
+    return current is None or candidate > current
+
+
+def apply_heartbeat(state: StationState, beat: Heartbeat, now: datetime) -> StationState:
+    if not _newer(beat.sent_at, state.last_heartbeat_at):
+        return state
+    return replace(
+        state,
+        last_heartbeat_at=beat.sent_at,
+        last_seq=beat.seq,
+        device_id=beat.device_id,
+        battery_pct=beat.battery_pct,
+        on_mains=beat.on_mains,
+        updated_at=now,
+    )
+
+
+def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> StationState:
+    if not _newer(count.observed_at, state.occupancy_at):
+        return state
+    return replace(
+        state,
+        occupants=count.occupants,
+        reported_capacity=count.capacity,
+        occupancy_at=count.observed_at,
+        updated_at=now,
+    )
+
+
+def apply_status(state: StationState, event: StatusEvent, now: datetime) -> StationState:
+    if not _newer(event.at, state.open_state_since):
+        return state
+    return replace(
+        state,
+        open_state=event.state,
+        open_state_since=event.at,
+        open_reason=event.reason,
+        updated_at=now,
+    )
+
+
+def apply_profile(state: StationState, profile: StationProfile, now: datetime) -> StationState:
+    """A registry record replaces the previous one unless it is older (same time: newest wins)."""
+    if state.profile_updated_at is not None and profile.updated_at < state.profile_updated_at:
+        return state
+    as_json = profile.model_dump(mode="json")
+    if as_json == state.profile:
+        return state
+    updated = replace(state, profile=as_json, profile_updated_at=profile.updated_at, updated_at=now)
+    if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
+        updated = replace(updated, liveness="not_monitored", liveness_since=now)
+    elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":
+        updated = replace(updated, liveness="unknown", liveness_since=now)
+    return updated
+
+
+def new_state(station_id: str, now: datetime) -> StationState:
+    return StationState(station_id=station_id, liveness_since=now, updated_at=now)

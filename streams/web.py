@@ -1,0 +1,90 @@
+"""The worker's HTTP views: health, metrics, and the live state of one station."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from faust.exceptions import SameNode
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from schemas.common import STATION_ID_PATTERN
+from schemas.topics import INPUT_TOPICS
+from streams.views import station_view
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+_ID = re.compile(STATION_ID_PATTERN)
+
+
+async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+    """Healthy = the worker consumes, is not rebalancing, is caught up, and the database writes."""
+    app = runtime.app
+    problems: list[str] = []
+    inputs = {runtime.settings.topic(name) for name in INPUT_TOPICS}
+    assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
+    lag_by_topic: dict[str, int] = {}
+    for tp in assigned:
+        highwater = app.consumer.highwater(tp) or 0
+        position = runtime.positions.get(tp)
+        if position is None:
+            position = await app.consumer.position(tp) or 0
+        lag_by_topic[tp.topic] = lag_by_topic.get(tp.topic, 0) + max(0, highwater - position)
+    for topic, lag in lag_by_topic.items():
+        runtime.metrics.consumer_lag.labels(runtime.contract_topic(topic)).set(lag)
+    total_lag = sum(lag_by_topic.values())
+    if app.rebalancing:
+        problems.append("rebalancing partitions")
+    if not app.consumer.assignment() and not app.rebalancing:
+        problems.append("no partitions assigned yet")
+    if total_lag > runtime.settings.health_max_lag:
+        problems.append(f"behind by {total_lag} messages")
+    db_ok = runtime.metrics.db_available._value.get() != 0
+    if not db_ok:
+        problems.append("database unavailable, writes are being retried")
+    body = {
+        "status": "ok" if not problems else "unavailable",
+        "problems": problems,
+        "partitions": len(assigned),
+        "lag": total_lag,
+        "lag_by_topic": {runtime.contract_topic(t): n for t, n in lag_by_topic.items()},
+        "database": "ok" if db_ok else "retrying",
+    }
+    return not problems, body
+
+
+def install_views(runtime: Runtime) -> None:
+    app = runtime.app
+    table = runtime.table
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            ok, body = await health_report(runtime)
+            return self.json(body, status=200 if ok else 503)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            await health_report(runtime)  # refresh the lag gauges
+            return self.bytes(
+                generate_latest(runtime.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
+            )
+
+    @app.page("/stations/{station_id}")
+    class Station(View):
+        async def get(self, request: Request, station_id: str) -> Response:
+            if not _ID.fullmatch(station_id):
+                error = f"station_id: {station_id[:40]!r} does not match {STATION_ID_PATTERN}"
+                return self.json({"error": error}, status=400)
+            try:
+                # Answered by the worker that owns the station's partition (Faust's router).
+                return await app.router.route_req(table.name, station_id, self.web, request)
+            except SameNode:
+                pass
+            raw = table.get(station_id)
+            if raw is None:
+                return self.json({"error": f"station {station_id} is unknown"}, status=404)
+            return self.json(station_view(raw, runtime.settings))

@@ -1,0 +1,44 @@
+"""`stationwatch worker`: create missing topics, then run one Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
+from stationwatch.broker import ensure_topics
+from stationwatch.settings import Settings
+from streams.app import create_app
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(
+        ensure_topics(
+            settings.kafka,
+            [settings.topic(name) for name in (*INPUT_TOPICS, ALERTS, DEADLETTER)],
+            settings.partitions,
+            compacted=[settings.topic(REGISTRY)],
+        )
+    )
+    runtime = create_app(settings)
+    worker = faust.Worker(
+        runtime.app,
+        loop=loop,
+        loglevel=settings.log_level.lower(),
+        override_logging=False,
+    )
+    logger.info(
+        "worker %s consuming %s from %s, web on %s:%d",
+        settings.app_id,
+        ", ".join(settings.topic(n) for n in INPUT_TOPICS),
+        settings.kafka,
+        settings.web_bind,
+        settings.web_port,
+    )
+    worker.execute_from_commandline()
