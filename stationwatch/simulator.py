@@ -1,0 +1,191 @@
+"""A simulated fleet talking to the broker: registry first, then heartbeats, occupancy counts,
+open/closed events on each station's schedule, devices that go quiet for a while, and a tiny
+share of malformed messages, so every path of the worker (liveness, alerts, dead letters) runs.
+
+The fleet and the messages are pure (``stationwatch.fleet``, ``stationwatch.telemetry_sim``);
+this module only schedules them and sends them in batches: ``send`` without waiting for each
+delivery, then one ``flush`` per tick, which keeps up with tens of thousands of stations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas import topics
+from stationwatch.broker import bootstrap_servers, ensure_topics
+from stationwatch.errors import BrokerUnavailableError
+from stationwatch.fleet import build_fleet
+from stationwatch.settings import Settings
+from stationwatch.telemetry_sim import (
+    MALFORMED_RATE,
+    MANUAL_CLOSE_CHANCE,
+    SILENCE_CHANCE,
+    StationState,
+    heartbeat,
+    malformed,
+    occupancy,
+    status,
+)
+from streams.schedule import scheduled_open
+
+__all__ = ["build_fleet", "run_simulator"]
+
+logger = logging.getLogger(__name__)
+
+SCHEDULE_CHECK_S = 15.0  # how often every station's opening hours are compared with its state
+MANUAL_REPORT_S = 300.0  # stations without a sensor: staff count the people now and then
+Message = tuple[str, bytes, bytes | None]  # (contract topic, key, value)
+
+
+class _Fleet:
+    """The simulated stations and the heap of their next reports."""
+
+    def __init__(self, settings: Settings, stations: int, seed: int, interval: int) -> None:
+        self.zone = ZoneInfo(settings.timezone)
+        self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        now = datetime.now(self.zone)
+        profiles = build_fleet(stations, seed, now, heartbeat_interval_s=interval)
+        self.states = [StationState.create(p, self.rng) for p in profiles]
+        self.hours = [p.opening_hours.model_dump(mode="json") for p in profiles]
+        self.due: list[tuple[float, int, str]] = []  # (wall time, station index, kind)
+        start = time.time()
+        for i, state in enumerate(self.states):
+            if state.profile.lifecycle != "active":
+                continue
+            every = self._every(state)
+            if state.device_id:  # spread the devices' phases over one interval
+                heapq.heappush(self.due, (start + self.rng.uniform(0, every), i, "heartbeat"))
+            heapq.heappush(self.due, (start + self.rng.uniform(0, every), i, "occupancy"))
+
+    @staticmethod
+    def _every(state: StationState) -> float:
+        return float(state.profile.heartbeat_interval_s or MANUAL_REPORT_S)
+
+    def registry(self) -> list[Message]:
+        return [(topics.REGISTRY, s.key, s.profile.model_dump_json().encode()) for s in self.states]
+
+    def schedule_pass(self, wall: float, at: datetime) -> list[Message]:
+        """Open and close stations whose state differs from their hours (or a manual closure)."""
+        out: list[Message] = []
+        for state, hours in zip(self.states, self.hours, strict=True):
+            if state.profile.lifecycle != "active":
+                if state.open_state is None:
+                    out.append(_msg(topics.STATUS, state, status(state, at, False, "maintenance")))
+                continue
+            if state.manual_until > wall:
+                continue
+            want = scheduled_open(hours, at, self.zone)
+            if state.open_state is None or want != (state.open_state == "open"):
+                reason = "manual" if state.manual_until else "schedule"
+                out.append(_msg(topics.STATUS, state, status(state, at, want, reason)))
+            state.manual_until = 0.0
+        return out
+
+    def due_reports(self, wall: float, at: datetime) -> list[Message]:
+        out: list[Message] = []
+        while self.due and self.due[0][0] <= wall:
+            when, i, kind = heapq.heappop(self.due)
+            state = self.states[i]
+            every = self._every(state)
+            heapq.heappush(self.due, (max(when + every, wall), i, kind))
+            if kind == "heartbeat":
+                if state.silent_until > wall:
+                    continue
+                if self.rng.random() < SILENCE_CHANCE:
+                    state.silent_until = wall + every * self.rng.uniform(4, 14)
+                    continue
+                out.append(_msg(topics.HEARTBEAT, state, heartbeat(state, at, self.rng)))
+            elif state.device_id or state.open_state == "open":
+                out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, self.rng)))
+                if state.open_state == "open" and self.rng.random() < MANUAL_CLOSE_CHANCE:
+                    reason = self.rng.choice(("manual", "weather", "maintenance"))
+                    out.append(_msg(topics.STATUS, state, status(state, at, False, reason)))
+                    state.manual_until = wall + self.rng.uniform(120, 600)
+            if self.rng.random() < MALFORMED_RATE:
+                out.append(malformed(state, at, self.rng))
+        return out
+
+
+def _msg(topic: str, state: StationState, value: dict[str, object]) -> Message:
+    return topic, state.key, orjson.dumps(value)
+
+
+async def _start_producer(settings: Settings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers(settings.kafka),
+        client_id="stationwatch-simulator",
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        acks=1,
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise BrokerUnavailableError(f"broker {settings.kafka} unreachable: {exc}") from exc
+    return producer
+
+
+async def _send(producer: AIOKafkaProducer, settings: Settings, batch: list[Message]) -> int:
+    """Send a batch without waiting for each delivery, then flush; returns the count delivered."""
+    if not batch:
+        return 0
+    futures = [
+        await producer.send(settings.topic(topic), value, key=key) for topic, key, value in batch
+    ]
+    await producer.flush()
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        logger.warning("%d of %d messages not delivered: %s", len(failed), len(batch), failed[0])
+    return len(batch) - len(failed)
+
+
+async def run_simulator(
+    settings: Settings,
+    *,
+    stations: int,
+    duration: float | None,
+    seed: int,
+    heartbeat_interval_s: int | None = None,
+    on_sent: Callable[[int], None] | None = None,
+) -> None:
+    """Simulate ``stations`` stations until ``duration`` seconds have passed or cancellation."""
+    fleet = _Fleet(settings, stations, seed, heartbeat_interval_s or 30)
+    inputs = [settings.topic(t) for t in topics.INPUT_TOPICS]
+    await ensure_topics(
+        settings.kafka, inputs, settings.partitions, compacted=[settings.topic(topics.REGISTRY)]
+    )
+    producer = await _start_producer(settings)
+    deadline = None if duration is None else time.monotonic() + duration
+    report = on_sent or (lambda _count: None)
+    try:
+        report(await _send(producer, settings, fleet.registry()))
+        logger.info("sent %d station profiles to %s", stations, settings.topic(topics.REGISTRY))
+        next_check = 0.0
+        while deadline is None or time.monotonic() < deadline:
+            wall, at = time.time(), datetime.now(fleet.zone)
+            batch = []
+            if wall >= next_check:
+                batch += fleet.schedule_pass(wall, at)
+                next_check = wall + SCHEDULE_CHECK_S
+            batch += fleet.due_reports(wall, at)
+            report(await _send(producer, settings, batch))
+            wake = min(fleet.due[0][0] if fleet.due else next_check, next_check)
+            pause = min(max(wake - time.time(), 0.01), 1.0)
+            if deadline is not None:
+                pause = min(pause, max(deadline - time.monotonic(), 0.0))
+            await asyncio.sleep(pause)
+    finally:
+        await producer.stop()  # sends what is still buffered
