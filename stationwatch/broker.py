@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -135,10 +136,26 @@ class EmbeddedBroker:
         # Tansu reads a .env from its working directory: give it an empty one of its own.
         self.workdir = Path(tempfile.mkdtemp(prefix="stationwatch-broker-"))
         listener = f"tcp://{self.host}:{self.port}"
-        log = (self.workdir / "broker.log").open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - our own bundled binary, fixed arguments
+        with (self.workdir / "broker.log").open("wb") as log:
+            self.process = self._spawn(str(binary), listener, log)
+        deadline = time.monotonic() + timeout_s
+        while not port_open(self.host, self.port):
+            if self.process.poll() is not None:
+                raise BrokerUnavailableError(
+                    f"embedded broker exited with {self.process.returncode}; "
+                    f"see {self.workdir / 'broker.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerUnavailableError("embedded broker did not start listening in time")
+            time.sleep(0.05)
+        logger.info("embedded broker listening on %s", self.url)
+        return self
+
+    def _spawn(self, binary: str, listener: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own bundled binary, fixed arguments
             [
-                str(binary),
+                binary,
                 "broker",
                 "--listener-url",
                 listener,
@@ -153,19 +170,6 @@ class EmbeddedBroker:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout_s
-        while not port_open(self.host, self.port):
-            if self.process.poll() is not None:
-                raise BrokerUnavailableError(
-                    f"embedded broker exited with {self.process.returncode}; "
-                    f"see {self.workdir / 'broker.log'}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerUnavailableError("embedded broker did not start listening in time")
-            time.sleep(0.05)
-        logger.info("embedded broker listening on %s", self.url)
-        return self
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

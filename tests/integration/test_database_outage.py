@@ -1,0 +1,140 @@
+"""The database goes away under a running worker: nothing is lost, and the worker says so."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from stationwatch.broker import EmbeddedBroker
+from tests.factories import dumps, heartbeat, profile
+from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
+from tests.integration.pgproxy import CuttableProxy
+from tests.integration.test_worker import count_rows
+
+pytestmark = pytest.mark.integration
+
+
+async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothing(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+) -> None:
+    parts = urlsplit(database_url)
+    proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    via_proxy = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    env = worker_env(
+        kafka_url=broker.url, database_url=via_proxy, token=unique, data_dir=tmp_path / "data"
+    )
+    sid = f"DB-{unique[:6].upper()}"
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    now = datetime.now(UTC)
+    try:
+        await worker.wait_healthy()
+        async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
+            await producer.send("station.registry", sid, dumps(profile(sid)))
+            for seq in range(50):
+                await producer.send(
+                    "station.heartbeat",
+                    sid,
+                    dumps(heartbeat(sid, now - timedelta(seconds=200 - seq), seq)),
+                )
+            await producer.flush()
+
+            async def first_rows() -> bool:
+                return count_rows(database_url, "heartbeats", [sid]) == 50
+
+            await wait_for(first_rows, timeout_s=30, what="the rows written before the outage")
+
+            await proxy.cut()
+            for seq in range(50, 150):
+                await producer.send(
+                    "station.heartbeat",
+                    sid,
+                    dumps(heartbeat(sid, now - timedelta(seconds=200 - seq), seq)),
+                )
+            await producer.flush()
+
+            async def reports_outage() -> bool:
+                response = await worker.get("/health")
+                return response.status_code == 503 and response.json()["database"] == "retrying"
+
+            await wait_for(
+                reports_outage, timeout_s=30, what="/health to report the database outage"
+            )
+
+            async def retried() -> bool:
+                return await worker.metric("stationwatch_db_retries_total") >= 3
+
+            await wait_for(retried, timeout_s=30, what="three retries of the held batch")
+            assert "consumption paused" in worker.log()
+            assert count_rows(database_url, "heartbeats", [sid]) == 50
+
+            await proxy.restore()
+
+            async def all_rows() -> bool:
+                return count_rows(database_url, "heartbeats", [sid]) == 150
+
+            await wait_for(all_rows, timeout_s=60, what="the held rows after the database returned")
+            await worker.wait_healthy(timeout_s=30)
+            assert "database writes recovered" in worker.log()
+            assert worker.process is not None
+            assert worker.process.poll() is None
+    finally:
+        worker.stop()
+        await proxy.close()
+
+
+async def test_a_worker_killed_during_an_outage_loses_no_row(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+) -> None:
+    """Offsets are committed only after rows are written: a crash while the database is down
+    leaves the held messages to the next worker."""
+    parts = urlsplit(database_url)
+    proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    via_proxy = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    env = worker_env(
+        kafka_url=broker.url, database_url=via_proxy, token=unique, data_dir=tmp_path / "data"
+    )
+    sid = f"DK-{unique[:6].upper()}"
+    now = datetime.now(UTC)
+    first = WorkerProcess(env, tmp_path / "first.log").start()
+    second = WorkerProcess(env, tmp_path / "second.log")
+    try:
+        await first.wait_healthy()
+        await proxy.cut()
+        async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
+            await producer.send("station.registry", sid, dumps(profile(sid)))
+            for seq in range(80):
+                await producer.send(
+                    "station.heartbeat",
+                    sid,
+                    dumps(heartbeat(sid, now - timedelta(seconds=100 - seq), seq)),
+                )
+            await producer.flush()
+
+        async def consumed_and_retrying() -> bool:
+            accepted = await first.metric("stationwatch_events_total", outcome="accepted")
+            return accepted >= 81 and await first.metric("stationwatch_db_retries_total") >= 2
+
+        await wait_for(consumed_and_retrying, timeout_s=30, what="the worker to hold the batch")
+        await asyncio.sleep(4)  # longer than Faust's commit interval: a premature commit would land
+        first.stop(signal.SIGKILL)
+        await proxy.restore()
+        second.start()
+
+        async def all_rows() -> bool:
+            return (
+                count_rows(database_url, "heartbeats", [sid]) == 80
+                and count_rows(database_url, "stations", [sid]) == 1
+            )
+
+        await wait_for(all_rows, timeout_s=90, what="the next worker to write every held row")
+    finally:
+        first.stop()
+        second.stop()
+        await proxy.close()
