@@ -1,0 +1,61 @@
+# One task runner. Everything runs from the project's virtualenv in .venv, created on demand.
+
+PYTHON ?= python3
+VENV ?= .venv
+COMPOSE ?= docker-compose
+# extra arguments, e.g. `make test PYTEST_ARGS='tests/unit -x'`, `make bench BENCH_ARGS=...`
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+BIN := $(VENV)/bin
+# Reinstall only when pyproject.toml changed since the last install.
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench compose-check
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+demo: venv
+	$(BIN)/stationwatch dev
+
+test: venv
+	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then \
+		echo "make test: pytest collected no tests (exit 5): nothing was tested" >&2; \
+	fi; \
+	exit $$rc
+
+# All three run even when one fails, so one run shows every problem.
+lint: venv
+	@rc=0; \
+	echo "$(BIN)/ruff check ."; $(BIN)/ruff check . || rc=1; \
+	echo "$(BIN)/ruff format --check ."; $(BIN)/ruff format --check . || rc=1; \
+	echo "$(BIN)/mypy"; $(BIN)/mypy || rc=1; \
+	exit $$rc
+
+# `stationwatch bench` is not written yet: say so instead of a usage error.
+bench: venv
+	@$(BIN)/python -c 'import sys, typer; from stationwatch.cli import app; \
+		sys.exit(0 if "bench" in typer.main.get_command(app).commands else 3)'; \
+	rc=$$?; \
+	if [ $$rc -eq 3 ]; then \
+		echo "make bench: this checkout has no 'stationwatch bench' command yet" \
+			"(see '$(BIN)/stationwatch --help')" >&2; \
+		exit 1; \
+	elif [ $$rc -ne 0 ]; then \
+		echo "make bench: could not load the stationwatch CLI (error above)" >&2; \
+		exit $$rc; \
+	fi
+	$(BIN)/stationwatch bench $(BENCH_ARGS)
+
+compose-check:
+	@command -v $(firstword $(COMPOSE)) >/dev/null || { \
+		echo "make compose-check: $(COMPOSE) not found;" \
+			"install it (Debian: apt-get install docker-compose)" >&2; exit 1; }
+	$(COMPOSE) config -q
+	@echo "docker-compose.yml is valid"
