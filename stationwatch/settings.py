@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
     broker_session_timeout_s: float = Field(60.0, gt=0, description="Kafka group session timeout")
     broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
+    recovery_heartbeats: int = Field(
+        2, ge=1, le=100, description="consecutive heartbeats before a station is online again"
+    )
+    flap_changes: int = Field(4, ge=1, description="liveness changes in the window = flapping")
+    flap_window_s: float = Field(1800.0, gt=0, description="flapping window")
+    closed_grace_s: float = Field(
+        900.0, ge=0, description="closed during opening hours this long before an alert"
+    )
+    caught_up_lag: int = Field(
+        500, ge=0, description="most unprocessed heartbeats for judging by the wall clock"
+    )
+    tick_interval_s: float = Field(0.5, gt=0, le=10, description="liveness check period")
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify_config: Path | None = Field(None, description="notifier routing YAML")

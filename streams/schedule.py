@@ -90,3 +90,31 @@ def scheduled_open(hours: dict[str, Any], at: datetime, zone: ZoneInfo) -> bool:
         if lo > hi and minute < hi:
             return True
     return False
+
+
+def _boundaries(day: date, hours: dict[str, Any], zone: ZoneInfo) -> list[datetime]:
+    """Local opening and closing moments of the intervals that start on ``day``."""
+    moments: list[datetime] = []
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+    for start, end in intervals_for(day, hours):
+        lo, hi = minutes(start), minutes(end)
+        moments.append(midnight + timedelta(minutes=lo))
+        moments.append(midnight + timedelta(minutes=hi if hi > lo else hi + 1440))
+    return moments
+
+
+def next_change(
+    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = 8
+) -> datetime | None:
+    """The first moment after ``at`` at which :func:`scheduled_open` may change its answer
+    (an opening or closing time; ``None`` for 24-hour stations or none within ``days``)."""
+    if hours.get("always_open"):
+        return None
+    local_day = at.astimezone(zone).date()
+    later = [
+        moment
+        for offset in range(-1, days)
+        for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
+        if moment > at
+    ]
+    return min(later, default=None)

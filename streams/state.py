@@ -23,6 +23,10 @@ _TIME_FIELDS = (
     "occupancy_at",
     "profile_updated_at",
     "updated_at",
+    "watch_since",
+    "scheduled_since",
+    "expected_since",
+    "flapping_since",
 )
 
 
@@ -48,7 +52,16 @@ class StationState:
     reported_capacity: int | None = None
     occupancy_at: datetime | None = None
     updated_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # -- liveness bookkeeping (streams.liveness) -------------------------------------------
+    watch_since: datetime | None = None  # judged from here while no heartbeat has come
+    recovery_beats: int = 0  # consecutive heartbeats since the station went stale/offline
+    flips: tuple[datetime, ...] = ()  # liveness changes inside the flapping window
+    flapping_since: datetime | None = None
+    scheduled: bool | None = None  # the schedule's verdict at the last evaluation
+    scheduled_since: datetime | None = None
+    expected_since: datetime | None = None  # when it last became expected alive
+    # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
+    episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- views ------------------------------------------------------------------------------
     @property
@@ -76,6 +89,7 @@ class StationState:
         for name in _TIME_FIELDS:
             value = data[name]
             data[name] = value.isoformat() if value is not None else None
+        data["flips"] = [flip.isoformat() for flip in self.flips]
         return data
 
     @classmethod
@@ -84,6 +98,7 @@ class StationState:
         for name in _TIME_FIELDS:
             raw = values.get(name)
             values[name] = datetime.fromisoformat(raw) if raw else None
+        values["flips"] = tuple(datetime.fromisoformat(f) for f in values.get("flips") or ())
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -92,11 +107,25 @@ def _newer(candidate: datetime, current: datetime | None) -> bool:
     return current is None or candidate > current
 
 
-def apply_heartbeat(state: StationState, beat: Heartbeat, now: datetime) -> StationState:
+def apply_heartbeat(
+    state: StationState, beat: Heartbeat, now: datetime, *, gap_limit_s: float | None = None
+) -> StationState:
+    """``gap_limit_s``: heartbeats further apart than this are not consecutive (recovery
+    counting restarts)."""
     if not _newer(beat.sent_at, state.last_heartbeat_at):
         return state
+    beats = state.recovery_beats
+    if state.liveness in ("stale", "offline"):
+        previous = state.last_heartbeat_at
+        consecutive = (
+            previous is not None
+            and gap_limit_s is not None
+            and (beat.sent_at - previous).total_seconds() <= gap_limit_s
+        )
+        beats = beats + 1 if consecutive else 1
     return replace(
         state,
+        recovery_beats=beats,
         last_heartbeat_at=beat.sent_at,
         last_seq=beat.seq,
         device_id=beat.device_id,

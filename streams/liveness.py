@@ -1,0 +1,308 @@
+"""Is a station alive, is it expected to be, and which alerts are firing — decided purely.
+
+``evaluate(state, clock, config)`` is the one decision: from a station's state and the time it
+is judged at, the new state, its liveness changes, the alert messages to emit, and when it next
+needs a look. No Faust, no database, no wall clock: the caller passes ``clock``.
+
+``clock.judge`` is the time the station is judged against: the wall clock while the worker is
+caught up, the stream's progress (the newest record processed on the station's partition)
+while it works through a backlog, so the pipeline's own outage never reads as the station's.
+``clock.wall`` is only used to stamp ``detected_at``.
+
+Rules:
+- Monitored: registered, has a ``heartbeat_interval_s``, not decommissioned. Liveness follows
+  heartbeats: ``online`` → ``stale`` after ``stale_after`` intervals of silence → ``offline``
+  after ``offline_after``. Never heard: judged from when watching began, and ``unknown`` until a
+  threshold passes. Back from stale/offline only after ``recovery_beats`` consecutive beats.
+- Expected alive: monitored, lifecycle ``active``, scheduled open now. Only expected stations
+  fire ``stale``/``offline``; silence counts from the later of the last heartbeat and the moment
+  the station became expected (a device switched on at opening time is not late).
+- Flapping: more than ``flap_changes`` liveness changes inside ``flap_window`` → one
+  ``flapping`` alert replaces stale/offline until the station has been steady for the window.
+- ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``.
+- ``over_capacity``: occupants above capacity.
+- Episodes: one ``firing`` and one ``resolved`` per episode, same ``alert_id`` (derived from the
+  fingerprint and start, so a replay produces the same id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from schemas.alerts import SEVERITY, Alert
+from streams.schedule import next_change, scheduled_open
+from streams.state import Liveness, StationState
+
+_NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
+_DEGRADED = ("stale", "offline")
+_RANK = {"online": 0, "stale": 1, "offline": 2}
+MAX_IDLE = timedelta(hours=1)  # look at every station at least this often
+
+
+@dataclass(frozen=True)
+class LivenessConfig:
+    stale_after: float = 3.0
+    offline_after: float = 10.0
+    recovery_beats: int = 2
+    flap_changes: int = 4
+    flap_window: timedelta = timedelta(minutes=30)
+    closed_grace: timedelta = timedelta(minutes=15)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+
+
+@dataclass(frozen=True)
+class Clock:
+    judge: datetime
+    wall: datetime
+
+
+@dataclass(frozen=True)
+class LivenessChange:
+    time: datetime
+    station_id: str
+    from_liveness: str
+    to_liveness: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    state: StationState
+    changes: list[LivenessChange]
+    alerts: list[Alert]
+    next_due: datetime
+
+
+def alert_id(fingerprint: str, starts_at: datetime) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{fingerprint}@{starts_at.isoformat()}"))
+
+
+def _level(age_s: float, interval: int, config: LivenessConfig) -> Liveness:
+    if age_s > config.offline_after * interval:
+        return "offline"
+    if age_s > config.stale_after * interval:
+        return "stale"
+    return "online"
+
+
+def _crossing(reference: datetime, level: str, interval: int, config: LivenessConfig) -> datetime:
+    factor = config.offline_after if level == "offline" else config.stale_after
+    return reference + timedelta(seconds=factor * interval)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _summary(state: StationState, kind: str, interval: int | None, config: LivenessConfig) -> str:
+    name = (state.profile or {}).get("name") or state.station_id
+    who = f"{name} ({state.station_id})"
+    if kind in _DEGRADED and interval:
+        factor = config.offline_after if kind == "offline" else config.stale_after
+        return f"{who} has sent no heartbeat for {_minutes(interval * factor)}"
+    return {
+        "flapping": f"{who} keeps going on and offline",
+        "closed_during_hours": f"{who} reports closed during its opening hours",
+        "over_capacity": f"{who} has {state.occupants} people for {state.capacity} seats",
+    }.get(kind, f"{who}: {kind}")
+
+
+def _labels(state: StationState) -> dict[str, str]:
+    profile = state.profile or {}
+    return {
+        "district": str(profile.get("district") or ""),
+        "street": str(profile.get("street") or ""),
+        "category": str(profile.get("category") or ""),
+    }
+
+
+class _Episodes:
+    """Collects alert messages while reconciling open episodes with what should fire."""
+
+    def __init__(self, state: StationState, clock: Clock) -> None:
+        self.state = state
+        self.clock = clock
+        self.open = dict(state.episodes)
+        self.messages: list[Alert] = []
+
+    def fire(self, kind: str, starts_at: datetime, summary: str) -> None:
+        if kind in self.open:
+            return
+        fingerprint = f"{self.state.station_id}:{kind}"
+        episode = {
+            "alert_id": alert_id(fingerprint, starts_at),
+            "starts_at": starts_at.isoformat(),
+            "detected_at": self.clock.wall.isoformat(),
+            "summary": summary,
+        }
+        self.open[kind] = episode
+        self.messages.append(self._message(kind, episode, "firing", None))
+
+    def resolve(self, kind: str, ends_at: datetime) -> None:
+        episode = self.open.pop(kind, None)
+        if episode is None:
+            return
+        starts_at = datetime.fromisoformat(episode["starts_at"])
+        self.messages.append(self._message(kind, episode, "resolved", max(ends_at, starts_at)))
+
+    def _message(
+        self, kind: str, episode: dict[str, Any], state: str, ends_at: datetime | None
+    ) -> Alert:
+        return Alert(
+            alert_id=episode["alert_id"],
+            fingerprint=f"{self.state.station_id}:{kind}",
+            station_id=self.state.station_id,
+            kind=kind,  # type: ignore[arg-type] # kinds come from this module
+            state=state,  # type: ignore[arg-type]
+            severity=SEVERITY[kind],
+            starts_at=datetime.fromisoformat(episode["starts_at"]),
+            ends_at=ends_at,
+            detected_at=self.clock.wall,
+            last_heartbeat_at=self.state.last_heartbeat_at,
+            labels=_labels(self.state),
+            summary=episode["summary"],
+        )
+
+
+def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evaluation:
+    now = clock.judge
+    profile = state.profile
+    hours = profile.get("opening_hours") if profile else None
+    lifecycle = state.lifecycle
+    interval = state.heartbeat_interval_s
+    due: list[datetime] = []
+
+    # -- the schedule ---------------------------------------------------------------------
+    sched = bool(hours) and scheduled_open(hours, now, config.zone)  # type: ignore[arg-type]
+    if sched != state.scheduled or state.scheduled_since is None:
+        state = replace(state, scheduled=sched, scheduled_since=now)
+    if hours:
+        boundary = next_change(hours, now, config.zone)
+        if boundary is not None:
+            due.append(boundary)
+    monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
+    expected = monitored and lifecycle == "active" and sched
+    if expected and state.expected_since is None:
+        state = replace(state, expected_since=now)
+    elif not expected and state.expected_since is not None:
+        state = replace(state, expected_since=None)
+
+    # -- liveness -------------------------------------------------------------------------
+    changes: list[LivenessChange] = []
+    current = state.liveness
+    target: Liveness = current
+    change_at = now
+    if not monitored:
+        target = "not_monitored" if profile is not None else "unknown"
+        state = replace(state, watch_since=None)
+    else:
+        assert interval is not None  # monitored  # noqa: S101 - narrows the type
+        if state.watch_since is None:
+            state = replace(state, watch_since=now)
+        assert state.watch_since is not None  # noqa: S101
+        reference = state.last_heartbeat_at or state.watch_since
+        level = _level((now - reference).total_seconds(), interval, config)
+        if level == "online":
+            if current in _DEGRADED:
+                if state.recovery_beats >= config.recovery_beats:
+                    target, change_at = "online", reference
+            elif state.last_heartbeat_at is not None:
+                target, change_at = "online", reference
+            else:
+                target = "unknown"
+        elif current not in _DEGRADED or _RANK[level] > _RANK[current]:
+            target, change_at = level, _crossing(reference, level, interval, config)
+        for nxt in ("stale", "offline"):
+            moment = _crossing(reference, nxt, interval, config)
+            if moment > now:
+                due.append(moment)
+    if target != current:
+        change_at = min(change_at, now)
+        changes.append(LivenessChange(change_at, state.station_id, current, target))
+        flips = state.flips
+        if {current, target} & set(_DEGRADED) and current != "not_monitored":
+            flips = (*flips, change_at)
+        state = replace(
+            state,
+            liveness=target,
+            liveness_since=change_at,
+            recovery_beats=0 if target in _DEGRADED else state.recovery_beats,
+            flips=flips,
+        )
+
+    # -- flapping -------------------------------------------------------------------------
+    window_start = now - config.flap_window
+    flips = tuple(f for f in state.flips if f > window_start)
+    flapping_since = state.flapping_since
+    if flapping_since is None and len(flips) > config.flap_changes:
+        flapping_since = now
+    elif flapping_since is not None and (not flips or max(flips) <= window_start):
+        flapping_since = None
+    if flips:
+        due.append(min(flips) + config.flap_window)
+    state = replace(state, flips=flips, flapping_since=flapping_since)
+
+    # -- alert episodes -------------------------------------------------------------------
+    episodes = _Episodes(state, clock)
+    wanted: dict[str, datetime] = {}
+    if expected and interval is not None:
+        assert state.watch_since is not None  # noqa: S101
+        heard = state.last_heartbeat_at or state.watch_since
+        since = max(heard, state.expected_since or now)
+        silent_s = (now - since).total_seconds()
+        if flapping_since is not None:
+            wanted["flapping"] = flapping_since
+        elif state.liveness in _DEGRADED:
+            alert_level = _level(silent_s, interval, config)
+            if alert_level == "offline" and state.liveness == "offline":
+                wanted["offline"] = _crossing(since, "offline", interval, config)
+            elif alert_level != "online":
+                wanted["stale"] = _crossing(since, "stale", interval, config)
+        for nxt in ("stale", "offline"):
+            moment = _crossing(since, nxt, interval, config)
+            if moment > now:
+                due.append(moment)
+    if lifecycle == "active" and sched and state.open_state == "closed":
+        closed_from = max(state.open_state_since or now, state.scheduled_since or now)
+        if now - closed_from >= config.closed_grace:
+            wanted["closed_during_hours"] = closed_from
+        else:
+            due.append(closed_from + config.closed_grace)
+    capacity = state.capacity
+    if (
+        lifecycle == "active"
+        and state.occupants is not None
+        and capacity is not None
+        and state.occupants > capacity
+    ):
+        wanted["over_capacity"] = state.occupancy_at or now
+
+    # Resolve first (an offline episode resolves its stale one at the moment it starts).
+    for kind in list(episodes.open):
+        if kind not in wanted:
+            ends_at = wanted.get("offline", now) if kind == "stale" else now
+            if kind in _DEGRADED and state.liveness == "online" and state.liveness_since:
+                ends_at = state.liveness_since
+            episodes.resolve(kind, min(ends_at, now))
+    for kind, starts_at in wanted.items():
+        episodes.fire(kind, min(starts_at, now), _summary(state, kind, interval, config))
+    state = replace(state, episodes=episodes.open)
+
+    upcoming = [moment for moment in due if moment > now]
+    return Evaluation(
+        state=state,
+        changes=changes,
+        alerts=episodes.messages,
+        next_due=min([*upcoming, now + MAX_IDLE]),
+    )
+
+
+def resolve_all(state: StationState, clock: Clock) -> Evaluation:
+    """The station left the registry: close every open episode."""
+    episodes = _Episodes(state, clock)
+    for kind in list(episodes.open):
+        episodes.resolve(kind, clock.judge)
+    return Evaluation(replace(state, episodes={}), [], episodes.messages, clock.judge + MAX_IDLE)
