@@ -22,7 +22,10 @@ Rules:
 - ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``.
 - ``over_capacity``: occupants above capacity.
 - Episodes: one ``firing`` and one ``resolved`` per episode, same ``alert_id`` (derived from the
-  fingerprint and start, so a replay produces the same id).
+  fingerprint and start, so a replay produces the same id). A new episode never starts before
+  the previous one of its kind ended, so it never takes that one's id.
+- ``stale``/``offline`` follow the hysteresis: a beat or two short of a recovery keeps the open
+  episode going.
 """
 
 from __future__ import annotations
@@ -126,14 +129,25 @@ class _Episodes:
         self.state = state
         self.clock = clock
         self.open = dict(state.episodes)
+        self.resolved = dict(state.resolved_episodes)
         self.messages: list[Alert] = []
 
     def fire(self, kind: str, starts_at: datetime, summary: str) -> None:
         if kind in self.open:
             return
         fingerprint = f"{self.state.station_id}:{kind}"
+        ident = alert_id(fingerprint, starts_at)
+        previous = self.resolved.get(kind)
+        if previous is not None:
+            # A condition that held before the last episode ended (a lifecycle or schedule
+            # change ended it) starts a new episode now: never the old start, never its id.
+            if starts_at < datetime.fromisoformat(previous["ends_at"]):
+                starts_at = self.clock.judge
+            ident = alert_id(fingerprint, starts_at)
+            if ident == previous["alert_id"]:  # a zero-length episode at this very moment
+                ident = str(uuid.uuid5(_NAMESPACE, f"{ident}+"))
         episode = {
-            "alert_id": alert_id(fingerprint, starts_at),
+            "alert_id": ident,
             "starts_at": starts_at.isoformat(),
             "detected_at": self.clock.wall.isoformat(),
             "summary": summary,
@@ -146,7 +160,9 @@ class _Episodes:
         if episode is None:
             return
         starts_at = datetime.fromisoformat(episode["starts_at"])
-        self.messages.append(self._message(kind, episode, "resolved", max(ends_at, starts_at)))
+        ends_at = max(ends_at, starts_at)
+        self.resolved[kind] = {"alert_id": episode["alert_id"], "ends_at": ends_at.isoformat()}
+        self.messages.append(self._message(kind, episode, "resolved", ends_at))
 
     def _message(
         self, kind: str, episode: dict[str, Any], state: str, ends_at: datetime | None
@@ -257,8 +273,12 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             wanted["flapping"] = flapping_since
         elif state.liveness in _DEGRADED:
             alert_level = _level(silent_s, interval, config)
+            held = next((kind for kind in ("offline", "stale") if kind in state.episodes), None)
             if alert_level == "offline" and state.liveness == "offline":
                 wanted["offline"] = _crossing(since, "offline", interval, config)
+            elif held is not None:
+                # Beats are back but too few to be a recovery: the open episode goes on.
+                wanted[held] = datetime.fromisoformat(state.episodes[held]["starts_at"])
             elif alert_level != "online":
                 wanted["stale"] = _crossing(since, "stale", interval, config)
         for nxt in ("stale", "offline"):
@@ -289,7 +309,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             episodes.resolve(kind, min(ends_at, now))
     for kind, starts_at in wanted.items():
         episodes.fire(kind, min(starts_at, now), _summary(state, kind, interval, config))
-    state = replace(state, episodes=episodes.open)
+    state = replace(state, episodes=episodes.open, resolved_episodes=episodes.resolved)
 
     upcoming = [moment for moment in due if moment > now]
     return Evaluation(
@@ -305,4 +325,5 @@ def resolve_all(state: StationState, clock: Clock) -> Evaluation:
     episodes = _Episodes(state, clock)
     for kind in list(episodes.open):
         episodes.resolve(kind, clock.judge)
-    return Evaluation(replace(state, episodes={}), [], episodes.messages, clock.judge + MAX_IDLE)
+    closed = replace(state, episodes={}, resolved_episodes=episodes.resolved)
+    return Evaluation(closed, [], episodes.messages, clock.judge + MAX_IDLE)

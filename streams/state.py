@@ -62,6 +62,8 @@ class StationState:
     expected_since: datetime | None = None  # when it last became expected alive
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
+    resolved_episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- views ------------------------------------------------------------------------------
     @property

@@ -1,0 +1,268 @@
+"""Folding inputs into a station's live state: the newest wins, a duplicate changes nothing, an
+older message arriving late is ignored, and the state survives its JSON changelog."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent
+from streams.state import (
+    StationState,
+    apply_heartbeat,
+    apply_occupancy,
+    apply_profile,
+    apply_status,
+    new_state,
+)
+from tests import factories
+
+SID = "SY-0001"
+SH = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 30, 8, 0, tzinfo=SH)
+NOW = T0 + timedelta(hours=1)  # when the worker folds
+S = timedelta(seconds=1)
+
+
+def beat(sent_at: datetime, seq: int = 1, **overrides: Any) -> Heartbeat:
+    return Heartbeat.model_validate_json(
+        factories.dumps(factories.heartbeat(SID, sent_at, seq, **overrides))
+    )
+
+
+def count(observed_at: datetime, occupants: int, **overrides: Any) -> Occupancy:
+    return Occupancy.model_validate_json(
+        factories.dumps(factories.occupancy(SID, observed_at, occupants, **overrides))
+    )
+
+
+def status(at: datetime, state: str, **overrides: Any) -> StatusEvent:
+    return StatusEvent.model_validate_json(
+        factories.dumps(factories.status(SID, at, state, **overrides))
+    )
+
+
+def profile(updated_at: datetime, **overrides: Any) -> StationProfile:
+    raw = factories.profile(SID, updated_at=updated_at.isoformat(), **overrides)
+    return StationProfile.model_validate_json(factories.dumps(raw))
+
+
+def fresh() -> StationState:
+    return new_state(SID, T0 - timedelta(hours=1))
+
+
+# -- newest wins, duplicates idempotent, older ignored --------------------------------------
+@pytest.mark.parametrize(
+    ("first_at", "second_at", "winner"),
+    [
+        pytest.param(T0, T0 + S, "second", id="newer-wins"),
+        pytest.param(T0, T0, "first", id="duplicate-ignored"),
+        pytest.param(T0, T0 - S, "first", id="older-ignored"),
+    ],
+)
+def test_heartbeat_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
+    one = apply_heartbeat(fresh(), beat(first_at, seq=1, battery_pct=50.0), NOW)
+    two = apply_heartbeat(one, beat(second_at, seq=2, battery_pct=60.0), NOW + S)
+    if winner == "first":
+        assert two == one
+    else:
+        assert (two.last_heartbeat_at, two.last_seq, two.battery_pct) == (second_at, 2, 60.0)
+        assert two.updated_at == NOW + S
+    assert one.device_id == f"gw-{SID}"
+    assert one.on_mains is True
+
+
+@pytest.mark.parametrize(
+    ("first_at", "second_at", "winner"),
+    [
+        pytest.param(T0, T0 + S, "second", id="newer-wins"),
+        pytest.param(T0, T0, "first", id="duplicate-ignored"),
+        pytest.param(T0, T0 - S, "first", id="older-ignored"),
+    ],
+)
+def test_occupancy_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
+    one = apply_occupancy(fresh(), count(first_at, 3, capacity=12), NOW)
+    two = apply_occupancy(one, count(second_at, 7, capacity=None), NOW + S)
+    if winner == "first":
+        assert two == one
+        assert (one.occupants, one.reported_capacity, one.occupancy_at) == (3, 12, first_at)
+    else:
+        assert (two.occupants, two.reported_capacity, two.occupancy_at) == (7, None, second_at)
+
+
+@pytest.mark.parametrize(
+    ("first_at", "second_at", "winner"),
+    [
+        pytest.param(T0, T0 + S, "second", id="newer-wins"),
+        pytest.param(T0, T0, "first", id="duplicate-ignored"),
+        pytest.param(T0, T0 - S, "first", id="older-ignored"),
+    ],
+)
+def test_status_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
+    one = apply_status(fresh(), status(first_at, "open", reason="schedule"), NOW)
+    two = apply_status(one, status(second_at, "closed", reason="weather"), NOW + S)
+    if winner == "first":
+        assert two == one
+        assert (one.open_state, one.open_state_since, one.open_reason) == (
+            "open",
+            first_at,
+            "schedule",
+        )
+    else:
+        assert (two.open_state, two.open_state_since, two.open_reason) == (
+            "closed",
+            second_at,
+            "weather",
+        )
+
+
+@pytest.mark.parametrize(
+    ("first_at", "second_at", "winner"),
+    [
+        pytest.param(T0, T0 + S, "second", id="newer-wins"),
+        pytest.param(T0, T0, "second", id="same-time-newest-delivered-wins"),
+        pytest.param(T0, T0 - S, "first", id="older-ignored"),
+    ],
+)
+def test_profile_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
+    one = apply_profile(fresh(), profile(first_at, name="一号驿站"), NOW)
+    two = apply_profile(one, profile(second_at, name="二号驿站"), NOW + S)
+    expected = "一号驿站" if winner == "first" else "二号驿站"
+    assert two.profile is not None
+    assert two.profile["name"] == expected
+    if winner == "first":
+        assert two == one
+
+
+def test_profile_duplicate_is_idempotent() -> None:
+    one = apply_profile(fresh(), profile(T0), NOW)
+    assert apply_profile(one, profile(T0), NOW + S) == one
+
+
+@pytest.mark.parametrize(
+    ("before", "interval", "liveness", "since"),
+    [
+        pytest.param("unknown", None, "not_monitored", NOW, id="device-removed"),
+        pytest.param("offline", None, "not_monitored", NOW, id="offline-device-removed"),
+        pytest.param("not_monitored", None, "not_monitored", T0, id="still-no-device"),
+        pytest.param("not_monitored", 30, "unknown", NOW, id="device-added"),
+        pytest.param("online", 60, "online", T0, id="interval-changed"),
+    ],
+)
+def test_profile_device_changes_liveness(
+    before: str, interval: int | None, liveness: str, since: datetime
+) -> None:
+    state = replace(fresh(), liveness=before, liveness_since=T0)  # type: ignore[arg-type]
+    folded = apply_profile(state, profile(T0, heartbeat_interval_s=interval), NOW)
+    assert (folded.liveness, folded.liveness_since) == (liveness, since)
+
+
+# -- views ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("reported", "registered", "capacity"),
+    [
+        pytest.param(8, 12, 8, id="occupancy-message-wins"),
+        pytest.param(None, 12, 12, id="registry-fallback"),
+        pytest.param(None, None, None, id="unknown"),
+        pytest.param(0, 12, 0, id="zero-is-a-capacity"),
+    ],
+)
+def test_capacity(reported: int | None, registered: int | None, capacity: int | None) -> None:
+    state = apply_profile(fresh(), profile(T0, capacity=registered), NOW)
+    state = replace(state, reported_capacity=reported)
+    assert state.capacity == capacity
+
+
+def test_unregistered_views() -> None:
+    state = fresh()
+    assert (state.lifecycle, state.heartbeat_interval_s, state.capacity) == ("unknown", None, None)
+
+
+def test_registered_views() -> None:
+    state = apply_profile(fresh(), profile(T0, lifecycle="temporarily_closed"), NOW)
+    assert (state.lifecycle, state.heartbeat_interval_s) == ("temporarily_closed", 30)
+
+
+# -- recovery counting (apply_heartbeat with gap_limit_s) -----------------------------------
+@pytest.mark.parametrize(
+    ("liveness", "beats_before", "gap_s", "gap_limit_s", "beats_after"),
+    [
+        pytest.param("offline", 0, 600, 90, 1, id="first-beat-after-silence"),
+        pytest.param("offline", 1, 30, 90, 2, id="consecutive"),
+        pytest.param("stale", 1, 90, 90, 2, id="at-the-gap-limit"),
+        pytest.param("offline", 1, 91, 90, 1, id="gap-restarts-counting"),
+        pytest.param("offline", 1, 30, None, 1, id="no-limit-never-consecutive"),
+        pytest.param("online", 0, 30, 90, 0, id="online-does-not-count"),
+        pytest.param("unknown", 0, 30, 90, 0, id="unknown-does-not-count"),
+    ],
+)
+def test_recovery_beats(
+    liveness: str, beats_before: int, gap_s: int, gap_limit_s: float | None, beats_after: int
+) -> None:
+    state = apply_heartbeat(fresh(), beat(T0), NOW)
+    state = replace(state, liveness=liveness, recovery_beats=beats_before)  # type: ignore[arg-type]
+    folded = apply_heartbeat(
+        state, beat(T0 + timedelta(seconds=gap_s), seq=2), NOW, gap_limit_s=gap_limit_s
+    )
+    assert folded.recovery_beats == beats_after
+
+
+def test_first_beat_ever_while_offline_counts_one() -> None:
+    state = replace(fresh(), liveness="offline")
+    assert apply_heartbeat(state, beat(T0), NOW, gap_limit_s=90).recovery_beats == 1
+
+
+def test_duplicate_beat_does_not_count_twice() -> None:
+    state = replace(apply_heartbeat(fresh(), beat(T0), NOW), liveness="offline")
+    once = apply_heartbeat(state, beat(T0 + 30 * S, seq=2), NOW, gap_limit_s=90)
+    assert apply_heartbeat(once, beat(T0 + 30 * S, seq=2), NOW, gap_limit_s=90) == once
+
+
+# -- the JSON changelog --------------------------------------------------------------------
+def full_state() -> StationState:
+    state = apply_profile(fresh(), profile(T0), NOW)
+    state = apply_heartbeat(state, beat(T0), NOW)
+    state = apply_occupancy(state, count(T0, 4, capacity=12), NOW)
+    state = apply_status(state, status(T0, "closed", reason="weather", actor="staff"), NOW)
+    return replace(
+        state,
+        liveness="stale",
+        liveness_since=T0 + 90 * S,
+        watch_since=T0 - S,
+        recovery_beats=1,
+        flips=(T0 + 90 * S, T0 + 120 * S),
+        flapping_since=T0 + 120 * S,
+        scheduled=True,
+        scheduled_since=T0 - timedelta(hours=2),
+        expected_since=T0 - timedelta(hours=2),
+        episodes={"stale": {"alert_id": "x", "starts_at": (T0 + 90 * S).isoformat()}},
+        resolved_episodes={"offline": {"alert_id": "y", "ends_at": T0.isoformat()}},
+    )
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(new_state(SID, T0), id="new"),
+        pytest.param(full_state(), id="every-field"),
+    ],
+)
+def test_json_round_trip(state: StationState) -> None:
+    data = state.to_json()
+    restored = StationState.from_json(json.loads(json.dumps(data)))
+    assert restored == state
+    assert restored.to_json() == data
+
+
+def test_from_json_ignores_unknown_and_fills_missing_fields() -> None:
+    data = new_state(SID, T0).to_json()
+    data["extra"] = {"from": "an older version"}
+    for name in ("flips", "episodes", "resolved_episodes", "watch_since", "recovery_beats"):
+        del data[name]
+    restored = StationState.from_json(data)
+    assert restored == new_state(SID, T0)
