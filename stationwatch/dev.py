@@ -192,10 +192,14 @@ class _Dev:
             return code
 
     def _group_timeouts(self) -> dict[str, str]:
-        """A lone worker joins its group only after half the session timeout on Tansu (30 s with
-        the default 60 s): shorten it for `dev` unless the user chose one."""
+        """Settings the embedded broker needs, unless the user chose them: a lone worker joins
+        its group only after half the session timeout on Tansu (30 s with the default 60 s),
+        and Tansu's end offsets count only the first record of a producer batch (so table
+        recovery would stop short): the worker sends one record per batch."""
         chosen = self.settings.model_fields_set
         out = {}
+        if "producer_max_batch_bytes" not in chosen:
+            out["STATIONWATCH_PRODUCER_MAX_BATCH_BYTES"] = "1"
         if "broker_session_timeout_s" not in chosen:
             out["STATIONWATCH_BROKER_SESSION_TIMEOUT_S"] = str(DEV_SESSION_TIMEOUT_S)
         if "broker_heartbeat_interval_s" not in chosen:

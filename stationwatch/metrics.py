@@ -17,6 +17,7 @@ class WorkerMetrics:
     db_available: Gauge
     stations: Gauge
     consumer_lag: Gauge
+    alerts: Counter
     event_age_seconds: Gauge
 
     @classmethod
@@ -66,6 +67,12 @@ class WorkerMetrics:
                 "stationwatch_consumer_lag_messages",
                 "Messages not yet processed on this worker's input partitions",
                 ["topic"],
+                registry=registry,
+            ),
+            alerts=Counter(
+                "stationwatch_alerts_total",
+                "Alert messages emitted, by kind and state (firing, resolved)",
+                ["kind", "state"],
                 registry=registry,
             ),
             event_age_seconds=Gauge(

@@ -49,10 +49,19 @@ class Settings(BaseSettings):
         900.0, ge=0, description="closed during opening hours this long before an alert"
     )
     caught_up_lag: int = Field(
-        500, ge=0, description="most unprocessed heartbeats for judging by the wall clock"
+        0,
+        ge=0,
+        description="most unprocessed heartbeats on a partition for judging it by the wall "
+        "clock (more: judged by the newest heartbeat processed)",
     )
     tick_interval_s: float = Field(0.5, gt=0, le=10, description="liveness check period")
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
+    producer_max_batch_bytes: int = Field(
+        16_384,
+        ge=1,
+        description="largest producer batch; 1 sends one record per batch (the embedded "
+        "broker reports end offsets correctly only for single-record batches)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify_config: Path | None = Field(None, description="notifier routing YAML")
     api_token: SecretStr | None = Field(None, description="bearer token for the HTTP API")

@@ -1,5 +1,12 @@
 """The Faust app of a stationwatch worker: input topics, the live station-state table, the
-ingest agent, and the web views. Built by :func:`create_app` from the settings."""
+ingest agent, the liveness timer and the web views. Built by :func:`create_app`.
+
+One agent consumes the four input topics and the worker's tick topic (all co-partitioned with
+the table's changelog). A batch is handled in this order, so that a crash at any point loses
+nothing and never hides an alert: fold and judge → rows to PostgreSQL (retried until written)
+→ alerts and dead letters to Kafka (awaited) → table (changelog) → the batch is acked.
+The timer only sends ticks ("partition p has stations due"); judging happens in the agent.
+"""
 
 from __future__ import annotations
 
@@ -11,24 +18,39 @@ from datetime import timedelta
 from typing import Any
 
 import faust
+import orjson
 from faust.streams import _current_event
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS
+from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.ingest import Record, process_records, send_dead_letters, utcnow
+from streams.ingest import (
+    IngestConfig,
+    Record,
+    Tick,
+    process_records,
+    send_dead_letters,
+    utcnow,
+)
+from streams.liveness import Clock, LivenessConfig
+from streams.tracker import DueIndex, Watermarks
 
 logger = logging.getLogger(__name__)
 
 STATE_TABLE = "station_state"
+TICK_BATCH = 5000  # stations judged per tick and partition at most
+
+
+def ticks_topic_name(settings: Settings) -> str:
+    return settings.topic(f"{settings.app_id}-liveness-ticks")
 
 
 @dataclass
 class Runtime:
-    """What the agents and views of one worker share."""
+    """What the agents, the timer and the views of one worker share."""
 
     settings: Settings
     app: faust.App
@@ -36,13 +58,48 @@ class Runtime:
     sink: TimescaleSink
     metrics: WorkerMetrics
     registry: CollectorRegistry
+    config: IngestConfig
     # next offset to process, per input partition this worker has processed
     positions: dict[TP, int] = field(default_factory=dict)
-    newest_timestamp: dict[str, float] = field(default_factory=dict)
+    due: DueIndex = field(default_factory=DueIndex)
+    watermarks: Watermarks = field(default_factory=Watermarks)
+    ticks_pending: set[int] = field(default_factory=set)
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
         return broker_topic[len(prefix) :] if prefix else broker_topic
+
+    def active_partitions(self) -> set[int]:
+        heartbeat = self.settings.topic(HEARTBEAT)
+        return {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == heartbeat
+        }
+
+    async def clock(self, partition: int) -> Clock | None:
+        """The time stations of ``partition`` are judged at, or None while it cannot be known.
+
+        Caught up (few heartbeats unprocessed): the wall clock. Behind: the broker time of the
+        newest heartbeat processed there, so a backlog is not mistaken for silence.
+        """
+        wall = utcnow()
+        tp = TP(self.settings.topic(HEARTBEAT), partition)
+        consumer = self.app.consumer
+        if tp not in consumer.assignment():
+            return None
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return None  # nothing fetched yet since the assignment
+        position = self.positions.get(tp)
+        if position is None:
+            position = await consumer.position(tp)
+            if position is None:
+                return None
+        if highwater - position <= self.settings.caught_up_lag:
+            return Clock(judge=wall, wall=wall)
+        mark = self.watermarks.get(partition)
+        if mark is None:
+            return None
+        return Clock(judge=min(mark, wall), wall=wall)
 
 
 def advertised_host(settings: Settings) -> str:
@@ -70,6 +127,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         web_host=host,
         canonical_url=f"http://{host}:{settings.web_port}",
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
@@ -87,28 +145,42 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         on_available=lambda ok: metrics.db_available.set(1 if ok else 0),
     )
     metrics.db_available.set(1)  # until a write fails
-    runtime = Runtime(settings, app, table, sink, metrics, registry)
+    config = IngestConfig(
+        topic_prefix=settings.topic_prefix,
+        max_bytes=settings.max_message_bytes,
+        max_skew=timedelta(seconds=settings.max_clock_skew_s),
+        liveness=liveness_config(settings),
+    )
+    runtime = Runtime(settings, app, table, sink, metrics, registry, config)
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
 
     inputs = app.topic(
         *(settings.topic(name) for name in INPUT_TOPICS),
+        ticks_topic_name(settings),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    deadletters = app.topic(
-        settings.topic(DEADLETTER),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    app.topic(settings.topic(ALERTS), partitions=settings.partitions)
-    max_skew = timedelta(seconds=settings.max_clock_skew_s)
+    deadletters = raw_topic(settings.topic(DEADLETTER))
+    alerts = raw_topic(settings.topic(ALERTS))
+    ticks = raw_topic(ticks_topic_name(settings))
 
     async def send_deadletter(key: bytes | None, value: bytes) -> Any:
-        fut = await deadletters.send(key=key, value=value)
-        return await fut
+        return await (await deadletters.send(key=key, value=value))
+
+    async def send_alert(key: bytes, value: bytes) -> Any:
+        return await (await alerts.send(key=key, value=value))
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -116,13 +188,31 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             settings.batch_size, within=settings.batch_within_s
         )
         async for events in batches:
-            await handle_batch(runtime, events, send_deadletter, max_skew)
+            await handle_batch(runtime, events, send_deadletter, send_alert)
+
+    @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def send_ticks() -> None:
+        """Ask the agent to judge the partitions that have stations due (or need indexing)."""
+        recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
+        if app.rebalancing or not recovery.completed.is_set():
+            return
+        now = utcnow().timestamp()
+        for partition in runtime.active_partitions():
+            if partition in runtime.ticks_pending:
+                continue
+            due = runtime.due.next_due(partition)
+            if runtime.due.indexed and (due is None or due > now):
+                continue
+            runtime.ticks_pending.add(partition)
+            await ticks.send(key=b"tick", value=b"{}", partition=partition)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type] # mode's signal typing
-    async def _forget_positions(sender: Any, **kwargs: Any) -> None:
-        runtime.positions = {
-            tp: pos for tp, pos in runtime.positions.items() if tp in app.consumer.assignment()
-        }
+    async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+        assigned = app.consumer.assignment()
+        runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
+        runtime.due.reset()
+        runtime.watermarks.reset()
+        runtime.ticks_pending.clear()
 
     @app.service
     class _SinkCloser(faust.Service):
@@ -135,13 +225,35 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     return runtime
 
 
+def liveness_config(settings: Settings) -> LivenessConfig:
+    from zoneinfo import ZoneInfo
+
+    return LivenessConfig(
+        stale_after=settings.stale_after,
+        offline_after=settings.offline_after,
+        recovery_beats=settings.recovery_heartbeats,
+        flap_changes=settings.flap_changes,
+        flap_window=timedelta(seconds=settings.flap_window_s),
+        closed_grace=timedelta(seconds=settings.closed_grace_s),
+        zone=ZoneInfo(settings.timezone),
+    )
+
+
 async def handle_batch(
-    runtime: Runtime, events: list[Any], send_deadletter: Any, max_skew: Any
+    runtime: Runtime, events: list[Any], send_deadletter: Any, send_alert: Any
 ) -> None:
-    """Process one batch of events; returns only when rows and dead letters are durable."""
-    records = []
+    """Process one batch of events; returns only when everything it produced is durable."""
+    ticks_topic = ticks_topic_name(runtime.settings)
+    heartbeat_topic = runtime.settings.topic(HEARTBEAT)
+    records: list[Record] = []
+    tick_refs: dict[int, Any] = {}
     for event in events:
         message = event.message
+        if message.topic == ticks_topic:
+            tick_refs[message.partition] = event
+            continue
+        if message.topic == heartbeat_topic:
+            runtime.watermarks.advance(message.partition, message.timestamp)
         records.append(
             Record(
                 topic=runtime.contract_topic(message.topic),
@@ -152,39 +264,75 @@ async def handle_batch(
                 ref=event,
             )
         )
-    now = utcnow()
+    partitions = {r.partition for r in records} | set(tick_refs)
+    clocks = {p: await runtime.clock(p) for p in partitions}
+    ticks = []
+    if tick_refs and not runtime.due.indexed:
+        indexed = runtime.due.rebuild(
+            runtime.table.keys(), runtime.settings.partitions, runtime.active_partitions()
+        )
+        logger.info("liveness: watching %d stations on this worker's partitions", indexed)
+    for partition, ref in tick_refs.items():
+        runtime.ticks_pending.discard(partition)
+        clock = clocks[partition]
+        if clock is not None:
+            due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)
+            ticks.append(Tick(partition, due, ref))
     outcome = process_records(
         records,
         runtime.table,
-        now=now,
-        topic_prefix=runtime.settings.topic_prefix,
-        max_bytes=runtime.settings.max_message_bytes,
-        max_skew=max_skew,
+        now=utcnow(),
+        clocks=clocks,
+        config=runtime.config,
+        ticks=ticks,
         metrics=runtime.metrics,
     )
-    for station_id, (value, event) in outcome.state_writes.items():
-        # The changelog record must go to the partition the station's input came from.
-        token = _current_event.set(weakref.ref(event))
-        try:
-            if value is None:
-                runtime.table.pop(station_id, None)
-            else:
-                runtime.table[station_id] = value
-        finally:
-            _current_event.reset(token)
-    first, last = records[0], records[-1]
-    context = (
-        f"(batch {first.topic}/{first.partition}@{first.offset}"
-        f" … {last.topic}/{last.partition}@{last.offset})"
-    )
-    with runtime.metrics.db_batch_seconds.time():
-        written = await runtime.sink.write(outcome.batch, log_context=context)
-    for table_name, count in written.items():
-        runtime.metrics.rows_written.labels(table_name).inc(count)
+    context = _describe(records) if records else f"(ticks for partitions {sorted(tick_refs)})"
+    if len(outcome.batch):
+        with runtime.metrics.db_batch_seconds.time():
+            written = await runtime.sink.write(outcome.batch, log_context=context)
+        for table_name, count in written.items():
+            runtime.metrics.rows_written.labels(table_name).inc(count)
+    for alert in outcome.alerts:
+        await send_alert(alert.station_id.encode(), orjson.dumps(alert.model_dump(mode="json")))
+        runtime.metrics.alerts.labels(alert.kind, alert.state).inc()
+        logger.info(
+            "alert %s %s %s (starts %s, id %s)",
+            alert.station_id,
+            alert.kind,
+            alert.state,
+            alert.starts_at.isoformat(),
+            alert.alert_id,
+        )
     await send_dead_letters(outcome.dead_letters, send_deadletter)
+    apply_state_writes(runtime, outcome.state_writes)
     for event in events:
         message = event.message
         runtime.positions[message.tp] = message.offset + 1
-        runtime.newest_timestamp[message.topic] = max(
-            runtime.newest_timestamp.get(message.topic, 0.0), message.timestamp or 0.0
-        )
+
+
+def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
+    table = runtime.table
+    for station_id, write in writes.items():
+        if write.remove or write.value is not None:
+            # The changelog record must go to the partition the station's input came from.
+            token = _current_event.set(weakref.ref(write.ref))
+            try:
+                if write.remove:
+                    table.pop(station_id, None)
+                else:
+                    table[station_id] = write.value
+            finally:
+                _current_event.reset(token)
+        if write.remove:
+            runtime.due.forget(station_id)
+        else:
+            runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
+
+
+def _describe(records: list[Record]) -> str:
+    first, last = records[0], records[-1]
+    return (
+        f"(batch {first.topic}/{first.partition}@{first.offset}"
+        f" … {last.topic}/{last.partition}@{last.offset})"
+    )

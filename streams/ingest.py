@@ -3,17 +3,19 @@ and database rows. Called by the ingest agent; knows nothing of Faust beyond the
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas import DeadLetter, Heartbeat, Occupancy, StationProfile, StatusEvent
+from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, StatusEvent
 from schemas.deadletter import RAW_LIMIT
 from stationwatch.db.sink import Batch, station_row
 from stationwatch.metrics import WorkerMetrics
 from streams.decode import Rejected, Tombstone, decode
+from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
 from streams.state import (
     StationState,
     apply_heartbeat,
@@ -38,12 +40,41 @@ class Record:
     ref: Any = None  # the Faust event, handed back when the table is written for its key
 
 
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Evaluate these stations of ``partition`` now (they are due)."""
+
+    partition: int
+    station_ids: list[str]
+    ref: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """What becomes of one station after the batch."""
+
+    ref: Any  # the record whose partition the changelog entry goes to
+    partition: int
+    value: dict[str, Any] | None = None  # the new state as JSON; None: unchanged
+    remove: bool = False  # the station left the registry
+    next_due: datetime | None = None  # None: judge as soon as the partition's clock is known
+    liveness: str = "unknown"
+
+
 @dataclass
 class Outcome:
     batch: Batch = field(default_factory=Batch)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    # station id → (new state as JSON, or None to delete; the record whose partition it goes to)
-    state_writes: dict[str, tuple[dict[str, Any] | None, Any]] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    state_writes: dict[str, StateWrite] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    topic_prefix: str
+    max_bytes: int
+    max_skew: timedelta
+    liveness: LivenessConfig
 
 
 def dead_letter(record: Record, topic_name: str, error: str, at: datetime) -> DeadLetter:
@@ -78,30 +109,62 @@ def heartbeat_row(
     )
 
 
+_DETECTED_AT = 7
+
+
+def alert_row(alert: Alert) -> tuple[Any, ...]:
+    resolved = alert.state == "resolved"
+    return (
+        alert.alert_id,
+        alert.fingerprint,
+        alert.station_id,
+        alert.kind,
+        alert.severity,
+        alert.starts_at,
+        alert.ends_at,
+        alert.detected_at,  # kept from the firing row when the episode's row exists
+        alert.detected_at if resolved else None,
+        alert.last_heartbeat_at,
+        json.dumps(alert.labels, ensure_ascii=False),
+        alert.summary,
+    )
+
+
 def process_records(
     records: Iterable[Record],
     states: MutableMapping[str, Any] | Any,
     *,
     now: datetime,
-    topic_prefix: str,
-    max_bytes: int,
-    max_skew: timedelta,
+    clocks: Mapping[int, Clock | None],
+    config: IngestConfig,
+    ticks: Iterable[Tick] = (),
     metrics: WorkerMetrics | None = None,
 ) -> Outcome:
-    """Decode, fold and collect: pure but for reading ``states`` (the live table)."""
-    out = Outcome()
-    loaded: dict[str, tuple[StationState | None, StationState | None, Any]] = {}
+    """Decode, fold, judge and collect. Pure but for reading ``states`` (the live table).
 
-    def current(station_id: str) -> StationState | None:
+    ``clocks`` gives each partition's judging clock (``None`` while it cannot be known:
+    stations are then folded but judged later).
+    """
+    out = Outcome()
+    # station id → (state as loaded, state now, ref, partition)
+    loaded: dict[str, tuple[StationState | None, StationState | None, Any, int]] = {}
+    gap_limit = config.liveness.stale_after
+
+    def current(station_id: str, ref: Any, partition: int) -> StationState | None:
         if station_id not in loaded:
             raw = states.get(station_id)
             state = StationState.from_json(raw) if raw else None
-            loaded[station_id] = (state, state, None)
+            loaded[station_id] = (state, state, ref, partition)
         return loaded[station_id][1]
 
     def store(station_id: str, state: StationState | None, ref: Any) -> None:
-        original = loaded[station_id][0]
-        loaded[station_id] = (original, state, ref)
+        original, _, _, partition = loaded[station_id]
+        loaded[station_id] = (original, state, ref, partition)
+
+    for tick in ticks:
+        for due_id in tick.station_ids:
+            if current(due_id, tick.ref, tick.partition) is not None:
+                store(due_id, loaded[due_id][1], tick.ref)
 
     for record in records:
         decoded = decode(
@@ -109,12 +172,12 @@ def process_records(
             record.key,
             record.value,
             received_at=now,
-            max_bytes=max_bytes,
-            max_skew=max_skew,
+            max_bytes=config.max_bytes,
+            max_skew=config.max_skew,
         )
         if isinstance(decoded, Rejected):
             out.dead_letters.append(
-                dead_letter(record, topic_prefix + record.topic, decoded.error, now)
+                dead_letter(record, config.topic_prefix + record.topic, decoded.error, now)
             )
             if metrics:
                 metrics.deadletters.labels(record.topic, decoded.reason_class).inc()
@@ -123,15 +186,21 @@ def process_records(
         if metrics:
             metrics.events.labels(record.topic, "accepted").inc()
         if isinstance(decoded, Tombstone):
-            current(decoded.station_id)
+            previous = current(decoded.station_id, record.ref, record.partition)
+            if previous is not None and previous.episodes:
+                closing = resolve_all(previous, clocks.get(record.partition) or Clock(now, now))
+                out.alerts.extend(closing.alerts)
             store(decoded.station_id, None, record.ref)
             out.batch.stations[decoded.station_id] = None
             continue
         station_id: str = decoded.station_id  # type: ignore[attr-defined]
-        state = current(station_id) or new_state(station_id, now)
+        state = current(station_id, record.ref, record.partition) or new_state(station_id, now)
         if isinstance(decoded, Heartbeat):
             out.batch.heartbeats.append(heartbeat_row(decoded, now, state.heartbeat_interval_s))
-            state = apply_heartbeat(state, decoded, now)
+            interval = state.heartbeat_interval_s
+            state = apply_heartbeat(
+                state, decoded, now, gap_limit_s=interval * gap_limit if interval else None
+            )
         elif isinstance(decoded, Occupancy):
             out.batch.occupancy.append(
                 (
@@ -157,12 +226,33 @@ def process_records(
                 )
         store(station_id, state, record.ref)
 
-    for station_id, (original, final, ref) in loaded.items():
+    for station_id, (original, final, ref, partition) in loaded.items():
         if final is None:
             if original is not None:
-                out.state_writes[station_id] = (None, ref)
-        elif final != original:
-            out.state_writes[station_id] = (final.to_json(), ref)
+                out.state_writes[station_id] = StateWrite(ref, partition, remove=True)
+            continue
+        clock = clocks.get(partition)
+        next_due: datetime | None = None
+        if clock is not None:
+            judged = evaluate(final, clock, config.liveness)
+            final, next_due = judged.state, judged.next_due
+            out.alerts.extend(judged.alerts)
+            out.batch.liveness_changes.extend(
+                (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
+            )
+        out.state_writes[station_id] = StateWrite(
+            ref,
+            partition,
+            value=final.to_json() if final != original else None,
+            next_due=next_due,
+            liveness=final.liveness,
+        )
+    for alert in out.alerts:
+        row = alert_row(alert)
+        earlier = out.batch.alerts.get(alert.alert_id)
+        if earlier is not None:  # fired and resolved in one batch: one row, firing's detection
+            row = (*row[:_DETECTED_AT], earlier[_DETECTED_AT], *row[_DETECTED_AT + 1 :])
+        out.batch.alerts[alert.alert_id] = row
     return out
 
 

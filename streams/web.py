@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from faust.exceptions import SameNode
+from aiohttp import ClientTimeout
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from schemas.common import STATION_ID_PATTERN
 from schemas.topics import INPUT_TOPICS
+from streams.tracker import partition_for
 from streams.views import station_view
 
 if TYPE_CHECKING:
@@ -55,6 +57,36 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     return not problems, body
 
 
+FORWARDED = "X-Stationwatch-Forwarded"
+
+
+def owner_url(runtime: Runtime, station_id: str) -> str | None:
+    """The worker that owns the station's partition (its table shard), by the same hash the
+    producers' default partitioner uses for the station id key."""
+    partition = partition_for(station_id, runtime.settings.partitions)
+    changelog = runtime.table.changelog_topic.get_topic_name()
+    for url, topics in runtime.app.router.table_metadata(runtime.table.name).items():
+        if partition in topics.get(changelog, ()):
+            return str(url)
+    return None
+
+
+async def forward(runtime: Runtime, view: View, request: Request, owner: str) -> Response:
+    """Ask the owning worker, and answer with what it said."""
+    target = URL(owner).with_path(request.url.path).with_query(request.query)
+    headers = {FORWARDED: "1"}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    try:
+        async with runtime.app.http_client.get(
+            target, headers=headers, timeout=ClientTimeout(total=5)
+        ) as answer:
+            body = await answer.read()
+            return view.bytes(body, content_type=answer.content_type, status=answer.status)
+    except (OSError, TimeoutError) as exc:
+        return view.json({"error": f"the owning worker {owner} did not answer: {exc}"}, status=503)
+
+
 def install_views(runtime: Runtime) -> None:
     app = runtime.app
     table = runtime.table
@@ -69,6 +101,9 @@ def install_views(runtime: Runtime) -> None:
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             await health_report(runtime)  # refresh the lag gauges
+            counts = runtime.due.counts()
+            for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
+                runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))
             return self.bytes(
                 generate_latest(runtime.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
             )
@@ -79,11 +114,11 @@ def install_views(runtime: Runtime) -> None:
             if not _ID.fullmatch(station_id):
                 error = f"station_id: {station_id[:40]!r} does not match {STATION_ID_PATTERN}"
                 return self.json({"error": error}, status=400)
-            try:
-                # Answered by the worker that owns the station's partition (Faust's router).
-                return await app.router.route_req(table.name, station_id, self.web, request)
-            except SameNode:
-                pass
+            owner = owner_url(runtime, station_id)
+            if owner is None:
+                return self.json({"error": "partitions are being assigned, try again"}, status=503)
+            if owner != str(app.conf.canonical_url) and FORWARDED not in request.headers:
+                return await forward(runtime, self, request, owner)
             raw = table.get(station_id)
             if raw is None:
                 return self.json({"error": f"station {station_id} is unknown"}, status=404)

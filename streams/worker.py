@@ -10,7 +10,7 @@ import faust
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
 from stationwatch.settings import Settings
-from streams.app import create_app
+from streams.app import create_app, ticks_topic_name
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +21,10 @@ def run_worker(settings: Settings) -> None:
     loop.run_until_complete(
         ensure_topics(
             settings.kafka,
-            [settings.topic(name) for name in (*INPUT_TOPICS, ALERTS, DEADLETTER)],
+            [
+                *(settings.topic(name) for name in (*INPUT_TOPICS, ALERTS, DEADLETTER)),
+                ticks_topic_name(settings),
+            ],
             settings.partitions,
             compacted=[settings.topic(REGISTRY)],
         )

@@ -58,10 +58,26 @@ STATION_COLUMNS = (
     "updated_at",
     "profile",
 )
+LIVENESS_COLUMNS = ("time", "station_id", "from_liveness", "to_liveness")
+ALERT_COLUMNS = (
+    "alert_id",
+    "fingerprint",
+    "station_id",
+    "kind",
+    "severity",
+    "starts_at",
+    "ends_at",
+    "detected_at",
+    "resolved_detected_at",
+    "last_heartbeat_at",
+    "labels",
+    "summary",
+)
 _APPEND_TABLES = {
     "heartbeats": HEARTBEAT_COLUMNS,
     "occupancy": OCCUPANCY_COLUMNS,
     "status_events": STATUS_COLUMNS,
+    "liveness_changes": LIVENESS_COLUMNS,
 }
 
 
@@ -72,15 +88,20 @@ class Batch:
     heartbeats: list[tuple[Any, ...]] = field(default_factory=list)
     occupancy: list[tuple[Any, ...]] = field(default_factory=list)
     status_events: list[tuple[Any, ...]] = field(default_factory=list)
+    liveness_changes: list[tuple[Any, ...]] = field(default_factory=list)
     # The last registry action per station in this batch: a row to upsert, or None to delete.
     stations: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
+    # One row per alert episode touched (firing, resolved, or both merged).
+    alerts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return (
             len(self.heartbeats)
             + len(self.occupancy)
             + len(self.status_events)
+            + len(self.liveness_changes)
             + len(self.stations)
+            + len(self.alerts)
         )
 
 
@@ -114,6 +135,18 @@ ON CONFLICT (station_id) DO UPDATE SET
 WHERE EXCLUDED.updated_at >= stationwatch.stations.updated_at
 """  # noqa: S608 - column names are constants of this module
 
+# A firing row, then its resolution: detected_at is kept from the firing, ends_at added.
+_UPSERT_ALERTS = f"""
+INSERT INTO stationwatch.alerts ({", ".join(ALERT_COLUMNS)})
+SELECT {", ".join(ALERT_COLUMNS)} FROM _stage_alerts
+ON CONFLICT (alert_id) DO UPDATE SET
+ends_at = COALESCE(EXCLUDED.ends_at, stationwatch.alerts.ends_at),
+resolved_detected_at = COALESCE(
+    EXCLUDED.resolved_detected_at, stationwatch.alerts.resolved_detected_at
+),
+last_heartbeat_at = COALESCE(EXCLUDED.last_heartbeat_at, stationwatch.alerts.last_heartbeat_at)
+"""  # noqa: S608 - column names are constants of this module
+
 
 class TimescaleSink:
     """One connection, used by the single ingest agent of a worker."""
@@ -144,7 +177,7 @@ class TimescaleSink:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=60)
-            for table in (*_APPEND_TABLES, "stations"):
+            for table in (*_APPEND_TABLES, "stations", "alerts"):
                 await conn.execute(
                     f"CREATE TEMP TABLE IF NOT EXISTS _stage_{table} "
                     f"(LIKE stationwatch.{table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -179,6 +212,12 @@ class TimescaleSink:
                     )
                     status = await conn.execute(_UPSERT_STATIONS)
                     written["stations"] = int(status.rsplit(" ", 1)[-1])
+                if batch.alerts:
+                    await conn.copy_records_to_table(
+                        "_stage_alerts", records=list(batch.alerts.values()), columns=ALERT_COLUMNS
+                    )
+                    status = await conn.execute(_UPSERT_ALERTS)
+                    written["alerts"] = int(status.rsplit(" ", 1)[-1])
                 if deletes:
                     await conn.execute(
                         "DELETE FROM stationwatch.stations WHERE station_id = ANY($1::text[])",

@@ -122,6 +122,9 @@ def worker_env(
         "STATIONWATCH_BROKER_SESSION_TIMEOUT_S": "6",
         "STATIONWATCH_BROKER_HEARTBEAT_INTERVAL_S": "1",
         "STATIONWATCH_BATCH_WITHIN_S": "0.2",
+        # Tansu's end offsets count only a batch's first record: table recovery needs one
+        # record per producer batch on the embedded broker.
+        "STATIONWATCH_PRODUCER_MAX_BATCH_BYTES": "1",
         "STATIONWATCH_LOG_LEVEL": "INFO",
     }
 

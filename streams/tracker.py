@@ -1,0 +1,113 @@
+"""What a worker keeps in memory about the partitions it owns, to judge liveness on time:
+which station is due for a look when (a heap per partition), each station's liveness (for the
+gauges), and how far each partition's heartbeat stream has progressed (the backlog clock).
+
+Rebuilt from the table after every rebalance; nothing here needs to survive a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from aiokafka.partitioner import murmur2
+
+
+def partition_for(station_id: str, partitions: int) -> int:
+    """The partition the default Kafka partitioner gives a station's key."""
+    hashed: int = murmur2(station_id.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class DueIndex:
+    """Per partition, the stations to evaluate and when (lazy-deletion heaps)."""
+
+    heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    due_at: dict[str, float] = field(default_factory=dict)
+    partition_of: dict[str, int] = field(default_factory=dict)
+    liveness: dict[str, str] = field(default_factory=dict)
+    indexed: bool = False
+
+    def schedule(
+        self, station_id: str, partition: int, due: datetime | None, liveness: str
+    ) -> None:
+        """``due=None``: as soon as the partition's clock is known."""
+        at = due.timestamp() if due is not None else 0.0
+        self.partition_of[station_id] = partition
+        self.liveness[station_id] = liveness
+        if self.due_at.get(station_id) == at:
+            return
+        self.due_at[station_id] = at
+        heapq.heappush(self.heaps.setdefault(partition, []), (at, station_id))
+
+    def forget(self, station_id: str) -> None:
+        self.due_at.pop(station_id, None)
+        self.partition_of.pop(station_id, None)
+        self.liveness.pop(station_id, None)
+
+    def next_due(self, partition: int) -> float | None:
+        heap = self.heaps.get(partition)
+        while heap:
+            at, station_id = heap[0]
+            if self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition:
+                return at
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, partition: int, until: datetime, limit: int) -> list[str]:
+        """Stations on ``partition`` due at or before ``until`` (at most ``limit``)."""
+        heap = self.heaps.get(partition)
+        bound = until.timestamp()
+        found: list[str] = []
+        while heap and len(found) < limit:
+            at, station_id = heap[0]
+            if at > bound:
+                break
+            heapq.heappop(heap)
+            if self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition:
+                del self.due_at[station_id]
+                found.append(station_id)
+        return found
+
+    def reset(self) -> None:
+        self.heaps.clear()
+        self.due_at.clear()
+        self.partition_of.clear()
+        self.liveness.clear()
+        self.indexed = False
+
+    def rebuild(self, keys: Iterable[str], partitions: int, active: set[int]) -> int:
+        """Schedule every station of the active partitions for a look right away."""
+        count = 0
+        for station_id in keys:
+            partition = partition_for(station_id, partitions)
+            if partition in active:
+                self.schedule(station_id, partition, None, self.liveness.get(station_id, "unknown"))
+                count += 1
+        self.indexed = True
+        return count
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.liveness.values())
+
+
+@dataclass
+class Watermarks:
+    """The newest broker timestamp processed per heartbeat partition."""
+
+    marks: dict[int, float] = field(default_factory=dict)
+
+    def advance(self, partition: int, timestamp_s: float | None) -> None:
+        if timestamp_s and timestamp_s > self.marks.get(partition, 0.0):
+            self.marks[partition] = timestamp_s
+
+    def get(self, partition: int) -> datetime | None:
+        mark = self.marks.get(partition)
+        return datetime.fromtimestamp(mark, UTC) if mark else None
+
+    def reset(self) -> None:
+        self.marks.clear()
