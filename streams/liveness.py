@@ -32,18 +32,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import SEVERITY, Alert
-from streams.schedule import next_change, scheduled_open
+from streams.schedule import next_change, previous_change, scheduled_open
 from streams.state import Liveness, StationState
 
 _NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
 _DEGRADED = ("stale", "offline")
 _RANK = {"online": 0, "stale": 1, "offline": 2}
-MAX_IDLE = timedelta(hours=1)  # look at every station at least this often
+MAX_IDLE = timedelta(hours=1)
+LONG_AGO = datetime(
+    2000, 1, 1, tzinfo=UTC
+)  # "always", for a schedule that never changes  # look at every station at least this often
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,11 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
 
     # -- the schedule ---------------------------------------------------------------------
     sched = bool(hours) and scheduled_open(hours, now, config.zone)  # type: ignore[arg-type]
-    if sched != state.scheduled or state.scheduled_since is None:
+    if state.scheduled_since is None:
+        # First sight: the schedule has said so since its last opening or closing time.
+        since = (previous_change(hours, now, config.zone) if hours else None) or LONG_AGO
+        state = replace(state, scheduled=sched, scheduled_since=min(since, now))
+    elif sched != state.scheduled:
         state = replace(state, scheduled=sched, scheduled_since=now)
     if hours:
         boundary = next_change(hours, now, config.zone)

@@ -118,3 +118,20 @@ def next_change(
         if moment > at
     ]
     return min(later, default=None)
+
+
+def previous_change(
+    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = 8
+) -> datetime | None:
+    """The last opening or closing moment at or before ``at`` (``None`` for 24-hour stations
+    or none within ``days``)."""
+    if hours.get("always_open"):
+        return None
+    local_day = at.astimezone(zone).date()
+    earlier = [
+        moment
+        for offset in range(-days, 1)
+        for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
+        if moment <= at
+    ]
+    return max(earlier, default=None)

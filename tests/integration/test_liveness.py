@@ -17,7 +17,7 @@ import pytest
 
 from schemas.registry import WEEKDAYS
 from stationwatch.broker import EmbeddedBroker
-from tests.factories import dumps, heartbeat, profile
+from tests.factories import dumps, heartbeat, occupancy, profile, status
 from tests.integration.alerts_reader import TopicCollector
 from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
 
@@ -313,3 +313,87 @@ async def test_two_workers_judge_each_station_once_across_a_rebalance(
     finally:
         first.stop()
         second.stop()
+
+
+async def test_occupancy_status_and_registry_changes_raise_and_resolve_alerts(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+) -> None:
+    env = liveness_env(broker, database_url, unique, tmp_path / "data")
+    env["STATIONWATCH_CLOSED_GRACE_S"] = "2"
+    crowded, shut, paused = ids(unique, "C", 1)[0], ids(unique, "X", 1)[0], ids(unique, "P", 1)[0]
+    prefix = env["STATIONWATCH_TOPIC_PREFIX"]
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        await worker.wait_healthy()
+        async with (
+            TopicCollector(broker.url, prefix + "station.alerts") as alerts,
+            running_fleet(broker, prefix) as fleet,
+        ):
+            fleet.beating.update([crowded, shut, paused])
+            await fleet.register(
+                [profile(s, heartbeat_interval_s=1, capacity=5) for s in (crowded, shut, paused)]
+            )
+            send = fleet.producer.send
+            now = datetime.now(UTC)
+            await send("station.occupancy", crowded, dumps(occupancy(crowded, now, 7, capacity=5)))
+            await send("station.status", shut, dumps(status(shut, now, "closed", reason="manual")))
+            await fleet.producer.flush()
+
+            async def fired() -> bool:
+                return ("over_capacity", "firing") in alerts.of(crowded) and (
+                    "closed_during_hours",
+                    "firing",
+                ) in alerts.of(shut)
+
+            await wait_for(fired, timeout_s=15, what="over_capacity and closed_during_hours")
+            closed = next(a for a in alerts.records if a["kind"] == "closed_during_hours")
+            assert datetime.fromisoformat(closed["starts_at"]) == now
+            assert datetime.fromisoformat(closed["detected_at"]) >= now + timedelta(seconds=2)
+
+            later = datetime.now(UTC)
+            await send(
+                "station.occupancy", crowded, dumps(occupancy(crowded, later, 4, capacity=5))
+            )
+            await send("station.status", shut, dumps(status(shut, later, "open")))
+            await fleet.producer.flush()
+
+            # The third goes silent, is offline, then the operators mark it temporarily closed:
+            fleet.beating.discard(paused)
+
+            async def paused_offline() -> bool:
+                return ("offline", "firing") in alerts.of(paused)
+
+            await wait_for(paused_offline, timeout_s=20, what="the silent station to be offline")
+            await fleet.register(
+                [
+                    profile(
+                        paused,
+                        heartbeat_interval_s=1,
+                        lifecycle="temporarily_closed",
+                        updated_at=datetime.now(UTC).isoformat(),
+                    )
+                ]
+            )
+
+            async def all_resolved() -> bool:
+                return (
+                    ("over_capacity", "resolved") in alerts.of(crowded)
+                    and ("closed_during_hours", "resolved") in alerts.of(shut)
+                    and ("offline", "resolved") in alerts.of(paused)
+                )
+
+            await wait_for(all_resolved, timeout_s=15, what="every episode to resolve")
+            await asyncio.sleep(1.5)
+            assert alerts.of(crowded) == [
+                ("over_capacity", "firing"),
+                ("over_capacity", "resolved"),
+            ]
+            assert alerts.of(shut) == [
+                ("closed_during_hours", "firing"),
+                ("closed_during_hours", "resolved"),
+            ]
+            assert alerts.of(paused)[-1] == ("offline", "resolved")
+            body = (await worker.get(f"/stations/{paused}")).json()
+            assert body["lifecycle"] == "temporarily_closed"
+    finally:
+        worker.stop()

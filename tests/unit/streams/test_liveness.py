@@ -487,6 +487,23 @@ def test_closed_during_hours_resolves_when_the_schedule_closes() -> None:
     )
 
 
+def test_first_sight_counts_the_closure_from_when_it_was_reported() -> None:
+    """A station first seen while already reported closed during its hours: the schedule has
+    been open since its opening time, so the grace counts from the report, not from when the
+    worker first looked."""
+    opening = T0.replace(hour=8)
+    reported = opening + timedelta(hours=1)
+    station = Station(T0, registered=False)
+    raw = factories.status(SID, reported, "closed")
+    station.state = apply_status(
+        station.state, StatusEvent.model_validate_json(factories.dumps(raw)), T0
+    )
+    judged = station.profile(T0, opening_hours=OFFICE_HOURS, heartbeat_interval_s=None)
+    (firing,) = judged.alerts  # T0 is an hour past the report: the grace is over
+    assert (firing.kind, firing.starts_at) == ("closed_during_hours", reported)
+    assert station.state.scheduled_since == opening
+
+
 def test_closed_before_opening_gets_its_grace_from_opening() -> None:
     opening = T0.replace(hour=8)
     station = Station(

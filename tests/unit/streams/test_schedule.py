@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.schedule import day_kind, intervals_for, next_change, scheduled_open
+from streams.schedule import (
+    day_kind,
+    intervals_for,
+    next_change,
+    previous_change,
+    scheduled_open,
+)
 
 SH = ZoneInfo("Asia/Shanghai")
 WORKDAYS_8_20: dict[str, Any] = {
@@ -309,6 +315,36 @@ def test_intervals_for(opening: dict[str, Any], day: date, intervals: list[list[
 )
 def test_next_change(opening: dict[str, Any], moment: datetime, change: datetime | None) -> None:
     assert next_change(opening, moment, SH) == change
+
+
+@pytest.mark.parametrize(
+    ("opening", "moment", "change"),
+    [
+        pytest.param(hours(always_open=True), at("2026-11-30", "10:00"), None, id="always-open"),
+        pytest.param(
+            hours(WORKDAYS_8_20), at("2026-11-30", "10:00"), at("2026-11-30", "08:00"), id="opened"
+        ),
+        pytest.param(
+            hours(WORKDAYS_8_20), at("2026-11-30", "08:00"), at("2026-11-30", "08:00"), id="at-it"
+        ),
+        pytest.param(
+            hours(WORKDAYS_8_20),
+            at("2026-11-30", "07:00"),
+            at("2026-11-27", "20:00"),
+            id="monday-morning-back-to-friday",
+        ),
+        pytest.param(
+            hours({"fri": [["20:00", "02:00"]]}),
+            at("2026-11-28", "05:00"),
+            at("2026-11-28", "02:00"),
+            id="overnight-close",
+        ),
+    ],
+)
+def test_previous_change(
+    opening: dict[str, Any], moment: datetime, change: datetime | None
+) -> None:
+    assert previous_change(opening, moment, SH) == change
 
 
 def test_next_change_skips_a_closed_holiday_week_with_a_longer_horizon() -> None:
