@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "clock (more: judged by the newest heartbeat processed)",
     )
     tick_interval_s: float = Field(0.5, gt=0, le=10, description="liveness check period")
+    occupancy_fresh_s: float = Field(
+        900.0, gt=0, description="occupancy counts older than this give no free_seats"
+    )
+    current_refresh_s: float = Field(
+        1.0, gt=0, le=60, description="how often changed stations are written to station_current"
+    )
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     producer_max_batch_bytes: int = Field(
         16_384,

@@ -24,9 +24,11 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
-from stationwatch.db.sink import TimescaleSink
+from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
+from stationwatch.errors import DatabaseUnavailableError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
+from streams.api import live_state_of
 from streams.ingest import (
     IngestConfig,
     Record,
@@ -36,7 +38,8 @@ from streams.ingest import (
     utcnow,
 )
 from streams.liveness import Clock, LivenessConfig
-from streams.tracker import DueIndex, Watermarks
+from streams.readmodel import LiveIndex
+from streams.tracker import DueIndex, Watermarks, partition_for
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ class Runtime:
     # next offset to process, per input partition this worker has processed
     positions: dict[TP, int] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)
+    index: LiveIndex = field(default_factory=LiveIndex)
+    current_dirty: set[str] = field(default_factory=set)
+    current_removed: set[str] = field(default_factory=set)
+    current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
 
@@ -126,6 +133,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         web_bind=settings.web_bind,
         web_host=host,
         canonical_url=f"http://{host}:{settings.web_port}",
+        # Faust's own views would show table contents past the API's token check.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         producer_acks=-1,
         producer_max_batch_size=settings.producer_max_batch_bytes,
         key_serializer="raw",
@@ -152,6 +165,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         liveness=liveness_config(settings),
     )
     runtime = Runtime(settings, app, table, sink, metrics, registry, config)
+    runtime.current = CurrentWriter(settings.dsn)
 
     def raw_topic(name: str) -> Any:
         return app.topic(
@@ -196,6 +210,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
         if app.rebalancing or not recovery.completed.is_set():
             return
+        if not runtime.index.ready:
+            index_owned_stations(runtime)
         now = utcnow().timestamp()
         for partition in runtime.active_partitions():
             if partition in runtime.ticks_pending:
@@ -206,11 +222,31 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             runtime.ticks_pending.add(partition)
             await ticks.send(key=b"tick", value=b"{}", partition=partition)
 
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def rebuild_spatial_index() -> None:
+        if runtime.index.ready and runtime.index.needs_rebuild:
+            runtime.index.rebuild_tree()
+
+    @app.timer(interval=settings.current_refresh_s)  # type: ignore[untyped-decorator]
+    async def refresh_station_current() -> None:
+        """Write the stations that changed to ``station_current`` (Grafana's live view)."""
+        if not runtime.current_dirty and not runtime.current_removed:
+            return
+        changed, runtime.current_dirty = runtime.current_dirty, set()
+        gone, runtime.current_removed = runtime.current_removed, set()
+        try:
+            await runtime.current.write(current_rows(runtime, changed), sorted(gone))
+        except DatabaseUnavailableError as exc:
+            runtime.current_dirty |= changed  # next time
+            runtime.current_removed |= gone
+            logger.warning("station_current not refreshed (%s); will retry", exc)
+
     @app.on_rebalance_complete.connect  # type: ignore[arg-type] # mode's signal typing
     async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
         runtime.due.reset()
+        runtime.index.reset()
         runtime.watermarks.reset()
         runtime.ticks_pending.clear()
 
@@ -218,6 +254,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     class _SinkCloser(faust.Service):
         async def on_stop(self) -> None:
             await sink.close()
+            await runtime.current.close()
 
     from streams.web import install_views
 
@@ -267,11 +304,6 @@ async def handle_batch(
     partitions = {r.partition for r in records} | set(tick_refs)
     clocks = {p: await runtime.clock(p) for p in partitions}
     ticks = []
-    if tick_refs and not runtime.due.indexed:
-        indexed = runtime.due.rebuild(
-            runtime.table.keys(), runtime.settings.partitions, runtime.active_partitions()
-        )
-        logger.info("liveness: watching %d stations on this worker's partitions", indexed)
     for partition, ref in tick_refs.items():
         runtime.ticks_pending.discard(partition)
         clock = clocks[partition]
@@ -326,8 +358,42 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
                 _current_event.reset(token)
         if write.remove:
             runtime.due.forget(station_id)
+            runtime.index.remove(station_id)
+            runtime.current_removed.add(station_id)
+            runtime.current_dirty.discard(station_id)
         else:
             runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
+            if write.value is not None:
+                runtime.index.put(station_id, write.partition, write.value)
+                runtime.current_dirty.add(station_id)
+
+
+def index_owned_stations(runtime: Runtime) -> None:
+    """After a rebalance: every station of the partitions this worker now owns is due for a
+    look, and goes into the read model."""
+    active = runtime.active_partitions()
+    partitions = runtime.settings.partitions
+    runtime.index.reset()
+    for station_id, value in list(runtime.table.items()):
+        partition = partition_for(station_id, partitions)
+        if partition in active and value:
+            runtime.index.put(station_id, partition, value)
+            runtime.current_dirty.add(station_id)
+    runtime.index.rebuild_tree()
+    runtime.index.ready = True
+    count = runtime.due.rebuild(runtime.index.entries, partitions, active)
+    logger.info("watching %d stations on partitions %s", count, sorted(active))
+
+
+def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...]]:
+    now = utcnow()
+    zone = runtime.config.liveness.zone
+    rows = []
+    for station_id in station_ids:
+        entry = runtime.index.entries.get(station_id)
+        if entry is not None:
+            rows.append(station_current_row(live_state_of(entry.state, zone, now), now))
+    return rows
 
 
 def _describe(records: list[Record]) -> str:

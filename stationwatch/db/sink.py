@@ -264,3 +264,100 @@ class TimescaleSink:
             if self._on_available:
                 self._on_available(True)
             return written
+
+
+CURRENT_COLUMNS = (
+    "station_id",
+    "name",
+    "category",
+    "street",
+    "district",
+    "lat",
+    "lon",
+    "services",
+    "lifecycle",
+    "liveness",
+    "liveness_since",
+    "last_heartbeat_at",
+    "open_state",
+    "open_state_since",
+    "scheduled_open",
+    "occupants",
+    "capacity",
+    "occupancy_at",
+    "updated_at",
+)
+
+_UPSERT_CURRENT = f"""
+INSERT INTO stationwatch.station_current ({", ".join(CURRENT_COLUMNS)})
+SELECT {", ".join(CURRENT_COLUMNS)} FROM _stage_station_current
+ON CONFLICT (station_id) DO UPDATE SET
+{", ".join(f"{c} = EXCLUDED.{c}" for c in CURRENT_COLUMNS[1:])}
+"""  # noqa: S608 - column names are constants of this module
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def station_current_row(view: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    """A ``station_current`` row from a station's public live state."""
+    location = view.get("location") or {}
+    return (
+        view["station_id"],
+        view.get("name"),
+        view.get("category"),
+        view.get("street"),
+        view.get("district"),
+        location.get("lat"),
+        location.get("lon"),
+        list(view.get("services") or []),
+        view["lifecycle"],
+        view["liveness"],
+        _time(view.get("liveness_since")),
+        _time(view.get("last_heartbeat_at")),
+        view["open_state"],
+        _time(view.get("open_state_since")),
+        view.get("scheduled_open"),
+        view.get("occupants"),
+        view.get("capacity"),
+        _time(view.get("occupancy_at")),
+        now,
+    )
+
+
+class CurrentWriter:
+    """Keeps ``station_current`` (the live state for Grafana) on a connection of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.terminate()
+
+    async def write(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=30)
+                await self._conn.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS _stage_station_current "
+                    "(LIKE stationwatch.station_current) ON COMMIT DELETE ROWS"
+                )
+            conn = self._conn
+            async with conn.transaction():
+                if rows:
+                    await conn.copy_records_to_table(
+                        "_stage_station_current", records=rows, columns=CURRENT_COLUMNS
+                    )
+                    await conn.execute(_UPSERT_CURRENT)
+                if deletes:
+                    await conn.execute(
+                        "DELETE FROM stationwatch.station_current WHERE station_id = ANY($1)",
+                        deletes,
+                    )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self.close()
+            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc

@@ -40,6 +40,7 @@ class WorkerProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     port: int = field(default=0)
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
     @property
     def url(self) -> str:
@@ -61,7 +62,7 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     async def get(self, path: str, **params: Any) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=5, headers=self.headers) as client:
             return await client.get(path, params=params)
 
     async def wait_healthy(self, timeout_s: float = 90) -> None:

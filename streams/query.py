@@ -1,0 +1,185 @@
+"""Queries over live states: parameters, filters, distances, free seats. Pure: no Faust, no I/O.
+
+A station is **open now** when its lifecycle is ``active``, its schedule says open (weekly hours,
+holidays) and it has not reported itself closed. ``nearby`` with ``open_now=true`` also leaves out
+stations that are ``offline`` (its device is silent: nobody should be sent there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from schemas.registry import Category, Lifecycle, Service
+from streams.schedule import scheduled_open
+from streams.state import Liveness
+
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+MAX_RADIUS_M = 50_000.0
+MAX_PAGE = 1000
+MAX_NEARBY = 100
+
+
+class QueryError(ValueError):
+    """A bad query parameter; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ListQuery(_Query):
+    liveness: Liveness | None = None
+    category: Category | None = None
+    street: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    service: Service | None = None
+    open_now: bool | None = None
+    lifecycle: Lifecycle | Literal["unknown"] | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+class NearbyQuery(_Query):
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    radius_m: Annotated[float, Field(gt=0, le=MAX_RADIUS_M, allow_inf_nan=False)] = 3000.0
+    service: Service | None = None
+    open_now: bool = True
+    limit: Annotated[int, Field(ge=1, le=MAX_NEARBY)] = 10
+
+
+Q = TypeVar("Q", bound=_Query)
+
+
+def parse_query(model: type[Q], params: dict[str, list[str]]) -> Q:
+    """Query-string parameters → a validated query, or :class:`QueryError` naming the first
+    bad parameter (unknown, repeated, malformed or out of range)."""
+    values: dict[str, Any] = {}
+    for name, given in params.items():
+        if name not in model.model_fields:
+            raise QueryError(name, f"unknown parameter (known: {', '.join(model.model_fields)})")
+        if len(given) != 1:
+            raise QueryError(name, "given more than once")
+        values[name] = given[0]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        name = ".".join(str(p) for p in first["loc"]) or "query"
+        raise QueryError(name, first["msg"]) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One station as the read model holds it: what filters and distances need, plus the state
+    as stored (the full view is built from it only for stations that are returned)."""
+
+    station_id: str
+    partition: int
+    state: dict[str, Any]
+    lat: float | None
+    lon: float | None
+    category: str | None
+    street: str | None
+    services: frozenset[str]
+    lifecycle: str
+    liveness: str
+    open_state: str
+    hours: dict[str, Any] | None
+    occupants: int | None
+    capacity: int | None
+    occupancy_at: datetime | None
+
+
+def entry_from_state(station_id: str, partition: int, state: dict[str, Any]) -> Entry:
+    profile = state.get("profile") or {}
+    location = profile.get("location") or {}
+    reported = state.get("reported_capacity")
+    capacity = reported if reported is not None else profile.get("capacity")
+    occupancy_at = state.get("occupancy_at")
+    return Entry(
+        station_id=station_id,
+        partition=partition,
+        state=state,
+        lat=location.get("lat"),
+        lon=location.get("lon"),
+        category=profile.get("category"),
+        street=profile.get("street"),
+        services=frozenset(profile.get("services") or ()),
+        lifecycle=str(profile.get("lifecycle") or "unknown"),
+        liveness=str(state.get("liveness") or "unknown"),
+        open_state=str(state.get("open_state") or "unknown"),
+        hours=profile.get("opening_hours"),
+        occupants=state.get("occupants"),
+        capacity=capacity,
+        occupancy_at=datetime.fromisoformat(occupancy_at) if occupancy_at else None,
+    )
+
+
+def is_open_now(entry: Entry, now: datetime, zone: ZoneInfo) -> bool:
+    return (
+        entry.lifecycle == "active"
+        and entry.hours is not None
+        and entry.open_state != "closed"
+        and scheduled_open(entry.hours, now, zone)
+    )
+
+
+def matches(entry: Entry, query: ListQuery, now: datetime, zone: ZoneInfo) -> bool:
+    return (
+        (query.liveness is None or entry.liveness == query.liveness)
+        and (query.category is None or entry.category == query.category)
+        and (query.street is None or entry.street == query.street)
+        and (query.service is None or query.service in entry.services)
+        and (query.lifecycle is None or entry.lifecycle == query.lifecycle)
+        and (query.open_now is None or is_open_now(entry, now, zone) == query.open_now)
+    )
+
+
+def nearby_candidate(entry: Entry, query: NearbyQuery, now: datetime, zone: ZoneInfo) -> bool:
+    if query.service is not None and query.service not in entry.services:
+        return False
+    if query.open_now:
+        return entry.liveness != "offline" and is_open_now(entry, now, zone)
+    return True
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
+    """A point on the unit sphere: straight-line (chord) distance grows with great-circle
+    distance, so a Euclidean KD-tree over these answers great-circle queries."""
+    p, lam = math.radians(lat), math.radians(lon)
+    return (math.cos(p) * math.cos(lam), math.cos(p) * math.sin(lam), math.sin(p))
+
+
+def chord_for(distance_m: float) -> float:
+    """The chord length on the unit sphere of a great-circle distance."""
+    return 2 * math.sin(min(math.pi, distance_m / EARTH_RADIUS_M) / 2)
+
+
+def free_seats(entry: Entry, now: datetime, fresh_s: float) -> dict[str, Any]:
+    """``free_seats`` when the occupancy count is fresh enough to trust, else ``None``; always
+    the count's age."""
+    if entry.occupancy_at is None:
+        return {"free_seats": None, "occupancy_age_s": None}
+    age = max(0.0, (now - entry.occupancy_at).total_seconds())
+    free = None
+    if age <= fresh_s and entry.capacity is not None and entry.occupants is not None:
+        free = max(0, entry.capacity - entry.occupants)
+    return {"free_seats": free, "occupancy_age_s": round(age, 1)}

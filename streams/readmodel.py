@@ -1,0 +1,116 @@
+"""The worker's read model of the stations it owns: entries for filtering and a KD-tree over
+their locations for "nearest" queries.
+
+The agent updates entries as it writes the live table; the tree is rebuilt in the background
+when locations changed (registry updates are rare, heartbeats never move a station), and the
+few stations placed since the last build are checked one by one, so a query never waits for a
+rebuild.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from streams.query import Entry, chord_for, entry_from_state, haversine_m, unit_vector
+
+
+@dataclass
+class LiveIndex:
+    entries: dict[str, Entry] = field(default_factory=dict)
+    ready: bool = False  # built for the current assignment
+    _tree: Any = None
+    _tree_ids: list[str] = field(default_factory=list)
+    _tree_coords: list[tuple[float, float]] = field(default_factory=list)
+    _pending: set[str] = field(default_factory=set)  # placed or moved since the last build
+    built_at: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self.entries.values()))
+
+    def put(self, station_id: str, partition: int, state: dict[str, Any]) -> None:
+        entry = entry_from_state(station_id, partition, state)
+        old = self.entries.get(station_id)
+        self.entries[station_id] = entry
+        if entry.lat is not None and (old is None or (old.lat, old.lon) != (entry.lat, entry.lon)):
+            self._pending.add(station_id)
+
+    def remove(self, station_id: str) -> None:
+        self.entries.pop(station_id, None)
+        self._pending.discard(station_id)
+
+    def reset(self) -> None:
+        self.entries.clear()
+        self._pending.clear()
+        self._tree = None
+        self._tree_ids = []
+        self._tree_coords = []
+        self.ready = False
+
+    @property
+    def needs_rebuild(self) -> bool:
+        return bool(self._pending)
+
+    def rebuild_tree(self) -> None:
+        located = [(e.station_id, e.lat, e.lon) for e in self.entries.values() if e.lat is not None]
+        self._tree_ids = [sid for sid, _, _ in located]
+        self._tree_coords = [(lat, lon) for _, lat, lon in located]  # type: ignore[misc]
+        if located:
+            points = np.array([unit_vector(lat, lon) for _, lat, lon in located])  # type: ignore[arg-type]
+            self._tree = cKDTree(points)
+        else:
+            self._tree = None
+        self._pending.clear()
+        self.built_at = time.monotonic()
+
+    def nearest(
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        accept: Callable[[Entry], bool],
+        limit: int,
+    ) -> list[tuple[Entry, float]]:
+        """Accepted stations within ``radius_m`` of (lat, lon), nearest first, at most
+        ``limit``, each with its great-circle distance in metres."""
+        found: dict[str, tuple[Entry, float]] = {}
+
+        def consider(station_id: str, at: tuple[float, float]) -> None:
+            entry = self.entries.get(station_id)
+            if entry is None or (entry.lat, entry.lon) != at or station_id in found:
+                return  # gone, or moved (then it is pending and considered there)
+            distance = haversine_m(lat, lon, at[0], at[1])
+            if distance <= radius_m and accept(entry):
+                found[station_id] = (entry, distance)
+
+        for station_id in list(self._pending):
+            entry = self.entries.get(station_id)
+            if entry is not None and entry.lat is not None and entry.lon is not None:
+                consider(station_id, (entry.lat, entry.lon))
+        tree = self._tree
+        if tree is not None:
+            point = unit_vector(lat, lon)
+            bound = chord_for(radius_m) * (1 + 1e-9)
+            total = len(self._tree_ids)
+            k = min(total, max(16, limit * 4))
+            seen = 0
+            while True:
+                distances, indexes = tree.query(point, k=k, distance_upper_bound=bound)
+                distances, indexes = np.atleast_1d(distances), np.atleast_1d(indexes)
+                within = indexes < total
+                for index in indexes[within][seen:]:
+                    consider(self._tree_ids[index], self._tree_coords[index])
+                seen = int(within.sum())
+                if len(found) >= limit or seen < k or k >= total:
+                    break
+                k = min(total, k * 4)
+        ranked = sorted(found.values(), key=lambda pair: (pair[1], pair[0].station_id))
+        return ranked[:limit]
