@@ -1,0 +1,1 @@
+"""Processes that consume `station.alerts` and deliver them (routing, grouping, channels)."""
