@@ -43,7 +43,7 @@ class ListQuery(_Query):
     street: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     service: Service | None = None
     open_now: bool | None = None
-    lifecycle: Lifecycle | Literal["unknown"] | None = None
+    lifecycle: Literal[Lifecycle, "unknown"] | None = None  # one enum: the 400 names all four
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
     offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0
 
@@ -74,7 +74,8 @@ def parse_query(model: type[Q], params: dict[str, list[str]]) -> Q:
         return model.model_validate(values)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        name = ".".join(str(p) for p in first["loc"]) or "query"
+        # loc[0] is the parameter; a union adds the member that failed (``lifecycle.literal[…]``)
+        name = str(first["loc"][0]) if first["loc"] else "query"
         raise QueryError(name, first["msg"]) from None
 
 

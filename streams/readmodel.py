@@ -98,19 +98,33 @@ class LiveIndex:
         tree = self._tree
         if tree is not None:
             point = unit_vector(lat, lon)
-            bound = chord_for(radius_m) * (1 + 1e-9)
+            bound = _widened(chord_for(radius_m))
             total = len(self._tree_ids)
             k = min(total, max(16, limit * 4))
-            seen = 0
+            examined: set[int] = set()
             while True:
                 distances, indexes = tree.query(point, k=k, distance_upper_bound=bound)
                 distances, indexes = np.atleast_1d(distances), np.atleast_1d(indexes)
                 within = indexes < total
-                for index in indexes[within][seen:]:
-                    consider(self._tree_ids[index], self._tree_coords[index])
-                seen = int(within.sum())
-                if len(found) >= limit or seen < k or k >= total:
-                    break
+                for index in indexes[within].tolist():
+                    if index not in examined:  # ties may come back in another order
+                        examined.add(index)
+                        consider(self._tree_ids[index], self._tree_coords[index])
+                if int(within.sum()) < k or k >= total:
+                    break  # every tree point within the radius has been examined
+                # The unexamined points are at least distances[-1] away. Stop only when `limit`
+                # found stations (pending ones included) are strictly nearer than that: a
+                # pending or equally distant tree station must not stand in for a nearer one.
+                if len(found) >= limit:
+                    nth = sorted(distance for _, distance in found.values())[limit - 1]
+                    if _widened(chord_for(nth)) < distances[-1]:
+                        break
                 k = min(total, k * 4)
         ranked = sorted(found.values(), key=lambda pair: (pair[1], pair[0].station_id))
         return ranked[:limit]
+
+
+def _widened(chord: float) -> float:
+    """A chord a little longer, to cover rounding in the tree's Euclidean distances (absolute
+    error ~1e-16 on the unit sphere, large relative to a chord of a few metres)."""
+    return chord * (1 + 1e-9) + 1e-12
