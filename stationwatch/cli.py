@@ -116,6 +116,37 @@ def simulate(
         raise _fail(exc) from None
 
 
+@app.command()
+def bench(
+    stations: Annotated[
+        int, typer.Option(min=100, max=1_000_000, help="stations in the table")
+    ] = 150_000,
+    requests: Annotated[
+        int, typer.Option(min=10, max=100_000, help="timed requests per kind")
+    ] = 2000,
+    ingest_rate: Annotated[
+        int, typer.Option(min=0, max=100_000, help="heartbeats/s sent while requests are timed")
+    ] = 5000,
+    seed: Annotated[int, typer.Option(help="random seed of fleet and samples")] = 1,
+) -> None:
+    """Measure ingest and API latency on this machine against raw baselines; prints JSON."""
+    import json
+
+    from stationwatch.bench import run_bench
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    try:
+        result = asyncio.run(
+            run_bench(
+                settings, stations=stations, requests=requests, ingest_rate=ingest_rate, seed=seed
+            )
+        )
+    except (StationwatchError, TimeoutError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(result, indent=2))
+
+
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[Path, typer.Argument(help="folder to write the JSON Schema files to")],

@@ -10,6 +10,7 @@ The timer only sends ticks ("partition p has stations due"); judging happens in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import weakref
@@ -31,6 +32,8 @@ from stationwatch.settings import Settings
 from streams.api import live_state_of
 from streams.ingest import (
     IngestConfig,
+    Outcome,
+    Overlay,
     Record,
     Tick,
     process_records,
@@ -44,7 +47,8 @@ from streams.tracker import DueIndex, Watermarks, partition_for
 logger = logging.getLogger(__name__)
 
 STATE_TABLE = "station_state"
-TICK_BATCH = 5000  # stations judged per tick and partition at most
+TICK_BATCH = 20_000  # stations judged per tick and partition at most
+PART = 100  # records (or due stations) handled between two yields to the event loop
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -234,8 +238,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             return
         changed, runtime.current_dirty = runtime.current_dirty, set()
         gone, runtime.current_removed = runtime.current_removed, set()
+        rows: list[tuple[Any, ...]] = []
+        pending = list(changed)
+        for i in range(0, len(pending), PART * 5):
+            rows.extend(current_rows(runtime, set(pending[i : i + PART * 5])))
+            await asyncio.sleep(0)
         try:
-            await runtime.current.write(current_rows(runtime, changed), sorted(gone))
+            await runtime.current.write(rows, sorted(gone))
         except DatabaseUnavailableError as exc:
             runtime.current_dirty |= changed  # next time
             runtime.current_removed |= gone
@@ -289,8 +298,6 @@ async def handle_batch(
         if message.topic == ticks_topic:
             tick_refs[message.partition] = event
             continue
-        if message.topic == heartbeat_topic:
-            runtime.watermarks.advance(message.partition, message.timestamp)
         records.append(
             Record(
                 topic=runtime.contract_topic(message.topic),
@@ -301,24 +308,45 @@ async def handle_batch(
                 ref=event,
             )
         )
-    partitions = {r.partition for r in records} | set(tick_refs)
-    clocks = {p: await runtime.clock(p) for p in partitions}
-    ticks = []
+    # The batch is worked through in parts, yielding to the event loop between them, so the
+    # HTTP API (same loop) answers within milliseconds while a large batch is processed. Each
+    # part is judged by the clock as of the records folded so far (a backlog's own progress),
+    # and due stations (ticks) last, once the whole batch is folded.
+    outcome = Outcome()
+    overlay = Overlay(runtime.table)
+    now = utcnow()
+
+    async def run(part: list[Record], ticks: list[Tick], clocks: dict[int, Clock | None]) -> None:
+        outcome.merge(
+            process_records(
+                part,
+                overlay,
+                now=now,
+                clocks=clocks,
+                config=runtime.config,
+                ticks=ticks,
+                metrics=runtime.metrics,
+            )
+        )
+        overlay.absorb(outcome)
+        await asyncio.sleep(0)
+
+    for i in range(0, len(records), PART):
+        part = records[i : i + PART]
+        for record in part:
+            message = record.ref.message
+            if message.topic == heartbeat_topic:
+                runtime.watermarks.advance(message.partition, message.timestamp)
+            runtime.positions[message.tp] = message.offset + 1
+        await run(part, [], {p: await runtime.clock(p) for p in {r.partition for r in part}})
     for partition, ref in tick_refs.items():
         runtime.ticks_pending.discard(partition)
-        clock = clocks[partition]
-        if clock is not None:
-            due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)
-            ticks.append(Tick(partition, due, ref))
-    outcome = process_records(
-        records,
-        runtime.table,
-        now=utcnow(),
-        clocks=clocks,
-        config=runtime.config,
-        ticks=ticks,
-        metrics=runtime.metrics,
-    )
+        clock = await runtime.clock(partition)
+        if clock is None:
+            continue
+        due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)
+        for i in range(0, len(due), PART):
+            await run([], [Tick(partition, due[i : i + PART], ref)], {partition: clock})
     context = _describe(records) if records else f"(ticks for partitions {sorted(tick_refs)})"
     if len(outcome.batch):
         with runtime.metrics.db_batch_seconds.time():
@@ -337,10 +365,12 @@ async def handle_batch(
             alert.alert_id,
         )
     await send_dead_letters(outcome.dead_letters, send_deadletter)
-    apply_state_writes(runtime, outcome.state_writes)
-    for event in events:
-        message = event.message
-        runtime.positions[message.tp] = message.offset + 1
+    writes = list(outcome.state_writes.items())
+    for i in range(0, len(writes), PART):
+        apply_state_writes(runtime, dict(writes[i : i + PART]))
+        await asyncio.sleep(0)
+    for event in tick_refs.values():
+        runtime.positions[event.message.tp] = event.message.offset + 1
 
 
 def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,6 +67,47 @@ class Outcome:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[str, StateWrite] = field(default_factory=dict)
+
+    def add_alert_row(self, row: tuple[Any, ...]) -> None:
+        alert_id = row[0]
+        earlier = self.batch.alerts.get(alert_id)
+        if earlier is not None:  # fired and resolved in one batch: one row, firing's detection
+            row = (*row[:_DETECTED_AT], earlier[_DETECTED_AT], *row[_DETECTED_AT + 1 :])
+        self.batch.alerts[alert_id] = row
+
+    def merge(self, later: Outcome) -> None:
+        """Add the outcome of the next part of the same batch."""
+        self.batch.heartbeats.extend(later.batch.heartbeats)
+        self.batch.occupancy.extend(later.batch.occupancy)
+        self.batch.status_events.extend(later.batch.status_events)
+        self.batch.liveness_changes.extend(later.batch.liveness_changes)
+        self.batch.stations.update(later.batch.stations)
+        for row in later.batch.alerts.values():
+            self.add_alert_row(row)
+        self.dead_letters.extend(later.dead_letters)
+        self.alerts.extend(later.alerts)
+        for station_id, write in later.state_writes.items():
+            earlier = self.state_writes.get(station_id)
+            if earlier is not None and write.value is None and not write.remove:
+                write = replace(write, value=earlier.value, remove=earlier.remove)
+            self.state_writes[station_id] = write
+
+
+class Overlay:
+    """The live table as a later part of a batch sees it: earlier parts' writes first."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.pending: dict[str, StateWrite] = {}
+
+    def get(self, station_id: str) -> Any:
+        write = self.pending.get(station_id)
+        if write is None or (write.value is None and not write.remove):
+            return self.table.get(station_id)
+        return None if write.remove else write.value
+
+    def absorb(self, outcome: Outcome) -> None:
+        self.pending = outcome.state_writes
 
 
 @dataclass(frozen=True)
@@ -248,11 +289,7 @@ def process_records(
             liveness=final.liveness,
         )
     for alert in out.alerts:
-        row = alert_row(alert)
-        earlier = out.batch.alerts.get(alert.alert_id)
-        if earlier is not None:  # fired and resolved in one batch: one row, firing's detection
-            row = (*row[:_DETECTED_AT], earlier[_DETECTED_AT], *row[_DETECTED_AT + 1 :])
-        out.batch.alerts[alert.alert_id] = row
+        out.add_alert_row(alert_row(alert))
     return out
 
 

@@ -14,6 +14,7 @@ Rules (pure, no I/O):
 
 from __future__ import annotations
 
+import bisect
 import logging
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -21,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import orjson
 
 from schemas.registry import WEEKDAYS, minutes
 
@@ -103,35 +105,60 @@ def _boundaries(day: date, hours: dict[str, Any], zone: ZoneInfo) -> list[dateti
     return moments
 
 
+_HORIZON = 8  # days looked at around a moment for the next/previous opening or closing
+
+
+@lru_cache(maxsize=16384)
+def _window(hours_key: bytes, local_day: date, zone_key: str) -> tuple[datetime, ...]:
+    """Every opening and closing moment of the intervals starting from ``_HORIZON`` days before
+    ``local_day`` up to ``_HORIZON - 1`` days after, sorted. Cached: many stations share hours,
+    and a station is looked at many times a day."""
+    hours = orjson.loads(hours_key)
+    zone = ZoneInfo(zone_key)
+    return tuple(
+        sorted(
+            moment
+            for offset in range(-_HORIZON, _HORIZON)
+            for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
+        )
+    )
+
+
+def _moments(
+    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int
+) -> tuple[datetime, ...]:
+    local_day = at.astimezone(zone).date()
+    if days != _HORIZON:
+        return tuple(
+            sorted(
+                moment
+                for offset in range(-days, days)
+                for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
+            )
+        )
+    key = orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
+    return _window(key, local_day, zone.key)
+
+
 def next_change(
-    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = 8
+    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = _HORIZON
 ) -> datetime | None:
     """The first moment after ``at`` at which :func:`scheduled_open` may change its answer
     (an opening or closing time; ``None`` for 24-hour stations or none within ``days``)."""
     if hours.get("always_open"):
         return None
-    local_day = at.astimezone(zone).date()
-    later = [
-        moment
-        for offset in range(-1, days)
-        for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
-        if moment > at
-    ]
-    return min(later, default=None)
+    moments = _moments(hours, at, zone, days)
+    index = bisect.bisect_right(moments, at)
+    return moments[index] if index < len(moments) else None
 
 
 def previous_change(
-    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = 8
+    hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int = _HORIZON
 ) -> datetime | None:
     """The last opening or closing moment at or before ``at`` (``None`` for 24-hour stations
     or none within ``days``)."""
     if hours.get("always_open"):
         return None
-    local_day = at.astimezone(zone).date()
-    earlier = [
-        moment
-        for offset in range(-days, 1)
-        for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
-        if moment <= at
-    ]
-    return max(earlier, default=None)
+    moments = _moments(hours, at, zone, days)
+    index = bisect.bisect_right(moments, at)
+    return moments[index - 1] if index > 0 else None

@@ -7,7 +7,7 @@ because input is at-least-once and several producers race.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -87,7 +87,9 @@ class StationState:
 
     # -- storage (the table's changelog holds this as JSON) ---------------------------------
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        """As stored in the table. Shallow: the nested dicts (profile, episodes) are never
+        mutated, only replaced, so they are shared rather than copied."""
+        data = {name: getattr(self, name) for name in _FIELDS}
         for name in _TIME_FIELDS:
             value = data[name]
             data[name] = value.isoformat() if value is not None else None
@@ -103,6 +105,9 @@ class StationState:
         values["flips"] = tuple(datetime.fromisoformat(f) for f in values.get("flips") or ())
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_FIELDS = tuple(StationState.__dataclass_fields__)
 
 
 def _newer(candidate: datetime, current: datetime | None) -> bool:
