@@ -38,19 +38,8 @@ lint: venv
 	echo "$(BIN)/mypy"; $(BIN)/mypy || rc=1; \
 	exit $$rc
 
-# `stationwatch bench` is not written yet: say so instead of a usage error.
+# Ingest and API latency on this machine, against raw baselines measured in the same run (JSON).
 bench: venv
-	@$(BIN)/python -c 'import sys, typer; from stationwatch.cli import app; \
-		sys.exit(0 if "bench" in typer.main.get_command(app).commands else 3)'; \
-	rc=$$?; \
-	if [ $$rc -eq 3 ]; then \
-		echo "make bench: this checkout has no 'stationwatch bench' command yet" \
-			"(see '$(BIN)/stationwatch --help')" >&2; \
-		exit 1; \
-	elif [ $$rc -ne 0 ]; then \
-		echo "make bench: could not load the stationwatch CLI (error above)" >&2; \
-		exit $$rc; \
-	fi
 	$(BIN)/stationwatch bench $(BENCH_ARGS)
 
 compose-check:

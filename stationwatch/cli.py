@@ -126,7 +126,7 @@ def bench(
     ] = 2000,
     ingest_rate: Annotated[
         int, typer.Option(min=0, max=100_000, help="heartbeats/s sent while requests are timed")
-    ] = 5000,
+    ] = 2000,
     seed: Annotated[int, typer.Option(help="random seed of fleet and samples")] = 1,
 ) -> None:
     """Measure ingest and API latency on this machine against raw baselines; prints JSON."""

@@ -18,6 +18,7 @@ class WorkerMetrics:
     stations: Gauge
     consumer_lag: Gauge
     alerts: Counter
+    gc_frozen: Gauge
     event_age_seconds: Gauge
 
     @classmethod
@@ -67,6 +68,11 @@ class WorkerMetrics:
                 "stationwatch_consumer_lag_messages",
                 "Messages not yet processed on this worker's input partitions",
                 ["topic"],
+                registry=registry,
+            ),
+            gc_frozen=Gauge(
+                "stationwatch_gc_frozen_objects",
+                "Objects in the garbage collector's permanent generation (gc.freeze)",
                 registry=registry,
             ),
             alerts=Counter(

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     current_refresh_s: float = Field(
         1.0, gt=0, le=60, description="how often changed stations are written to station_current"
     )
+    gc_freeze_interval_s: float = Field(
+        10.0,
+        ge=0,
+        description="how often long-lived objects are moved out of the garbage collector's "
+        "reach (0: never)",
+    )
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     producer_max_batch_bytes: int = Field(
         16_384,

@@ -11,6 +11,7 @@ The timer only sends ticks ("partition p has stations due"); judging happens in 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import weakref
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
-PART = 100  # records (or due stations) handled between two yields to the event loop
+PART = 25  # records (or due stations) handled between two yields to the event loop (~5 ms)
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -226,6 +227,19 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             runtime.ticks_pending.add(partition)
             await ticks.send(key=b"tick", value=b"{}", partition=partition)
 
+    if settings.gc_freeze_interval_s > 0:
+
+        @app.timer(interval=settings.gc_freeze_interval_s)  # type: ignore[untyped-decorator]
+        async def freeze_long_lived_objects() -> None:
+            """Keep full garbage collections short. The live states are hundreds of thousands of
+            acyclic containers, and a full collection scans them all: measured 0.5 s with 20,000
+            stations, stalling the agent and the API. Young garbage is collected first; what
+            survives moves to the permanent generation (acyclic objects are still freed by
+            reference counting when dropped)."""
+            gc.collect(1)
+            gc.freeze()
+            metrics.gc_frozen.set(gc.get_freeze_count())
+
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def rebuild_spatial_index() -> None:
         if runtime.index.ready and runtime.index.needs_rebuild:
@@ -240,8 +254,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         gone, runtime.current_removed = runtime.current_removed, set()
         rows: list[tuple[Any, ...]] = []
         pending = list(changed)
-        for i in range(0, len(pending), PART * 5):
-            rows.extend(current_rows(runtime, set(pending[i : i + PART * 5])))
+        for i in range(0, len(pending), PART):
+            rows.extend(current_rows(runtime, set(pending[i : i + PART])))
             await asyncio.sleep(0)
         try:
             await runtime.current.write(rows, sorted(gone))
