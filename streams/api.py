@@ -103,7 +103,7 @@ async def ask(runtime: Runtime, url: str, request: Request, headers: dict[str, s
     target = URL(url).with_path(request.url.path).with_query(request.query)
     if "Authorization" in request.headers:
         headers = {**headers, "Authorization": request.headers["Authorization"]}
-    async with runtime.app.http_client.get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
+    async with runtime.http().get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
         if got.status != 200:
             raise ClientError(f"{url} answered {got.status}")
         return await got.json()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import faust
 import orjson
 from faust.streams import _current_event
@@ -73,9 +74,20 @@ class Runtime:
     index: LiveIndex = field(default_factory=LiveIndex)
     current_dirty: set[str] = field(default_factory=set)
     current_removed: set[str] = field(default_factory=set)
+    health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
+    _sessions: dict[int, aiohttp.ClientSession] = field(default_factory=dict)
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
+
+    def http(self) -> aiohttp.ClientSession:
+        """An HTTP client for the running event loop (the API's, which may be its own)."""
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(id(loop))
+        if session is None or session.closed:
+            session = aiohttp.ClientSession()
+            self._sessions[id(loop)] = session
+        return session
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -135,6 +147,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         web_port=settings.web_port,
+        web_in_thread=settings.web_in_thread,
         web_bind=settings.web_bind,
         web_host=host,
         canonical_url=f"http://{host}:{settings.web_port}",

@@ -24,9 +24,8 @@ from streams.query import Entry, chord_for, entry_from_state, haversine_m, unit_
 class LiveIndex:
     entries: dict[str, Entry] = field(default_factory=dict)
     ready: bool = False  # built for the current assignment
-    _tree: Any = None
-    _tree_ids: list[str] = field(default_factory=list)
-    _tree_coords: list[tuple[float, float]] = field(default_factory=list)
+    # (tree, ids, coordinates), replaced as one: the API may read it from another thread
+    _built: tuple[Any, list[str], list[tuple[float, float]]] = (None, [], [])
     _pending: set[str] = field(default_factory=set)  # placed or moved since the last build
     built_at: float = 0.0
 
@@ -50,9 +49,7 @@ class LiveIndex:
     def reset(self) -> None:
         self.entries.clear()
         self._pending.clear()
-        self._tree = None
-        self._tree_ids = []
-        self._tree_coords = []
+        self._built = (None, [], [])
         self.ready = False
 
     @property
@@ -60,15 +57,18 @@ class LiveIndex:
         return bool(self._pending)
 
     def rebuild_tree(self) -> None:
-        located = [(e.station_id, e.lat, e.lon) for e in self.entries.values() if e.lat is not None]
-        self._tree_ids = [sid for sid, _, _ in located]
-        self._tree_coords = [(lat, lon) for _, lat, lon in located]  # type: ignore[misc]
+        located = [
+            (e.station_id, e.lat, e.lon)
+            for e in list(self.entries.values())
+            if e.lat is not None and e.lon is not None
+        ]
+        ids = [sid for sid, _, _ in located]
+        coords: list[tuple[float, float]] = [(lat, lon) for _, lat, lon in located]
+        tree = None
         if located:
-            points = np.array([unit_vector(lat, lon) for _, lat, lon in located])  # type: ignore[arg-type]
-            self._tree = cKDTree(points)
-        else:
-            self._tree = None
+            tree = cKDTree(np.array([unit_vector(lat, lon) for lat, lon in coords]))
         self._pending.clear()
+        self._built = (tree, ids, coords)
         self.built_at = time.monotonic()
 
     def nearest(
@@ -95,11 +95,11 @@ class LiveIndex:
             entry = self.entries.get(station_id)
             if entry is not None and entry.lat is not None and entry.lon is not None:
                 consider(station_id, (entry.lat, entry.lon))
-        tree = self._tree
+        tree, tree_ids, tree_coords = self._built
         if tree is not None:
             point = unit_vector(lat, lon)
             bound = _widened(chord_for(radius_m))
-            total = len(self._tree_ids)
+            total = len(tree_ids)
             k = min(total, max(16, limit * 4))
             examined: set[int] = set()
             while True:
@@ -109,7 +109,7 @@ class LiveIndex:
                 for index in indexes[within].tolist():
                     if index not in examined:  # ties may come back in another order
                         examined.add(index)
-                        consider(self._tree_ids[index], self._tree_coords[index])
+                        consider(tree_ids[index], tree_coords[index])
                 if int(within.sum()) < k or k >= total:
                     break  # every tree point within the radius has been examined
                 # The unexamined points are at least distances[-1] away. Stop only when `limit`

@@ -52,19 +52,24 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 def install_views(runtime: Runtime) -> None:
     app = runtime.app
 
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def refresh_health() -> None:
+        """Health and the lag and station gauges, computed on the worker's own event loop (the
+        HTTP server may run in a thread of its own and must not touch the consumer)."""
+        runtime.health = await health_report(runtime)
+        counts = runtime.due.counts()
+        for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
+            runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))
+
     @app.page("/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
-            ok, body = await health_report(runtime)
+            ok, body = runtime.health
             return self.json(body, status=200 if ok else 503)
 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            await health_report(runtime)  # refresh the lag gauges
-            counts = runtime.due.counts()
-            for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
-                runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))
             return self.bytes(
                 generate_latest(runtime.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
             )
