@@ -176,18 +176,28 @@ async def keep_ingesting(bootstrap: str, topic: str, ids: list[str], rate: int) 
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    profile = os.environ.get("STATIONWATCH_BENCH_PROFILE")  # a py-spy output file
-    command = [sys.executable, "-m", "stationwatch.cli", "worker"]
-    if profile:
-        command = ["py-spy", "record", "-o", profile, "-f", "raw", "-r", "50", "--", *command]
     with log.open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 - our own CLI
-            command,
+        return subprocess.Popen(
+            [sys.executable, "-m", "stationwatch.cli", "worker"],
             env={**os.environ, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def profile_worker(pid: int) -> subprocess.Popen[bytes] | None:
+    """With ``STATIONWATCH_BENCH_PROFILE=FILE``: py-spy samples the worker while requests are
+    timed (only threads holding the GIL: what the API waits for), in raw (collapsed) form."""
+    path = os.environ.get("STATIONWATCH_BENCH_PROFILE")
+    if not path:
+        return None
+    command = ["py-spy", "record", "--pid", str(pid), "--gil", "--threads", "-f", "raw"]
+    return subprocess.Popen(  # noqa: S603 - a fixed profiler command line
+        [*command, "-r", "200", "-d", "15", "-o", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_raw_server(port: int) -> subprocess.Popen[bytes]:
@@ -295,6 +305,7 @@ async def run_bench(
                         return done >= 0.8 * 2 * ingest_rate
 
                     await wait_until(flowing, 600, "the worker to keep up with the heartbeats")
+                    profiler = profile_worker(worker.pid)
                     before = await metric(session, url, "stationwatch_events_total")
                     window = time.perf_counter()
                     get_ms = await time_requests(session, lookups, {})
@@ -303,6 +314,8 @@ async def run_bench(
                     after = await metric(session, url, "stationwatch_events_total")
                     # The baseline under the same load: a bare server, same client.
                     raw_ms = await time_requests(session, [f"{raw_url}/x"] * requests, {})
+                    if profiler is not None:
+                        profiler.wait(timeout=120)
                 finally:
                     load.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
