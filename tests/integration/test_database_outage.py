@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,9 +20,11 @@ from tests.integration.test_worker import count_rows
 pytestmark = pytest.mark.integration
 
 
-async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothing(
+@pytest.fixture
+async def proxied(
     broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
-) -> None:
+) -> AsyncIterator[tuple[CuttableProxy, dict[str, str]]]:
+    """A cuttable proxy in front of PostgreSQL, and worker settings that go through it."""
     parts = urlsplit(database_url)
     proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await proxy.start()
@@ -29,6 +32,28 @@ async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothi
     env = worker_env(
         kafka_url=broker.url, database_url=via_proxy, token=unique, data_dir=tmp_path / "data"
     )
+    try:
+        yield proxy, env
+    finally:
+        await proxy.close()
+
+
+async def send_beats(producer: Producer, sid: str, seqs: range, now: datetime, back_s: int) -> None:
+    """Heartbeats ``seq`` for each of ``seqs``, sent ``back_s - seq`` seconds before ``now``."""
+    for seq in seqs:
+        sent_at = now - timedelta(seconds=back_s - seq)
+        await producer.send("station.heartbeat", sid, dumps(heartbeat(sid, sent_at, seq)))
+    await producer.flush()
+
+
+async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothing(
+    broker: EmbeddedBroker,
+    database_url: str,
+    tmp_path: Path,
+    unique: str,
+    proxied: tuple[CuttableProxy, dict[str, str]],
+) -> None:
+    proxy, env = proxied
     sid = f"DB-{unique[:6].upper()}"
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     now = datetime.now(UTC)
@@ -36,13 +61,7 @@ async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothi
         await worker.wait_healthy()
         async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
             await producer.send("station.registry", sid, dumps(profile(sid)))
-            for seq in range(50):
-                await producer.send(
-                    "station.heartbeat",
-                    sid,
-                    dumps(heartbeat(sid, now - timedelta(seconds=200 - seq), seq)),
-                )
-            await producer.flush()
+            await send_beats(producer, sid, range(50), now, 200)
 
             async def first_rows() -> bool:
                 return count_rows(database_url, "heartbeats", [sid]) == 50
@@ -50,13 +69,7 @@ async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothi
             await wait_for(first_rows, timeout_s=30, what="the rows written before the outage")
 
             await proxy.cut()
-            for seq in range(50, 150):
-                await producer.send(
-                    "station.heartbeat",
-                    sid,
-                    dumps(heartbeat(sid, now - timedelta(seconds=200 - seq), seq)),
-                )
-            await producer.flush()
+            await send_beats(producer, sid, range(50, 150), now, 200)
 
             async def reports_outage() -> bool:
                 response = await worker.get("/health")
@@ -85,21 +98,18 @@ async def test_worker_holds_its_input_while_the_database_is_down_and_loses_nothi
             assert worker.process.poll() is None
     finally:
         worker.stop()
-        await proxy.close()
 
 
 async def test_a_worker_killed_during_an_outage_loses_no_row(
-    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+    broker: EmbeddedBroker,
+    database_url: str,
+    tmp_path: Path,
+    proxied: tuple[CuttableProxy, dict[str, str]],
+    unique: str,
 ) -> None:
     """Offsets are committed only after rows are written: a crash while the database is down
     leaves the held messages to the next worker."""
-    parts = urlsplit(database_url)
-    proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await proxy.start()
-    via_proxy = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
-    env = worker_env(
-        kafka_url=broker.url, database_url=via_proxy, token=unique, data_dir=tmp_path / "data"
-    )
+    proxy, env = proxied
     sid = f"DK-{unique[:6].upper()}"
     now = datetime.now(UTC)
     first = WorkerProcess(env, tmp_path / "first.log").start()
@@ -109,13 +119,7 @@ async def test_a_worker_killed_during_an_outage_loses_no_row(
         await proxy.cut()
         async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
             await producer.send("station.registry", sid, dumps(profile(sid)))
-            for seq in range(80):
-                await producer.send(
-                    "station.heartbeat",
-                    sid,
-                    dumps(heartbeat(sid, now - timedelta(seconds=100 - seq), seq)),
-                )
-            await producer.flush()
+            await send_beats(producer, sid, range(80), now, 100)
 
         async def consumed_and_retrying() -> bool:
             accepted = await first.metric("stationwatch_events_total", outcome="accepted")
@@ -137,4 +141,3 @@ async def test_a_worker_killed_during_an_outage_loses_no_row(
     finally:
         first.stop()
         second.stop()
-        await proxy.close()
