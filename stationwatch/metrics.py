@@ -19,7 +19,6 @@ class WorkerMetrics:
     consumer_lag: Gauge
     alerts: Counter
     gc_frozen: Gauge
-    event_age_seconds: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -79,12 +78,6 @@ class WorkerMetrics:
                 "stationwatch_alerts_total",
                 "Alert messages emitted, by kind and state (firing, resolved)",
                 ["kind", "state"],
-                registry=registry,
-            ),
-            event_age_seconds=Gauge(
-                "stationwatch_event_age_seconds",
-                "Age of the newest record processed (broker timestamp), per topic",
-                ["topic"],
                 registry=registry,
             ),
         )

@@ -36,7 +36,7 @@ from streams.query import (
     parse_query,
 )
 from streams.tracker import partition_for
-from streams.views import live_state, station_view
+from streams.views import station_view, stored_view
 
 if TYPE_CHECKING:
     from streams.app import Runtime
@@ -99,13 +99,21 @@ def peers(runtime: Runtime) -> tuple[dict[str, set[int]], set[int]]:
     return others, own
 
 
+class PeerAnswerError(ClientError):
+    """Another worker answered, but not 200."""
+
+    def __init__(self, url: str, status: int) -> None:
+        super().__init__(f"{url} answered {status}")
+        self.status = status
+
+
 async def ask(runtime: Runtime, url: str, request: Request, headers: dict[str, str]) -> Any:
     target = URL(url).with_path(request.url.path).with_query(request.query)
     if "Authorization" in request.headers:
         headers = {**headers, "Authorization": request.headers["Authorization"]}
     async with runtime.http().get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
         if got.status != 200:
-            raise ClientError(f"{url} answered {got.status}")
+            raise PeerAnswerError(url, got.status)
         return await got.json()
 
 
@@ -214,9 +222,11 @@ def install_api(runtime: Runtime) -> None:
             if owner != str(app.conf.canonical_url) and FORWARDED not in request.headers:
                 try:
                     return self.json(await ask(runtime, owner, request, {FORWARDED: "1"}))
-                except ClientError as exc:
-                    if "answered 404" in str(exc):
+                except PeerAnswerError as exc:
+                    if exc.status == 404:
                         return error(self, 404, f"station {station_id} is unknown")
+                    return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
+                except ClientError as exc:
                     return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
                 except (OSError, TimeoutError) as exc:
                     return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
@@ -243,7 +253,7 @@ def install_api(runtime: Runtime) -> None:
             )
             window = chosen[: query.offset + query.limit]
             local = {
-                "items": [live_state_of(e.state, zone, now) for e in window],
+                "items": [stored_view(e.state, zone, now) for e in window],
                 "total": len(chosen),
             }
             if is_local(request):
@@ -291,12 +301,6 @@ def install_api(runtime: Runtime) -> None:
                 total["open_now"] += answer["open_now"]
             total.update(as_of=now.isoformat(), complete=not missing, missing_partitions=missing)
             return self.json(total)
-
-
-def live_state_of(state: dict[str, Any], zone: ZoneInfo, now: Any) -> dict[str, Any]:
-    from streams.state import StationState
-
-    return live_state(StationState.from_json(state), zone, now)
 
 
 def summarize(runtime: Runtime, now: Any, zone: ZoneInfo) -> dict[str, Any]:

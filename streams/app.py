@@ -31,7 +31,6 @@ from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_r
 from stationwatch.errors import DatabaseUnavailableError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.api import live_state_of
 from streams.ingest import (
     IngestConfig,
     Outcome,
@@ -45,6 +44,7 @@ from streams.ingest import (
 from streams.liveness import Clock, LivenessConfig
 from streams.readmodel import LiveIndex
 from streams.tracker import DueIndex, Watermarks, partition_for
+from streams.views import stored_view
 
 logger = logging.getLogger(__name__)
 
@@ -449,7 +449,7 @@ def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...
     for station_id in station_ids:
         entry = runtime.index.entries.get(station_id)
         if entry is not None:
-            rows.append(station_current_row(live_state_of(entry.state, zone, now), now))
+            rows.append(station_current_row(stored_view(entry.state, zone, now), now))
     return rows
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, StatusEvent
 from schemas.deadletter import RAW_LIMIT
@@ -38,6 +38,12 @@ class Record:
     key: bytes | None
     value: bytes | None
     ref: Any = None  # the Faust event, handed back when the table is written for its key
+
+
+class StateSource(Protocol):
+    """Where a batch reads stations' stored states: the live table, or an :class:`Overlay`."""
+
+    def get(self, station_id: str) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +179,7 @@ def alert_row(alert: Alert) -> tuple[Any, ...]:
 
 def process_records(
     records: Iterable[Record],
-    states: MutableMapping[str, Any] | Any,
+    states: StateSource,
     *,
     now: datetime,
     clocks: Mapping[int, Clock | None],

@@ -9,7 +9,6 @@ rebuild.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,6 @@ class LiveIndex:
     # (tree, ids, coordinates), replaced as one: the API may read it from another thread
     _built: tuple[Any, list[str], list[tuple[float, float]]] = (None, [], [])
     _pending: set[str] = field(default_factory=set)  # placed or moved since the last build
-    built_at: float = 0.0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -69,7 +67,6 @@ class LiveIndex:
             tree = cKDTree(np.array([unit_vector(lat, lon) for lat, lon in coords]))
         self._pending.clear()
         self._built = (tree, ids, coords)
-        self.built_at = time.monotonic()
 
     def nearest(
         self,

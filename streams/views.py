@@ -49,5 +49,10 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
     }
 
 
+def stored_view(raw: dict[str, Any], zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """The public live state of a station as the table stores it (JSON)."""
+    return live_state(StationState.from_json(raw), zone, now)
+
+
 def station_view(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    return live_state(StationState.from_json(raw), _zone(settings.timezone), utcnow())
+    return stored_view(raw, _zone(settings.timezone), utcnow())
