@@ -1,10 +1,10 @@
-"""The worker's read model of the stations it owns: entries for filtering and a KD-tree over
-their locations for "nearest" queries.
+"""The API server's read model of the stations its worker owns: entries for filtering and a
+KD-tree over their locations for "nearest" queries.
 
-The agent updates entries as it writes the live table; the tree is rebuilt in the background
-when locations changed (registry updates are rare, heartbeats never move a station), and the
-few stations placed since the last build are checked one by one, so a query never waits for a
-rebuild.
+Entries are updated as the worker's feed arrives; the tree is rebuilt in the background (in a
+thread, from a snapshot of the entries) when locations changed — registry updates are rare,
+heartbeats never move a station — and the few stations placed since the snapshot are checked
+one by one, so a query never waits for a rebuild.
 """
 
 from __future__ import annotations
@@ -18,14 +18,36 @@ from scipy.spatial import cKDTree
 
 from streams.query import Entry, chord_for, entry_from_state, haversine_m, unit_vector
 
+# (tree, station ids, (lat, lon) of each): tree point i is station ids[i] at coordinates[i]
+Built = tuple[Any, list[str], list[tuple[float, float]]]
+
+
+def build_tree(entries: list[Entry]) -> Built:
+    """A KD-tree over the located entries' points on the unit sphere (pure: may run in a thread
+    of its own; scipy builds the tree without holding the interpreter lock)."""
+    ids: list[str] = []
+    coords: list[tuple[float, float]] = []
+    for entry in entries:
+        if entry.lat is not None and entry.lon is not None:
+            ids.append(entry.station_id)
+            coords.append((entry.lat, entry.lon))
+    if not coords:
+        return (None, ids, coords)
+    radians = np.radians(np.array(coords, dtype=float))
+    lat, lon = radians[:, 0], radians[:, 1]
+    points = np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+    return (cKDTree(points), ids, coords)
+
 
 @dataclass
 class LiveIndex:
     entries: dict[str, Entry] = field(default_factory=dict)
     ready: bool = False  # built for the current assignment
     # (tree, ids, coordinates), replaced as one: the API may read it from another thread
-    _built: tuple[Any, list[str], list[tuple[float, float]]] = (None, [], [])
-    _pending: set[str] = field(default_factory=set)  # placed or moved since the last build
+    _built: Built = (None, [], [])
+    _pending: set[str] = field(default_factory=set)  # placed or moved since the last snapshot
+    _building: set[str] = field(default_factory=set)  # pending when the build's snapshot was taken
+    _generation: int = 0  # counts resets: a build of an older generation is thrown away
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -47,26 +69,31 @@ class LiveIndex:
     def reset(self) -> None:
         self.entries.clear()
         self._pending.clear()
+        self._building.clear()
         self._built = (None, [], [])
+        self._generation += 1
         self.ready = False
 
     @property
     def needs_rebuild(self) -> bool:
         return bool(self._pending)
 
+    def snapshot(self) -> tuple[int, list[Entry]]:
+        """Start a build: the entries as they are now. Until :meth:`install`, the stations
+        pending so far are still checked one by one."""
+        self._building |= self._pending
+        self._pending = set()
+        return self._generation, list(self.entries.values())
+
+    def install(self, generation: int, built: Built) -> None:
+        if generation != self._generation:
+            return  # reset meanwhile: built from stations no longer held
+        self._built = built
+        self._building = set()
+
     def rebuild_tree(self) -> None:
-        located = [
-            (e.station_id, e.lat, e.lon)
-            for e in list(self.entries.values())
-            if e.lat is not None and e.lon is not None
-        ]
-        ids = [sid for sid, _, _ in located]
-        coords: list[tuple[float, float]] = [(lat, lon) for _, lat, lon in located]
-        tree = None
-        if located:
-            tree = cKDTree(np.array([unit_vector(lat, lon) for lat, lon in coords]))
-        self._pending.clear()
-        self._built = (tree, ids, coords)
+        generation, entries = self.snapshot()
+        self.install(generation, build_tree(entries))
 
     def nearest(
         self,
@@ -88,7 +115,7 @@ class LiveIndex:
             if distance <= radius_m and accept(entry):
                 found[station_id] = (entry, distance)
 
-        for station_id in list(self._pending):
+        for station_id in list(self._pending | self._building):
             entry = self.entries.get(station_id)
             if entry is not None and entry.lat is not None and entry.lon is not None:
                 consider(station_id, (entry.lat, entry.lon))

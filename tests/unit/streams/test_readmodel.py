@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.query import Entry, haversine_m
-from streams.readmodel import LiveIndex
+from streams.readmodel import LiveIndex, build_tree
 from streams.state import StationState
 from tests import factories
 
@@ -280,3 +280,36 @@ def test_same_location_put_is_not_pending() -> None:
     index.put(sid(1), 0, state(sid(1), LAT0, LON0))
     assert not index.needs_rebuild
     assert [s for s, _ in answer(index, LAT0, LON0, 1.0)] == ["SY-0001"]
+
+
+def test_stations_placed_while_a_tree_is_built_are_found_before_and_after_it_lands() -> None:
+    """The API server builds the tree in a thread from a snapshot; puts go on meanwhile."""
+    index = LiveIndex()
+    index.put(sid(1), 0, state(sid(1), LAT0, LON0))
+    index.rebuild_tree()
+    index.put(sid(2), 0, state(sid(2), LAT0 + 0.001, LON0))  # pending when the build starts
+    generation, entries = index.snapshot()
+    index.put(sid(3), 0, state(sid(3), LAT0 + 0.002, LON0))  # placed during the build
+    index.put(sid(1), 0, state(sid(1), LAT0 + 0.1, LON0))  # moved ~11 km during the build
+    during = [s for s, _ in answer(index, LAT0, LON0, 1000.0)]
+    assert during == ["SY-0002", "SY-0003"]
+    index.install(generation, build_tree(entries))
+    assert [s for s, _ in answer(index, LAT0, LON0, 1000.0)] == during
+    assert index.needs_rebuild  # SY-0003 and the moved SY-0001 are not in the new tree
+    index.rebuild_tree()
+    assert not index.needs_rebuild
+    assert [s for s, _ in answer(index, LAT0, LON0, 1000.0)] == during
+    assert [s for s, _ in answer(index, LAT0 + 0.1, LON0, 10.0)] == ["SY-0001"]
+
+
+def test_a_tree_built_before_a_reset_is_thrown_away() -> None:
+    index = LiveIndex()
+    index.put(sid(1), 0, state(sid(1), LAT0, LON0))
+    generation, entries = index.snapshot()
+    index.reset()  # the partitions were reassigned while the tree was built
+    index.put(sid(2), 0, state(sid(2), LAT0, LON0 + 0.001))
+    index.install(generation, build_tree(entries))
+    tree, ids, _ = index._built
+    assert tree is None
+    assert ids == []
+    assert [s for s, _ in answer(index, LAT0, LON0, 1000.0)] == ["SY-0002"]
