@@ -67,10 +67,6 @@ class Settings(BaseSettings):
         description="how often long-lived objects are moved out of the garbage collector's "
         "reach (0: never)",
     )
-    web_in_thread: bool = Field(
-        True,
-        description="serve HTTP from a thread of its own, so answers do not wait for batches",
-    )
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     producer_max_batch_bytes: int = Field(
         16_384,

@@ -1,5 +1,6 @@
-"""The live-state HTTP API of a worker: one station, filtered lists, nearest open stations, and
-the summary.
+"""The live-state HTTP API: one station, filtered lists, nearest open stations, the summary,
+health and metrics. Served by each worker's API server process (`streams.server`) from its
+:class:`Replica` of the worker's live table.
 
 With several workers each holds the stations of the partitions it owns. A station lookup is
 forwarded to its owner; lists, ``nearby`` and the summary fan out to every worker (the request
@@ -13,16 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
+import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiohttp import ClientError, ClientTimeout
-from faust.web import Request, Response, View
+import orjson
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
 from yarl import URL
 
 from schemas.common import STATION_ID_PATTERN
+from stationwatch.settings import Settings
 from streams.ingest import utcnow
 from streams.openapi import build_openapi
 from streams.query import (
@@ -35,68 +43,105 @@ from streams.query import (
     nearby_candidate,
     parse_query,
 )
+from streams.readmodel import LiveIndex
 from streams.tracker import partition_for
 from streams.views import station_view, stored_view
 
-if TYPE_CHECKING:
-    from streams.app import Runtime
+logger = logging.getLogger(__name__)
 
 _ID = re.compile(STATION_ID_PATTERN)
 SCOPE = "X-Stationwatch-Scope"
 FORWARDED = "X-Stationwatch-Forwarded"
 PEER_TIMEOUT = ClientTimeout(total=3)
+STATUS_MAX_AGE_S = 5.0  # the worker reports every second; older means it is stuck or gone
+METRICS_TIMEOUT_S = 3.0  # below Prometheus's and most clients' timeouts
 
 
-def error(view: View, status: int, message: str, **extra: Any) -> Response:
-    return view.json({"error": message, **extra}, status=status)
+@dataclass
+class Replica:
+    """What the API server knows: the worker's owned stations and its latest status report."""
+
+    settings: Settings
+    index: LiveIndex = field(default_factory=LiveIndex)
+    routes: dict[str, set[int]] = field(default_factory=dict)  # worker URL → partitions
+    own_url: str = ""
+    health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
+    status_at: float | None = None  # monotonic time of the worker's last status report
+    worker_metrics: Callable[[], Awaitable[bytes]] | None = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    _session: ClientSession | None = None
+
+    def __post_init__(self) -> None:
+        self.requests = PromCounter(
+            "stationwatch_http_requests_total",
+            "HTTP requests answered by the API, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "stationwatch_http_request_seconds",
+            "Time to answer an HTTP request, by route (forwarding and fan-out included)",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 3),
+        )
+
+    def http(self) -> ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def report(self, health: list[Any], routes: dict[str, list[int]], own_url: str) -> None:
+        self.health = (bool(health[0]), health[1])
+        self.routes = {url: set(partitions) for url, partitions in routes.items()}
+        self.own_url = own_url
+        self.status_at = time.monotonic()
+
+    def owner_url(self, station_id: str) -> str | None:
+        """The worker that owns the station's partition, by the same hash the producers' default
+        partitioner uses for the station-id key (Faust's own router hashes the JSON-encoded
+        key)."""
+        partition = partition_for(station_id, self.settings.partitions)
+        for url, partitions in self.routes.items():
+            if partition in partitions:
+                return url
+        return None
+
+    def peers(self) -> tuple[dict[str, set[int]], set[int]]:
+        """Other workers with the partitions they own, and the partitions this worker owns."""
+        others = {url: p for url, p in self.routes.items() if url != self.own_url and p}
+        return others, self.routes.get(self.own_url, set())
 
 
-def authorized(runtime: Runtime, request: Request) -> bool:
-    token = runtime.settings.api_token
-    if token is None:
-        return True
-    given = request.headers.get("Authorization", "")
-    expected = f"Bearer {token.get_secret_value()}"
-    return hmac.compare_digest(given.encode(), expected.encode())
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def unauthorized(view: View) -> Response:
-    response = error(view, 401, "missing or wrong bearer token")
-    response.headers["WWW-Authenticate"] = 'Bearer realm="stationwatch"'
-    return response
+def error(status: int, message: str, **extra: Any) -> web.Response:
+    return json_response({"error": message, **extra}, status=status)
 
 
-def query_params(request: Request) -> dict[str, list[str]]:
+def bad_parameter(exc: QueryError) -> web.Response:
+    return error(400, str(exc), parameter=exc.parameter)
+
+
+def not_ready() -> web.Response:
+    return error(503, "partitions are being assigned, try again")
+
+
+def query_params(request: web.Request) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for name, value in request.query.items():
         params.setdefault(name, []).append(value)
     return params
 
 
-def owner_url(runtime: Runtime, station_id: str) -> str | None:
-    """The worker that owns the station's partition, by the same hash the producers' default
-    partitioner uses for the station-id key (Faust's own router hashes the JSON-encoded key)."""
-    partition = partition_for(station_id, runtime.settings.partitions)
-    changelog = runtime.table.changelog_topic.get_topic_name()
-    for url, topics in runtime.app.router.table_metadata(runtime.table.name).items():
-        if partition in topics.get(changelog, ()):
-            return str(url)
-    return None
-
-
-def peers(runtime: Runtime) -> tuple[dict[str, set[int]], set[int]]:
-    """Other workers with the partitions they own, and the partitions this worker owns."""
-    changelog = runtime.table.changelog_topic.get_topic_name()
-    own_url = str(runtime.app.conf.canonical_url)
-    others: dict[str, set[int]] = {}
-    own: set[int] = set()
-    for url, topics in runtime.app.router.table_metadata(runtime.table.name).items():
-        partitions = set(topics.get(changelog, ()))
-        if str(url) == own_url:
-            own = partitions
-        elif partitions:
-            others[str(url)] = partitions
-    return others, own
+def is_local(request: web.Request) -> bool:
+    return request.headers.get(SCOPE) == "local"
 
 
 class PeerAnswerError(ClientError):
@@ -107,25 +152,25 @@ class PeerAnswerError(ClientError):
         self.status = status
 
 
-async def ask(runtime: Runtime, url: str, request: Request, headers: dict[str, str]) -> Any:
+async def ask(replica: Replica, url: str, request: web.Request, headers: dict[str, str]) -> Any:
     target = URL(url).with_path(request.url.path).with_query(request.query)
     if "Authorization" in request.headers:
         headers = {**headers, "Authorization": request.headers["Authorization"]}
-    async with runtime.http().get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
+    async with replica.http().get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
         if got.status != 200:
             raise PeerAnswerError(url, got.status)
         return await got.json()
 
 
 async def gather(
-    runtime: Runtime, request: Request, local: dict[str, Any]
+    replica: Replica, request: web.Request, local: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """This worker's answer and every other worker's; the partitions nobody answered for."""
-    others, own = peers(runtime)
+    others, own = replica.peers()
     answers = [local]
-    covered = set(own) if runtime.index.ready else set()
+    covered = set(own) if replica.index.ready else set()
     results = await asyncio.gather(
-        *(ask(runtime, url, request, {SCOPE: "local"}) for url in others),
+        *(ask(replica, url, request, {SCOPE: "local"}) for url in others),
         return_exceptions=True,
     )
     for (_url, partitions), result in zip(others.items(), results, strict=True):
@@ -133,177 +178,11 @@ async def gather(
             continue
         answers.append(result)
         covered |= partitions
-    missing = sorted(set(range(runtime.settings.partitions)) - covered)
+    missing = sorted(set(range(replica.settings.partitions)) - covered)
     return answers, missing
 
 
-def is_local(request: Request) -> bool:
-    return request.headers.get(SCOPE) == "local"
-
-
-def not_ready(view: View) -> Response:
-    return error(view, 503, "partitions are being assigned, try again")
-
-
-def install_api(runtime: Runtime) -> None:
-    app = runtime.app
-    table = runtime.table
-    zone = ZoneInfo(runtime.settings.timezone)
-    fresh_s = runtime.settings.occupancy_fresh_s
-
-    document = build_openapi(secured=runtime.settings.api_token is not None)
-
-    @app.page("/openapi.json")
-    class OpenApi(View):
-        async def get(self, request: Request) -> Response:
-            if not authorized(runtime, request):
-                return unauthorized(self)
-            return self.json(document)
-
-    @app.page("/stations/nearby")
-    class Nearby(View):
-        async def get(self, request: Request) -> Response:
-            if not authorized(runtime, request):
-                return unauthorized(self)
-            try:
-                query = parse_query(NearbyQuery, query_params(request))
-            except QueryError as exc:
-                return error(self, 400, str(exc), parameter=exc.parameter)
-            now = utcnow()
-            if is_local(request) and not runtime.index.ready:
-                return not_ready(self)
-            found = runtime.index.nearest(
-                query.lat,
-                query.lon,
-                query.radius_m,
-                lambda e: nearby_candidate(e, query, now, zone),
-                query.limit,
-            )
-            items = []
-            for entry, distance in found:
-                item = station_view(entry.state, runtime.settings)
-                item["distance_m"] = round(distance, 1)
-                item.update(free_seats(entry, now, fresh_s))
-                item["open_now"] = is_open_now(entry, now, zone)
-                items.append(item)
-            local = {"items": items}
-            if is_local(request):
-                return self.json(local)
-            answers, missing = await gather(runtime, request, local)
-            merged = sorted(
-                (item for answer in answers for item in answer["items"]),
-                key=lambda item: (item["distance_m"], item["station_id"]),
-            )[: query.limit]
-            return self.json(
-                {
-                    "items": merged,
-                    "as_of": now.isoformat(),
-                    "occupancy_fresh_s": fresh_s,
-                    "complete": not missing,
-                    "missing_partitions": missing,
-                }
-            )
-
-    @app.page("/stations/{station_id}")
-    class Station(View):
-        async def get(self, request: Request, station_id: str) -> Response:
-            if not authorized(runtime, request):
-                return unauthorized(self)
-            if not _ID.fullmatch(station_id):
-                return error(
-                    self,
-                    400,
-                    f"station_id: {station_id[:40]!r} does not match {STATION_ID_PATTERN}",
-                    parameter="station_id",
-                )
-            owner = owner_url(runtime, station_id)
-            if owner is None:
-                return not_ready(self)
-            if owner != str(app.conf.canonical_url) and FORWARDED not in request.headers:
-                try:
-                    return self.json(await ask(runtime, owner, request, {FORWARDED: "1"}))
-                except PeerAnswerError as exc:
-                    if exc.status == 404:
-                        return error(self, 404, f"station {station_id} is unknown")
-                    return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
-                except ClientError as exc:
-                    return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
-                except (OSError, TimeoutError) as exc:
-                    return error(self, 503, f"the owning worker {owner} did not answer: {exc}")
-            raw = table.get(station_id)
-            if raw is None:
-                return error(self, 404, f"station {station_id} is unknown")
-            return self.json(station_view(raw, runtime.settings))
-
-    @app.page("/stations")
-    class Stations(View):
-        async def get(self, request: Request) -> Response:
-            if not authorized(runtime, request):
-                return unauthorized(self)
-            try:
-                query = parse_query(ListQuery, query_params(request))
-            except QueryError as exc:
-                return error(self, 400, str(exc), parameter=exc.parameter)
-            if is_local(request) and not runtime.index.ready:
-                return not_ready(self)
-            now = utcnow()
-            chosen = sorted(
-                (e for e in runtime.index if matches(e, query, now, zone)),
-                key=lambda e: e.station_id,
-            )
-            window = chosen[: query.offset + query.limit]
-            local = {
-                "items": [stored_view(e.state, zone, now) for e in window],
-                "total": len(chosen),
-            }
-            if is_local(request):
-                return self.json(local)
-            answers, missing = await gather(runtime, request, local)
-            merged = sorted(
-                (item for answer in answers for item in answer["items"]),
-                key=lambda item: item["station_id"],
-            )
-            return self.json(
-                {
-                    "items": merged[query.offset : query.offset + query.limit],
-                    "total": sum(answer["total"] for answer in answers),
-                    "limit": query.limit,
-                    "offset": query.offset,
-                    "as_of": now.isoformat(),
-                    "complete": not missing,
-                    "missing_partitions": missing,
-                }
-            )
-
-    @app.page("/summary")
-    class Summary(View):
-        async def get(self, request: Request) -> Response:
-            if not authorized(runtime, request):
-                return unauthorized(self)
-            if request.query:
-                name = next(iter(request.query))
-                return error(self, 400, f"{name}: unknown parameter", parameter=name)
-            if is_local(request) and not runtime.index.ready:
-                return not_ready(self)
-            now = utcnow()
-            local = summarize(runtime, now, zone)
-            if is_local(request):
-                return self.json(local)
-            answers, missing = await gather(runtime, request, local)
-            total: dict[str, Any] = {"total": 0, "open_now": 0}
-            for key in ("by_liveness", "by_category", "by_street", "by_lifecycle"):
-                counter: Counter[str] = Counter()
-                for answer in answers:
-                    counter.update(answer[key])
-                total[key] = dict(sorted(counter.items()))
-            for answer in answers:
-                total["total"] += answer["total"]
-                total["open_now"] += answer["open_now"]
-            total.update(as_of=now.isoformat(), complete=not missing, missing_partitions=missing)
-            return self.json(total)
-
-
-def summarize(runtime: Runtime, now: Any, zone: ZoneInfo) -> dict[str, Any]:
+def summarize(index: LiveIndex, now: Any, zone: ZoneInfo) -> dict[str, Any]:
     by: dict[str, Counter[str]] = {
         "by_liveness": Counter(),
         "by_category": Counter(),
@@ -311,7 +190,7 @@ def summarize(runtime: Runtime, now: Any, zone: ZoneInfo) -> dict[str, Any]:
         "by_lifecycle": Counter(),
     }
     open_now = 0
-    entries = list(runtime.index)
+    entries = list(index)
     for entry in entries:
         by["by_liveness"][entry.liveness] += 1
         by["by_category"][entry.category or "unknown"] += 1
@@ -323,3 +202,221 @@ def summarize(runtime: Runtime, now: Any, zone: ZoneInfo) -> dict[str, Any]:
         "total": len(entries),
         "open_now": open_now,
     }
+
+
+class Api:
+    """The request handlers, bound to one replica."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.settings = replica.settings
+        self.zone = ZoneInfo(self.settings.timezone)
+        self.document = build_openapi(secured=self.settings.api_token is not None)
+
+    async def health(self, request: web.Request) -> web.Response:
+        replica = self.replica
+        ok, body = replica.health
+        if replica.status_at is not None:
+            age = time.monotonic() - replica.status_at
+            if age > STATUS_MAX_AGE_S:
+                problem = f"the worker has not reported for {age:.0f} s"
+                ok, body = False, {**body, "status": "unavailable"}
+                body["problems"] = [*body.get("problems", []), problem]
+        return json_response(body, status=200 if ok else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        own = generate_latest(self.replica.registry)
+        if self.replica.worker_metrics is None:
+            return error(503, "the worker is not connected")
+        try:
+            worker = await asyncio.wait_for(self.replica.worker_metrics(), METRICS_TIMEOUT_S)
+        except (TimeoutError, ConnectionError) as exc:
+            return error(503, f"the worker did not report its metrics: {exc or 'timed out'}")
+        return web.Response(body=worker + own, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return json_response(self.document)
+
+    async def station(self, request: web.Request) -> web.Response:
+        station_id = request.match_info["station_id"]
+        if not _ID.fullmatch(station_id):
+            return error(
+                400,
+                f"station_id: {station_id[:40]!r} does not match {STATION_ID_PATTERN}",
+                parameter="station_id",
+            )
+        replica = self.replica
+        owner = replica.owner_url(station_id)
+        if owner is None:
+            return not_ready()
+        if owner != replica.own_url and FORWARDED not in request.headers:
+            try:
+                return json_response(await ask(replica, owner, request, {FORWARDED: "1"}))
+            except PeerAnswerError as exc:
+                if exc.status == 404:
+                    return error(404, f"station {station_id} is unknown")
+                return error(503, f"the owning worker {owner} did not answer: {exc}")
+            except (ClientError, OSError, TimeoutError) as exc:
+                return error(503, f"the owning worker {owner} did not answer: {exc}")
+        entry = replica.index.entries.get(station_id)
+        if entry is None:
+            if not replica.index.ready:
+                return not_ready()
+            return error(404, f"station {station_id} is unknown")
+        return json_response(station_view(entry.state, self.settings))
+
+    async def nearby(self, request: web.Request) -> web.Response:
+        try:
+            query = parse_query(NearbyQuery, query_params(request))
+        except QueryError as exc:
+            return bad_parameter(exc)
+        replica = self.replica
+        if is_local(request) and not replica.index.ready:
+            return not_ready()
+        now = utcnow()
+        zone, fresh_s = self.zone, self.settings.occupancy_fresh_s
+        found = replica.index.nearest(
+            query.lat,
+            query.lon,
+            query.radius_m,
+            lambda e: nearby_candidate(e, query, now, zone),
+            query.limit,
+        )
+        items = []
+        for entry, distance in found:
+            item = stored_view(entry.state, zone, now)
+            item["distance_m"] = round(distance, 1)
+            item.update(free_seats(entry, now, fresh_s))
+            item["open_now"] = is_open_now(entry, now, zone)
+            items.append(item)
+        local = {"items": items}
+        if is_local(request):
+            return json_response(local)
+        answers, missing = await gather(replica, request, local)
+        merged = sorted(
+            (item for answer in answers for item in answer["items"]),
+            key=lambda item: (item["distance_m"], item["station_id"]),
+        )[: query.limit]
+        return json_response(
+            {
+                "items": merged,
+                "as_of": now.isoformat(),
+                "occupancy_fresh_s": fresh_s,
+                "complete": not missing,
+                "missing_partitions": missing,
+            }
+        )
+
+    async def stations(self, request: web.Request) -> web.Response:
+        try:
+            query = parse_query(ListQuery, query_params(request))
+        except QueryError as exc:
+            return bad_parameter(exc)
+        replica = self.replica
+        if is_local(request) and not replica.index.ready:
+            return not_ready()
+        now = utcnow()
+        chosen = sorted(
+            (e for e in replica.index if matches(e, query, now, self.zone)),
+            key=lambda e: e.station_id,
+        )
+        window = chosen[: query.offset + query.limit]
+        local = {
+            "items": [stored_view(e.state, self.zone, now) for e in window],
+            "total": len(chosen),
+        }
+        if is_local(request):
+            return json_response(local)
+        answers, missing = await gather(replica, request, local)
+        merged = sorted(
+            (item for answer in answers for item in answer["items"]),
+            key=lambda item: item["station_id"],
+        )
+        return json_response(
+            {
+                "items": merged[query.offset : query.offset + query.limit],
+                "total": sum(answer["total"] for answer in answers),
+                "limit": query.limit,
+                "offset": query.offset,
+                "as_of": now.isoformat(),
+                "complete": not missing,
+                "missing_partitions": missing,
+            }
+        )
+
+    async def summary(self, request: web.Request) -> web.Response:
+        if request.query:
+            name = next(iter(request.query))
+            return error(400, f"{name}: unknown parameter", parameter=name)
+        replica = self.replica
+        if is_local(request) and not replica.index.ready:
+            return not_ready()
+        now = utcnow()
+        local = summarize(replica.index, now, self.zone)
+        if is_local(request):
+            return json_response(local)
+        answers, missing = await gather(replica, request, local)
+        total: dict[str, Any] = {"total": 0, "open_now": 0}
+        for key in ("by_liveness", "by_category", "by_street", "by_lifecycle"):
+            counter: Counter[str] = Counter()
+            for answer in answers:
+                counter.update(answer[key])
+            total[key] = dict(sorted(counter.items()))
+        for answer in answers:
+            total["total"] += answer["total"]
+            total["open_now"] += answer["open_now"]
+        total.update(as_of=now.isoformat(), complete=not missing, missing_partitions=missing)
+        return json_response(total)
+
+
+OPEN_PATHS = frozenset({"/health", "/metrics"})  # reachable without the bearer token
+
+
+def build_app(replica: Replica) -> web.Application:
+    api = Api(replica)
+    token = replica.settings.api_token
+    expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
+
+    async def answer(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            if expected is not None and request.path not in OPEN_PATHS:
+                given = request.headers.get("Authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    response = error(401, "missing or wrong bearer token")
+                    response.headers["WWW-Authenticate"] = 'Bearer realm="stationwatch"'
+                    return response
+            return await handler(request)
+        except web.HTTPException as exc:  # unknown path, wrong method
+            response = error(exc.status, exc.reason)
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path_qs)
+            return error(500, "internal error; the server's log has the details")
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Bearer token, JSON errors for unknown paths and methods, never a bare 500, and the
+        request metrics."""
+        started = time.perf_counter()
+        response = await answer(request, handler)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        replica.latency.labels(route).observe(time.perf_counter() - started)
+        replica.requests.labels(route, str(response.status)).inc()
+        return response
+
+    app = web.Application(middlewares=[guard])
+    app.router.add_get("/health", api.health)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/openapi.json", api.openapi)
+    app.router.add_get("/stations/nearby", api.nearby)
+    app.router.add_get("/stations/{station_id}", api.station)
+    app.router.add_get("/stations", api.stations)
+    app.router.add_get("/summary", api.summary)
+    return app

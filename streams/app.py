@@ -1,5 +1,6 @@
 """The Faust app of a stationwatch worker: input topics, the live station-state table, the
-ingest agent, the liveness timer and the web views. Built by :func:`create_app`.
+ingest agent, the liveness timer, and the feed of its API server process (`streams.feed`).
+Built by :func:`create_app`.
 
 One agent consumes the four input topics and the worker's tick topic (all co-partitioned with
 the table's changelog). A batch is handled in this order, so that a crash at any point loses
@@ -15,22 +16,23 @@ import gc
 import logging
 import socket
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import faust
 import orjson
 from faust.streams import _current_event
 from faust.types import TP
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
 from stationwatch.errors import DatabaseUnavailableError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
+from streams.feed import ApiFeed
 from streams.ingest import (
     IngestConfig,
     Outcome,
@@ -42,7 +44,6 @@ from streams.ingest import (
     utcnow,
 )
 from streams.liveness import Clock, LivenessConfig
-from streams.readmodel import LiveIndex
 from streams.tracker import DueIndex, Watermarks, partition_for
 from streams.views import stored_view
 
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
-PART = 25  # records (or due stations) handled between two yields to the event loop (~5 ms)
+PART = 25  # records (or due stations) handled between two yields to the event loop
 
 
 def ticks_topic_name(settings: Settings) -> str:
@@ -71,23 +72,14 @@ class Runtime:
     # next offset to process, per input partition this worker has processed
     positions: dict[TP, int] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)
-    index: LiveIndex = field(default_factory=LiveIndex)
+    indexed: bool = False  # the owned stations are scheduled and fed to the API server
     current_dirty: set[str] = field(default_factory=set)
     current_removed: set[str] = field(default_factory=set)
     health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
-    _sessions: dict[int, aiohttp.ClientSession] = field(default_factory=dict)
+    feed: ApiFeed | None = None
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
-
-    def http(self) -> aiohttp.ClientSession:
-        """An HTTP client for the running event loop (the API's, which may be its own)."""
-        loop = asyncio.get_running_loop()
-        session = self._sessions.get(id(loop))
-        if session is None or session.closed:
-            session = aiohttp.ClientSession()
-            self._sessions[id(loop)] = session
-        return session
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -146,17 +138,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        # HTTP is served by the API server process on this URL (streams.feed): Faust's own web
+        # server stays off; the URL still tells the other workers where this one answers.
+        web_enabled=False,
         web_port=settings.web_port,
-        web_in_thread=settings.web_in_thread,
         web_bind=settings.web_bind,
         web_host=host,
         canonical_url=f"http://{host}:{settings.web_port}",
-        # Faust's own views would show table contents past the API's token check.
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_graph_enabled=False,
-        web_stats_enabled=False,
-        web_metrics_enabled=False,
         producer_acks=-1,
         producer_max_batch_size=settings.producer_max_batch_bytes,
         key_serializer="raw",
@@ -228,7 +216,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
         if app.rebalancing or not recovery.completed.is_set():
             return
-        if not runtime.index.ready:
+        if not runtime.indexed:
             index_owned_stations(runtime)
         now = utcnow().timestamp()
         for partition in runtime.active_partitions():
@@ -252,11 +240,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             gc.collect(1)
             gc.freeze()
             metrics.gc_frozen.set(gc.get_freeze_count())
-
-    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-    async def rebuild_spatial_index() -> None:
-        if runtime.index.ready and runtime.index.needs_rebuild:
-            runtime.index.rebuild_tree()
 
     @app.timer(interval=settings.current_refresh_s)  # type: ignore[untyped-decorator]
     async def refresh_station_current() -> None:
@@ -282,13 +265,31 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
         runtime.due.reset()
-        runtime.index.reset()
+        runtime.indexed = False
+        if runtime.feed is not None:
+            runtime.feed.reset()
         runtime.watermarks.reset()
         runtime.ticks_pending.clear()
 
+    async def crash(exc: BaseException) -> None:
+        await app.crash(exc)
+
+    runtime.feed = ApiFeed(
+        settings,
+        metrics_text=lambda: generate_latest(registry),
+        snapshot=lambda: owned_states(runtime) if runtime.indexed else None,
+        on_fatal=crash,
+    )
+
     @app.service
-    class _SinkCloser(faust.Service):
+    class _Lifecycle(faust.Service):
+        async def on_start(self) -> None:
+            if runtime.feed is not None:
+                await runtime.feed.start()
+
         async def on_stop(self) -> None:
+            if runtime.feed is not None:
+                await runtime.feed.stop()
             await sink.close()
             await runtime.current.close()
 
@@ -401,7 +402,7 @@ async def handle_batch(
 
 
 def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
-    table = runtime.table
+    table, feed = runtime.table, runtime.feed
     for station_id, write in writes.items():
         if write.remove or write.value is not None:
             # The changelog record must go to the partition the station's input came from.
@@ -415,30 +416,45 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
                 _current_event.reset(token)
         if write.remove:
             runtime.due.forget(station_id)
-            runtime.index.remove(station_id)
+            if feed is not None:
+                feed.remove(station_id)
             runtime.current_removed.add(station_id)
             runtime.current_dirty.discard(station_id)
         else:
             runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
             if write.value is not None:
-                runtime.index.put(station_id, write.partition, write.value)
+                if feed is not None:
+                    feed.put(station_id, write.partition, write.value)
                 runtime.current_dirty.add(station_id)
+
+
+def owned_states(runtime: Runtime) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Every station of the partitions this worker actively owns, from the live table."""
+    active = runtime.active_partitions()
+    partitions = runtime.settings.partitions
+    for station_id, value in list(runtime.table.items()):
+        partition = partition_for(station_id, partitions)
+        if partition in active and value:
+            yield station_id, partition, value
 
 
 def index_owned_stations(runtime: Runtime) -> None:
     """After a rebalance: every station of the partitions this worker now owns is due for a
-    look, and goes into the read model."""
+    look, goes to station_current, and is fed to the API server."""
+    feed = runtime.feed
+    if feed is not None:
+        feed.reset()
+    owned = []
+    for station_id, partition, value in owned_states(runtime):
+        owned.append(station_id)
+        runtime.current_dirty.add(station_id)
+        if feed is not None:
+            feed.put(station_id, partition, value)
+    if feed is not None:
+        feed.ready()
+    runtime.indexed = True
     active = runtime.active_partitions()
-    partitions = runtime.settings.partitions
-    runtime.index.reset()
-    for station_id, value in list(runtime.table.items()):
-        partition = partition_for(station_id, partitions)
-        if partition in active and value:
-            runtime.index.put(station_id, partition, value)
-            runtime.current_dirty.add(station_id)
-    runtime.index.rebuild_tree()
-    runtime.index.ready = True
-    count = runtime.due.rebuild(runtime.index.entries, partitions, active)
+    count = runtime.due.rebuild(owned, runtime.settings.partitions, active)
     logger.info("watching %d stations on partitions %s", count, sorted(active))
 
 
@@ -447,9 +463,9 @@ def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...
     zone = runtime.config.liveness.zone
     rows = []
     for station_id in station_ids:
-        entry = runtime.index.entries.get(station_id)
-        if entry is not None:
-            rows.append(station_current_row(stored_view(entry.state, zone, now), now))
+        value = runtime.table.get(station_id)
+        if value:
+            rows.append(station_current_row(stored_view(value, zone, now), now))
     return rows
 
 

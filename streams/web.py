@@ -1,11 +1,8 @@
-"""The worker's HTTP views: health, metrics, and the live state of one station."""
+"""What the worker reports to its API server each second: health and partition ownership."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.topics import INPUT_TOPICS
 
@@ -49,31 +46,25 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     return not problems, body
 
 
+def routes(runtime: Runtime) -> dict[str, list[int]]:
+    """Every worker's URL with the partitions of the live table it actively owns."""
+    changelog = runtime.table.changelog_topic.get_topic_name()
+    return {
+        str(url): sorted(topics.get(changelog, ()))
+        for url, topics in runtime.app.router.table_metadata(runtime.table.name).items()
+    }
+
+
 def install_views(runtime: Runtime) -> None:
     app = runtime.app
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-    async def refresh_health() -> None:
-        """Health and the lag and station gauges, computed on the worker's own event loop (the
-        HTTP server may run in a thread of its own and must not touch the consumer)."""
+    async def report_status() -> None:
+        """Health, the lag and station gauges, and who owns which partition, computed on the
+        worker's event loop and reported to the API server."""
         runtime.health = await health_report(runtime)
         counts = runtime.due.counts()
         for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
             runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))
-
-    @app.page("/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            ok, body = runtime.health
-            return self.json(body, status=200 if ok else 503)
-
-    @app.page("/metrics")
-    class Metrics(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(
-                generate_latest(runtime.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0]
-            )
-
-    from streams.api import install_api
-
-    install_api(runtime)
+        if runtime.feed is not None:
+            runtime.feed.status(runtime.health, routes(runtime), str(app.conf.canonical_url))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import faust
 
@@ -17,10 +16,6 @@ logger = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
-    if settings.web_in_thread:
-        # The HTTP thread gets the interpreter within 0.2 ms of asking, not 5 (the default),
-        # while the agent's thread is busy with a batch.
-        sys.setswitchinterval(0.0002)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(
