@@ -6,7 +6,8 @@
 3. A real `stationwatch worker` ingests them: events/s against the raw baseline.
 4. While heartbeats keep arriving at ``--ingest-rate``/s, ``GET /stations/{id}`` and
    ``GET /stations/nearby`` are timed one request at a time; raw baseline: the same client against
-   a bare aiohttp server answering a fixed JSON body.
+   a bare aiohttp server answering a fixed JSON body. Resident memory of the worker and of its
+   API server process is read at the end of the timed phase.
 
 Prints one JSON object. Targets (issue "live state API"): with 150,000 stations, station lookup
 p99 ≤ 5 ms and nearby p99 ≤ 20 ms while ingest continues.
@@ -187,17 +188,37 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def profile_worker(pid: int) -> subprocess.Popen[bytes] | None:
-    """With ``STATIONWATCH_BENCH_PROFILE=FILE``: py-spy samples the worker while requests are
-    timed (only threads holding the GIL: what the API waits for), in raw (collapsed) form."""
+    """With ``STATIONWATCH_BENCH_PROFILE=FILE``: py-spy samples the worker and its API server
+    while requests are timed (only threads holding the GIL), in raw (collapsed) form."""
     path = os.environ.get("STATIONWATCH_BENCH_PROFILE")
     if not path:
         return None
-    command = ["py-spy", "record", "--pid", str(pid), "--gil", "--threads", "-f", "raw"]
+    command = ["py-spy", "record", "--pid", str(pid), "--gil", "--threads", "--subprocesses"]
+    command += ["-f", "raw"]
     return subprocess.Popen(  # noqa: S603 - a fixed profiler command line
         [*command, "-r", "200", "-d", "15", "-o", path],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process in MiB (Linux), or None when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
 
 
 def start_raw_server(port: int) -> subprocess.Popen[bytes]:
@@ -312,6 +333,10 @@ async def run_bench(
                     near_ms = await time_requests(session, nearby, {})
                     elapsed = time.perf_counter() - window
                     after = await metric(session, url, "stationwatch_events_total")
+                    result["memory_mb"] = {
+                        "worker": rss_mb(worker.pid),
+                        "api_server": sum(rss_mb(p) or 0.0 for p in child_pids(worker.pid)),
+                    }
                     # The baseline under the same load: a bare server, same client.
                     raw_ms = await time_requests(session, [f"{raw_url}/x"] * requests, {})
                     if profiler is not None:
