@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
 import time
 from collections import Counter
@@ -25,7 +26,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client import Counter as PromCounter
 from yarl import URL
 
@@ -54,7 +61,14 @@ SCOPE = "X-Stationwatch-Scope"
 FORWARDED = "X-Stationwatch-Forwarded"
 PEER_TIMEOUT = ClientTimeout(total=3)
 STATUS_MAX_AGE_S = 5.0  # the worker reports every second; older means it is stuck or gone
-METRICS_TIMEOUT_S = 3.0  # below Prometheus's and most clients' timeouts
+STARTING = {
+    "status": "unavailable",
+    "problems": ["the worker has not reported yet"],
+    "partitions": 0,
+    "lag": 0,
+    "lag_by_topic": {},
+    "database": "ok",
+}
 
 
 @dataclass
@@ -63,11 +77,12 @@ class Replica:
 
     settings: Settings
     index: LiveIndex = field(default_factory=LiveIndex)
+    partitions: frozenset[int] = frozenset()  # the index holds every station of these
     routes: dict[str, set[int]] = field(default_factory=dict)  # worker URL → partitions
     own_url: str = ""
-    health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
+    health: tuple[bool, dict[str, Any]] = (False, STARTING)
     status_at: float | None = None  # monotonic time of the worker's last status report
-    worker_metrics: Callable[[], Awaitable[bytes]] | None = None
+    worker_metrics: bytes = b""  # as of the last status report
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _session: ClientSession | None = None
 
@@ -85,6 +100,17 @@ class Replica:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 3),
         )
+        self.report_age = Gauge(
+            "stationwatch_worker_report_age_seconds",
+            "Age of the worker's last report (health, ownership, metrics) to its API server",
+            registry=self.registry,
+        )
+        self.report_age.set_function(self.status_age)
+
+    def status_age(self) -> float:
+        if self.status_at is None:
+            return math.inf
+        return time.monotonic() - self.status_at
 
     def http(self) -> ClientSession:
         if self._session is None or self._session.closed:
@@ -95,11 +121,17 @@ class Replica:
         if self._session is not None:
             await self._session.close()
 
-    def report(self, health: list[Any], routes: dict[str, list[int]], own_url: str) -> None:
+    def report(
+        self, health: list[Any], routes: dict[str, list[int]], own_url: str, metrics: str
+    ) -> None:
         self.health = (bool(health[0]), health[1])
         self.routes = {url: set(partitions) for url, partitions in routes.items()}
         self.own_url = own_url
+        self.worker_metrics = metrics.encode()
         self.status_at = time.monotonic()
+
+    def holds(self, partition: int) -> bool:
+        return self.index.ready and partition in self.partitions
 
     def owner_url(self, station_id: str) -> str | None:
         """The worker that owns the station's partition, by the same hash the producers' default
@@ -166,9 +198,9 @@ async def gather(
     replica: Replica, request: web.Request, local: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """This worker's answer and every other worker's; the partitions nobody answered for."""
-    others, own = replica.peers()
+    others, _ = replica.peers()
     answers = [local]
-    covered = set(own) if replica.index.ready else set()
+    covered = set(replica.partitions) if replica.index.ready else set()
     results = await asyncio.gather(
         *(ask(replica, url, request, {SCOPE: "local"}) for url in others),
         return_exceptions=True,
@@ -177,7 +209,7 @@ async def gather(
         if isinstance(result, BaseException):
             continue
         answers.append(result)
-        covered |= partitions
+        covered |= set(result.get("partitions", partitions))  # what it holds, if it says
     missing = sorted(set(range(replica.settings.partitions)) - covered)
     return answers, missing
 
@@ -216,23 +248,17 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         replica = self.replica
         ok, body = replica.health
-        if replica.status_at is not None:
-            age = time.monotonic() - replica.status_at
-            if age > STATUS_MAX_AGE_S:
-                problem = f"the worker has not reported for {age:.0f} s"
-                ok, body = False, {**body, "status": "unavailable"}
-                body["problems"] = [*body.get("problems", []), problem]
+        age = replica.status_age()
+        if replica.status_at is not None and age > STATUS_MAX_AGE_S:
+            problem = f"the worker has not reported for {age:.0f} s"
+            ok, body = False, {**body, "status": "unavailable"}
+            body["problems"] = [*body.get("problems", []), problem]
         return json_response(body, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        own = generate_latest(self.replica.registry)
-        if self.replica.worker_metrics is None:
-            return error(503, "the worker is not connected")
-        try:
-            worker = await asyncio.wait_for(self.replica.worker_metrics(), METRICS_TIMEOUT_S)
-        except (TimeoutError, ConnectionError) as exc:
-            return error(503, f"the worker did not report its metrics: {exc or 'timed out'}")
-        return web.Response(body=worker + own, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        """The worker's metrics as of its last report (each second), then the server's own."""
+        body = self.replica.worker_metrics + generate_latest(self.replica.registry)
+        return web.Response(body=body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(self.document)
@@ -249,6 +275,7 @@ class Api:
         owner = replica.owner_url(station_id)
         if owner is None:
             return not_ready()
+        partition = partition_for(station_id, self.settings.partitions)
         if owner != replica.own_url and FORWARDED not in request.headers:
             try:
                 return json_response(await ask(replica, owner, request, {FORWARDED: "1"}))
@@ -258,10 +285,10 @@ class Api:
                 return error(503, f"the owning worker {owner} did not answer: {exc}")
             except (ClientError, OSError, TimeoutError) as exc:
                 return error(503, f"the owning worker {owner} did not answer: {exc}")
+        if not replica.holds(partition):
+            return not_ready()  # being reassigned, or its stations are still arriving
         entry = replica.index.entries.get(station_id)
         if entry is None:
-            if not replica.index.ready:
-                return not_ready()
             return error(404, f"station {station_id} is unknown")
         return json_response(station_view(entry.state, self.settings))
 
@@ -289,7 +316,7 @@ class Api:
             item.update(free_seats(entry, now, fresh_s))
             item["open_now"] = is_open_now(entry, now, zone)
             items.append(item)
-        local = {"items": items}
+        local = {"items": items, "partitions": sorted(replica.partitions)}
         if is_local(request):
             return json_response(local)
         answers, missing = await gather(replica, request, local)
@@ -324,6 +351,7 @@ class Api:
         local = {
             "items": [stored_view(e.state, self.zone, now) for e in window],
             "total": len(chosen),
+            "partitions": sorted(replica.partitions),
         }
         if is_local(request):
             return json_response(local)
@@ -352,7 +380,10 @@ class Api:
         if is_local(request) and not replica.index.ready:
             return not_ready()
         now = utcnow()
-        local = summarize(replica.index, now, self.zone)
+        local = {
+            **summarize(replica.index, now, self.zone),
+            "partitions": sorted(replica.partitions),
+        }
         if is_local(request):
             return json_response(local)
         answers, missing = await gather(replica, request, local)

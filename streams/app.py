@@ -25,14 +25,14 @@ import faust
 import orjson
 from faust.streams import _current_event
 from faust.types import TP
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
 from stationwatch.errors import DatabaseUnavailableError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.feed import ApiFeed
+from streams.feed import ApiFeed, Snapshot
 from streams.ingest import (
     IngestConfig,
     Outcome,
@@ -274,12 +274,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     async def crash(exc: BaseException) -> None:
         await app.crash(exc)
 
-    runtime.feed = ApiFeed(
-        settings,
-        metrics_text=lambda: generate_latest(registry),
-        snapshot=lambda: owned_states(runtime) if runtime.indexed else None,
-        on_fatal=crash,
-    )
+    def snapshot() -> Snapshot | None:
+        """The owned stations for a (re)started API server, unless a rebalance is under way
+        (then index_owned_stations feeds it once the partitions are recovered)."""
+        recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
+        if not runtime.indexed or app.rebalancing or not recovery.completed.is_set():
+            return None
+        return sorted(runtime.active_partitions()), owned_states(runtime)
+
+    runtime.feed = ApiFeed(settings, snapshot=snapshot, on_fatal=crash)
 
     @app.service
     class _Lifecycle(faust.Service):
@@ -293,9 +296,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             await sink.close()
             await runtime.current.close()
 
-    from streams.web import install_views
+    from streams.status import install_status_report
 
-    install_views(runtime)
+    install_status_report(runtime)
     return runtime
 
 
@@ -450,10 +453,10 @@ def index_owned_stations(runtime: Runtime) -> None:
         runtime.current_dirty.add(station_id)
         if feed is not None:
             feed.put(station_id, partition, value)
-    if feed is not None:
-        feed.ready()
-    runtime.indexed = True
     active = runtime.active_partitions()
+    if feed is not None:
+        feed.ready(active)
+    runtime.indexed = True
     count = runtime.due.rebuild(owned, runtime.settings.partitions, active)
     logger.info("watching %d stations on partitions %s", count, sorted(active))
 

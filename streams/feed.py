@@ -10,20 +10,20 @@ comes in.
 The two talk over a socket pair, in frames (4-byte big-endian length, then a JSON object):
 
 worker → server
-  ``{"op": "reset"}``                           forget everything (a rebalance began)
+  ``{"op": "reset"}``                              forget every station (a rebalance began)
   ``{"op": "put", "items": [[id, partition, state], …], "removed": [id, …]}``
-  ``{"op": "ready"}``                           the snapshot of the owned partitions is complete
-  ``{"op": "status", "health": [ok, body], "routes": {url: [partition, …]}, "own": url}``
-  ``{"op": "metrics", "id": n, "text": "…"}``   answer to a metrics request
+  ``{"op": "ready", "partitions": [p, …]}``        every station of these partitions was put
+  ``{"op": "status", "health": [ok, body], "routes": {url: [p, …]}, "own": url,
+     "metrics": "…"}``                             each second: health, who owns what, metrics
 
 server → worker
-  ``{"op": "listening"}``                       the HTTP port is bound
-  ``{"op": "metrics", "id": n}``                the worker's Prometheus text, please
+  ``{"op": "listening"}``                          the HTTP port is bound
+  ``{"op": "alive"}``                              each second
 
 Updates are coalesced per station until written, so a slow server never holds up the agent
-and never receives more than the newest state of a station. A server that dies is started
-again and given a fresh snapshot; one that cannot start at all (its port is taken) stops the
-worker.
+and never receives more than the newest state of a station. A server that dies, or stops
+answering for ``HUNG_AFTER_S``, is killed and started again, and gets a fresh snapshot. A
+server that cannot start when the worker starts (its port is taken) stops the worker.
 """
 
 from __future__ import annotations
@@ -49,7 +49,13 @@ FRAME_ITEMS = 500  # stations per "put" frame
 COALESCE_S = 0.02  # after a change, wait this long for more to send them in one go
 MAX_FRAME = 64 * 1024 * 1024
 STARTUP_TIMEOUT_S = 30.0
+ALIVE_INTERVAL_S = 1.0  # the server's "alive" frames
+HUNG_AFTER_S = 15.0  # no frame from the server, or a write stuck this long: it is killed
 RESTART_DELAY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+STABLE_AFTER_S = 60.0  # a server that ran this long starts the restart delays over
+EXIT_CANNOT_BIND = 3  # the server's exit code when its port cannot be bound
+
+Snapshot = tuple[list[int], Iterable[tuple[str, int, dict[str, Any]]]]
 
 
 class ServerStartError(RuntimeError):
@@ -97,17 +103,17 @@ class ApiFeed:
         self,
         settings: Settings,
         *,
-        metrics_text: Callable[[], bytes],
-        snapshot: Callable[[], Iterable[tuple[str, int, dict[str, Any]]] | None],
+        snapshot: Callable[[], Snapshot | None],
         on_fatal: Callable[[BaseException], Awaitable[None]],
     ) -> None:
         self.settings = settings
-        self._metrics_text = metrics_text
-        self._snapshot = snapshot  # the owned stations, or None while not known
+        self._snapshot = snapshot  # (partitions, their stations), or None while not known
         self._on_fatal = on_fatal
-        self._pending: dict[str, tuple[int, dict[str, Any]] | None] = {}
+        # What the server has not been sent yet: a reset first, then these stations (None:
+        # removed), then "ready" with the partitions, then the newest status.
         self._reset = False
-        self._ready = False
+        self._pending: dict[str, tuple[int, dict[str, Any]] | None] = {}
+        self._ready: list[int] | None = None
         self._status: dict[str, Any] | None = None
         self._wake = asyncio.Event()
         self._reader: asyncio.StreamReader | None = None
@@ -129,27 +135,39 @@ class ApiFeed:
 
     def reset(self) -> None:
         """Forget every station (the partitions are being reassigned)."""
-        self._pending.clear()
         self._reset = True
-        self._ready = False
+        self._pending.clear()
+        self._ready = None
         self._wake.set()
 
-    def ready(self) -> None:
-        """Every owned station has been put since the last reset."""
-        self._ready = True
+    def ready(self, partitions: Iterable[int]) -> None:
+        """Every station of ``partitions`` has been put since the last reset."""
+        self._ready = sorted(partitions)
         self._wake.set()
 
     def status(
-        self, health: tuple[bool, dict[str, Any]], routes: dict[str, list[int]], own: str
+        self,
+        health: tuple[bool, dict[str, Any]],
+        routes: dict[str, list[int]],
+        own: str,
+        metrics: bytes,
     ) -> None:
-        self._status = {"op": "status", "health": list(health), "routes": routes, "own": own}
+        self._status = {
+            "op": "status",
+            "health": list(health),
+            "routes": routes,
+            "own": own,
+            "metrics": metrics.decode(),
+        }
         self._wake.set()
 
     # -- the process -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start the server; raises :class:`ServerStartError` when it cannot serve."""
         await self._spawn()
         self._supervisor = asyncio.create_task(self._supervise(), name="api-server-supervisor")
+        self._supervisor.add_done_callback(self._supervisor_ended)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -158,6 +176,13 @@ class ApiFeed:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
         await self._terminate()
+
+    def _supervisor_ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping or task.cancelled():
+            return
+        exc = task.exception() or RuntimeError("the API server's supervisor ended")
+        logger.critical("API server supervision failed: %r; stopping the worker", exc)
+        asyncio.ensure_future(self._on_fatal(exc))  # noqa: RUF006 - the worker is stopping
 
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
@@ -173,19 +198,24 @@ class ApiFeed:
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
-        self._writer = writer
+        self._reader, self._writer = reader, writer
         try:
             first = await asyncio.wait_for(read_frame(reader), STARTUP_TIMEOUT_S)
-        except TimeoutError:
+        except (TimeoutError, ValueError, orjson.JSONDecodeError):
             first = None
         if first is None or first.get("op") != "listening":
             code = await self._terminate()
+            address = f"{self.settings.web_bind}:{self.settings.web_port}"
+            if code == EXIT_CANNOT_BIND:
+                raise ServerStartError(f"the API server cannot listen on {address}: is it free?")
             raise ServerStartError(
-                f"the API server did not start (exit code {code}); "
-                f"is {self.settings.web_bind}:{self.settings.web_port} free?"
+                f"the API server for {address} did not start (exit code {code}); its log is above"
             )
         logger.info(
             "API server (pid %d) listening on %s:%d",
@@ -193,116 +223,120 @@ class ApiFeed:
             self.settings.web_bind,
             self.settings.web_port,
         )
-        # A new server knows nothing: it gets the whole picture first.
-        self._pending.clear()
-        self._reset = True
-        self._ready = False
-        owned = self._snapshot()
-        if owned is not None:
-            for station_id, partition, state in owned:
+        # A new server knows nothing: the whole picture first.
+        self.reset()
+        known = self._snapshot()
+        if known is not None:
+            partitions, stations = known
+            for station_id, partition, state in stations:
                 self._pending[station_id] = (partition, state)
-            self._ready = True
-        self._reader = reader
+            self.ready(partitions)
 
     async def _terminate(self) -> int | None:
-        if self._writer is not None:
-            self._writer.close()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
             with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
-            self._writer = None
+                await asyncio.wait_for(writer.wait_closed(), 5)
         process, self._process = self._process, None
         if process is None:
             return None
         try:
             return await asyncio.wait_for(process.wait(), 5)  # it exits when the socket closes
         except TimeoutError:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             return await process.wait()
 
     async def _supervise(self) -> None:
         while not self._stopping:
+            began = asyncio.get_running_loop().time()
             try:
                 await self._serve_connection()
-            except (ConnectionError, OSError, ValueError) as exc:
-                logger.warning("API server connection failed: %s", exc)
+                logger.error("API server connection closed")
+            except Exception as exc:  # noqa: BLE001 - whatever it was, the server is restarted
+                logger.error("API server connection failed: %r", exc)  # noqa: TRY400 - no trace
             if self._stopping:
                 return
             code = await self._terminate()
+            if asyncio.get_running_loop().time() - began > STABLE_AFTER_S:
+                self.restarts = 0
             delay = RESTART_DELAY_S[min(self.restarts, len(RESTART_DELAY_S) - 1)]
             self.restarts += 1
             logger.error("API server exited (code %s); starting it again in %.1f s", code, delay)
             await asyncio.sleep(delay)
             try:
                 await self._spawn()
-            except ServerStartError as exc:
+            except (ServerStartError, OSError) as exc:
                 logger.error("%s", exc)  # noqa: TRY400 - the reason is the message; no trace
-                await self._on_fatal(exc)
-                return
 
     async def _serve_connection(self) -> None:
-        """Until the server goes away: write what changed, answer what it asks."""
+        """Until the server goes away or hangs: write what changed, hear that it lives."""
+        if self._reader is None or self._writer is None:
+            raise ConnectionError("no API server")
         tasks = {
-            asyncio.create_task(self._read_loop(), name="api-server-read"),
-            asyncio.create_task(self._write_loop(), name="api-server-write"),
+            asyncio.create_task(self._read_loop(self._reader), name="api-server-read"),
+            asyncio.create_task(self._write_loop(self._writer), name="api-server-write"),
         }
-        done, rest = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in rest:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for task in done:
             exc = task.exception()
             if exc is not None:
                 raise exc
 
-    async def _read_loop(self) -> None:
-        reader = self._reader
-        if reader is None:
-            raise ConnectionError("no API server")
+    @staticmethod
+    async def _read_loop(reader: asyncio.StreamReader) -> None:
         while True:
-            frame = await read_frame(reader)
+            try:
+                frame = await asyncio.wait_for(read_frame(reader), HUNG_AFTER_S)
+            except TimeoutError:
+                raise ConnectionError(
+                    f"the API server was silent for {HUNG_AFTER_S:.0f} s"
+                ) from None
             if frame is None:
-                return  # the server has gone
-            if frame.get("op") == "metrics":
-                text = self._metrics_text().decode()
-                await self._send({"op": "metrics", "id": frame.get("id"), "text": text})
+                return  # it has gone
 
-    async def _send(self, frame: dict[str, Any]) -> None:
-        writer = self._writer
-        if writer is None:
-            raise ConnectionError("no API server")
-        writer.write(encode_frame(frame))
-        await writer.drain()
+    async def _write_loop(self, writer: asyncio.StreamWriter) -> None:
+        async def send(frame: dict[str, Any]) -> None:
+            writer.write(encode_frame(frame))
+            try:
+                await asyncio.wait_for(writer.drain(), HUNG_AFTER_S)
+            except TimeoutError:
+                raise ConnectionError(
+                    f"the API server read nothing for {HUNG_AFTER_S:.0f} s"
+                ) from None
 
-    async def _write_loop(self) -> None:
+        self._wake.set()  # whatever is already pending
         while True:
             await self._wake.wait()
             await asyncio.sleep(COALESCE_S)
             self._wake.clear()
-            if self._reset:
-                self._reset = False
-                await self._send({"op": "reset"})
-            if self._pending:
-                pending, self._pending = self._pending, {}
-                items = iter(pending.items())
-                while True:
-                    chunk = [pair for _, pair in zip(range(FRAME_ITEMS), items, strict=False)]
-                    if not chunk:
-                        break
-                    await self._send(
-                        {
-                            "op": "put",
-                            "items": [[sid, v[0], v[1]] for sid, v in chunk if v is not None],
-                            "removed": [sid for sid, v in chunk if v is None],
-                        }
-                    )
-                    if self._reset:
-                        break  # reassigned meanwhile: the rest is stale
-            if self._ready and not self._reset and not self._pending:
-                self._ready = False
-                await self._send({"op": "ready"})
-            if self._status is not None:
-                status, self._status = self._status, None
-                await self._send(status)
-            if self._reset or self._pending or self._ready:
-                self._wake.set()
+            # Take everything at once: reset, stations and ready stay consistent whatever the
+            # agent does while the frames are written.
+            reset, self._reset = self._reset, False
+            pending, self._pending = self._pending, {}
+            ready, self._ready = self._ready, None
+            status, self._status = self._status, None
+            if reset:
+                await send({"op": "reset"})
+            items = list(pending.items())
+            for i in range(0, len(items), FRAME_ITEMS):
+                chunk = items[i : i + FRAME_ITEMS]
+                await send(
+                    {
+                        "op": "put",
+                        "items": [[sid, v[0], v[1]] for sid, v in chunk if v is not None],
+                        "removed": [sid for sid, v in chunk if v is None],
+                    }
+                )
+            if ready is not None:
+                await send({"op": "ready", "partitions": ready})
+            if status is not None:
+                await send(status)

@@ -43,7 +43,7 @@ def build_tree(entries: list[Entry]) -> Built:
 class LiveIndex:
     entries: dict[str, Entry] = field(default_factory=dict)
     ready: bool = False  # built for the current assignment
-    # (tree, ids, coordinates), replaced as one: the API may read it from another thread
+    # replaced as one when a build lands (builds run in a thread; queries on the event loop)
     _built: Built = (None, [], [])
     _pending: set[str] = field(default_factory=set)  # placed or moved since the last snapshot
     _building: set[str] = field(default_factory=set)  # pending when the build's snapshot was taken

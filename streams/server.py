@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import itertools
 import logging
 import signal
 import socket
@@ -22,7 +21,7 @@ from aiohttp import web
 
 from stationwatch.settings import Settings
 from streams.api import Replica, build_app
-from streams.feed import encode_frame, read_frame
+from streams.feed import ALIVE_INTERVAL_S, EXIT_CANNOT_BIND, encode_frame, read_frame
 from streams.readmodel import build_tree
 
 logger = logging.getLogger("streams.server")
@@ -32,7 +31,7 @@ REBUILD_INTERVAL_S = 1.0
 
 
 class Feed:
-    """Applies the worker's frames to the replica and asks the worker for its metrics."""
+    """Applies the worker's frames to the replica; tells the worker it is alive."""
 
     def __init__(
         self, replica: Replica, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -40,24 +39,16 @@ class Feed:
         self.replica = replica
         self.reader = reader
         self.writer = writer
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[bytes]] = {}
         self._rebuild = asyncio.Event()
-        replica.worker_metrics = self.worker_metrics
 
     async def send(self, frame: dict[str, Any]) -> None:
         self.writer.write(encode_frame(frame))
         await self.writer.drain()
 
-    async def worker_metrics(self) -> bytes:
-        ask_id = next(self._ids)
-        waiting: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._waiting[ask_id] = waiting
-        try:
-            await self.send({"op": "metrics", "id": ask_id})
-            return await waiting
-        finally:
-            self._waiting.pop(ask_id, None)
+    async def keep_alive(self) -> None:
+        while True:
+            await self.send({"op": "alive"})
+            await asyncio.sleep(ALIVE_INTERVAL_S)
 
     async def run(self) -> None:
         """Until the worker closes the socket."""
@@ -68,50 +59,58 @@ class Feed:
                 return
             op = frame.get("op")
             if op == "put":
-                for station_id, partition, state in frame["items"]:
-                    index.put(station_id, partition, state)
+                for item in frame["items"]:
+                    try:
+                        index.put(*item)
+                    except (TypeError, ValueError, AttributeError) as exc:
+                        logger.error("skipping a station the worker sent: %r (%s)", item[:1], exc)  # noqa: TRY400
                 for station_id in frame["removed"]:
                     index.remove(station_id)
                 if index.ready and index.needs_rebuild:
                     self._rebuild.set()
             elif op == "reset":
                 index.reset()
+                self.replica.partitions = frozenset()
             elif op == "ready":
-                await self.rebuild()  # the tree first: nearby is then fast from the start
+                self.replica.partitions = frozenset(frame["partitions"])
                 index.ready = True
-                logger.info("serving %d stations", len(index))
+                self._rebuild.set()  # until it lands, nearby checks the stations one by one
+                logger.info("serving %d stations of partitions %s", len(index), frame["partitions"])
             elif op == "status":
-                self.replica.report(frame["health"], frame["routes"], frame["own"])
-            elif op == "metrics":
-                waiting = self._waiting.get(frame.get("id", -1))
-                if waiting is not None and not waiting.done():
-                    waiting.set_result(str(frame.get("text", "")).encode())
+                self.replica.report(
+                    frame["health"], frame["routes"], frame["own"], frame["metrics"]
+                )
             else:
                 logger.warning("ignoring an unknown frame %r", op)
 
-    async def rebuild(self) -> None:
-        """Rebuild the KD-tree in a thread, from a snapshot of the entries."""
-        index = self.replica.index
-        started = time.perf_counter()
-        generation, entries = index.snapshot()
-        built = await asyncio.get_running_loop().run_in_executor(None, build_tree, entries)
-        index.install(generation, built)
-        logger.debug(
-            "KD-tree of %d stations in %.3f s", len(entries), time.perf_counter() - started
-        )
-
     async def rebuild_when_moved(self) -> None:
-        """At most once a second, when stations were placed or moved."""
+        """Rebuild the KD-tree in a thread, from a snapshot of the entries, when stations were
+        placed or moved; at most once a second."""
+        index = self.replica.index
+        loop = asyncio.get_running_loop()
         while True:
             await self._rebuild.wait()
             self._rebuild.clear()
-            if self.replica.index.ready and self.replica.index.needs_rebuild:
-                await self.rebuild()
+            if index.ready and index.needs_rebuild:
+                started = time.perf_counter()
+                try:
+                    generation, entries = index.snapshot()
+                    index.install(generation, await loop.run_in_executor(None, build_tree, entries))
+                except Exception:
+                    logger.exception(
+                        "KD-tree rebuild failed; nearby checks new stations one by one"
+                    )
+                else:
+                    logger.debug(
+                        "KD-tree of %d stations in %.3f s",
+                        len(entries),
+                        time.perf_counter() - started,
+                    )
             await asyncio.sleep(REBUILD_INTERVAL_S)
 
 
 async def listen(app: web.Application, settings: Settings) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     deadline = time.monotonic() + BIND_RETRY_S
     while True:
@@ -138,21 +137,23 @@ async def serve(settings: Settings, fd: int) -> int:
         logger.error(  # noqa: TRY400 - the reason is the message; no trace
             "cannot serve HTTP on %s:%d: %s", settings.web_bind, settings.web_port, exc
         )
-        return 1
+        return EXIT_CANNOT_BIND
     stop = asyncio.get_running_loop().create_future()
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.cancel)
+    await feed.send({"op": "listening"})
     rebuilding = asyncio.create_task(feed.rebuild_when_moved())
+    beating = asyncio.create_task(feed.keep_alive())
     running = asyncio.create_task(feed.run())
     try:
-        await feed.send({"op": "listening"})
-        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done() and running.exception() is not None:
-            logger.error("the worker's feed failed: %s", running.exception())
-            return 1
+        await asyncio.wait({running, beating, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (running, beating):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                logger.error("the connection to the worker failed: %r", task.exception())
+                return 1
         return 0
     finally:
-        for task in (rebuilding, running):
+        for task in (rebuilding, beating, running):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -1,8 +1,11 @@
-"""What the worker reports to its API server each second: health and partition ownership."""
+"""What the worker reports to its API server each second: health, partition ownership and
+its metrics."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import generate_latest
 
 from schemas.topics import INPUT_TOPICS
 
@@ -55,16 +58,21 @@ def routes(runtime: Runtime) -> dict[str, list[int]]:
     }
 
 
-def install_views(runtime: Runtime) -> None:
+def install_status_report(runtime: Runtime) -> None:
     app = runtime.app
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def report_status() -> None:
-        """Health, the lag and station gauges, and who owns which partition, computed on the
-        worker's event loop and reported to the API server."""
+        """Health, the lag and station gauges, who owns which partition and the metrics,
+        computed on the worker's event loop and reported to the API server."""
         runtime.health = await health_report(runtime)
         counts = runtime.due.counts()
         for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
             runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))
         if runtime.feed is not None:
-            runtime.feed.status(runtime.health, routes(runtime), str(app.conf.canonical_url))
+            runtime.feed.status(
+                runtime.health,
+                routes(runtime),
+                str(app.conf.canonical_url),
+                generate_latest(runtime.registry),
+            )

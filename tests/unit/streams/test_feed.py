@@ -1,0 +1,145 @@
+"""The worker → API server feed over a real socket pair: what the server ends up holding is
+exactly what the worker last said, whatever happened while frames were on their way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from stationwatch.settings import Settings
+from streams.api import Replica
+from streams.feed import ApiFeed, encode_frame
+from streams.server import Feed
+from streams.state import StationState
+from tests import factories
+
+
+def state(station_id: str, *, padding: int = 0, occupants: int | None = None) -> dict[str, Any]:
+    profile = factories.profile(station_id, name=f"驿站 {station_id} " + "x" * padding)
+    return StationState(station_id=station_id, profile=profile, occupants=occupants).to_json()
+
+
+async def never_fatal(exc: BaseException) -> None:
+    raise AssertionError(f"on_fatal called: {exc!r}")
+
+
+@dataclass
+class Pair:
+    feed: ApiFeed
+    replica: Replica
+    server: Feed
+    writing: asyncio.Task[None]
+    reading: asyncio.Task[None] | None = None
+
+    def start_reading(self) -> None:
+        self.reading = asyncio.create_task(self.server.run())
+
+    async def until(self, condition: Callable[[], bool], timeout_s: float = 10) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not condition():  # noqa: ASYNC110 - polling what another task changes
+                await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    worker_end, server_end = socket.socketpair()
+    worker_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    _, worker_writer = await asyncio.open_connection(sock=worker_end)
+    server_reader, server_writer = await asyncio.open_connection(sock=server_end)
+    feed = ApiFeed(Settings(), snapshot=lambda: None, on_fatal=never_fatal)
+    replica = Replica(Settings(partitions=4))
+    writing = asyncio.create_task(feed._write_loop(worker_writer))
+    pair = Pair(feed, replica, Feed(replica, server_reader, server_writer), writing)
+    yield pair
+    for task in (pair.writing, pair.reading):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    worker_writer.close()
+    server_writer.close()
+
+
+async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one(
+    pair: Pair,
+) -> None:
+    for n in range(2000):  # ~4 MB: the writer blocks, nobody reads yet
+        pair.feed.put(f"OLD-{n:04d}", n % 4, state(f"OLD-{n:04d}", padding=1500))
+    pair.feed.ready([0, 1, 2, 3])
+    await asyncio.sleep(0.3)
+    assert not pair.writing.done()
+    pair.feed.reset()  # a rebalance: partitions 0 and 1 now
+    for n in range(300):
+        pair.feed.put(f"MID-{n:04d}", 0, state(f"MID-{n:04d}"))
+    pair.feed.ready([0, 1])
+    pair.start_reading()
+    await asyncio.sleep(0.05)  # part of it on its way
+    pair.feed.reset()  # and another: partitions 0 and 1 hold these 700 (more than a frame)
+    new = {f"NEW-{n:04d}": state(f"NEW-{n:04d}", occupants=n) for n in range(700)}
+    for sid, value in new.items():
+        pair.feed.put(sid, 0, value)
+    pair.feed.ready([0, 1])
+
+    def settled() -> bool:
+        index = pair.replica.index
+        return index.ready and pair.replica.partitions == {0, 1} and set(index.entries) == set(new)
+
+    await pair.until(settled)
+    await asyncio.sleep(0.2)  # nothing else arrives later
+    assert settled()
+    assert {sid: e.state for sid, e in pair.replica.index.entries.items()} == new
+    assert pair.replica.holds(0)
+    assert not pair.replica.holds(2)
+
+
+async def test_the_newest_state_wins_and_removals_stick(pair: Pair) -> None:
+    pair.start_reading()
+    for occupants in range(50):
+        pair.feed.put("SY-0001", 2, state("SY-0001", occupants=occupants))
+    pair.feed.put("SY-0002", 2, state("SY-0002"))
+    pair.feed.ready([2])
+    await pair.until(lambda: pair.replica.index.ready)
+    await pair.until(lambda: pair.replica.index.entries["SY-0001"].occupants == 49)
+    pair.feed.remove("SY-0002")
+    pair.feed.put("SY-0003", 2, state("SY-0003"))
+    await pair.until(lambda: "SY-0003" in pair.replica.index.entries)
+    assert set(pair.replica.index.entries) == {"SY-0001", "SY-0003"}
+
+
+async def test_a_station_the_server_cannot_read_is_skipped_not_fatal(pair: Pair) -> None:
+    worker_end, server_end = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=worker_end)
+    reader, server_writer = await asyncio.open_connection(sock=server_end)
+    replica = Replica(Settings())
+    feed = Feed(replica, reader, server_writer)
+    running = asyncio.create_task(feed.run())
+    good = state("SY-0007")
+    writer.write(encode_frame({"op": "put", "items": [["SY-0006", 1, "garbage"]], "removed": []}))
+    writer.write(encode_frame({"op": "put", "items": [["SY-0007", 1, good]], "removed": []}))
+    writer.write(encode_frame({"op": "ready", "partitions": [1]}))
+    await writer.drain()
+    await pair.until(lambda: replica.index.ready)
+    assert set(replica.index.entries) == {"SY-0007"}
+    writer.close()
+    await asyncio.wait_for(running, 5)  # the worker closed the socket: the feed ends cleanly
+    server_writer.close()
+
+
+async def test_status_reports_reach_health_routes_and_metrics(pair: Pair) -> None:
+    pair.start_reading()
+    body = {"status": "ok", "problems": [], "partitions": 4, "lag": 0, "lag_by_topic": {}}
+    routes = {"http://a:6066": [0, 1], "http://b:6066": [2, 3]}
+    pair.feed.status((True, {**body, "database": "ok"}), routes, "http://a:6066", b"m_total 1\n")
+    await pair.until(lambda: pair.replica.status_at is not None)
+    assert pair.replica.health[0] is True
+    assert pair.replica.owner_url("SY-0001") in routes
+    assert pair.replica.peers() == ({"http://b:6066": {2, 3}}, {0, 1})
+    assert pair.replica.worker_metrics == b"m_total 1\n"
+    assert 0 <= pair.replica.status_age() < 5
