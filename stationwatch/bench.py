@@ -5,7 +5,9 @@
    parsing the same records.
 3. A real `stationwatch worker` ingests them: events/s against the raw baseline.
 4. While heartbeats keep arriving at ``--ingest-rate``/s, ``GET /stations/{id}`` and
-   ``GET /stations/nearby`` are timed one request at a time; raw baseline: the same client against
+   ``GET /stations/nearby`` are timed one request at a time (``--requests`` each, and for at
+   least 7.5 s each); the worker's ingest rate is measured meanwhile and over 15 s without
+   requests just before. Raw baseline: the same client against
    a bare aiohttp server answering a fixed JSON body. Resident memory of the worker and of its
    API server process is read at the end of the timed phase.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import statistics
@@ -43,6 +46,7 @@ from stationwatch.fleet import build_fleet
 from stationwatch.settings import Settings
 
 TARGETS_MS = {"get_station_p99": 5.0, "nearby_p99": 20.0}
+WINDOW_S = 15.0  # ingest is measured over this long without requests, then with each kind
 RAW_SERVER = """
 import sys
 from aiohttp import web
@@ -142,10 +146,15 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, wha
 
 
 async def time_requests(
-    session: aiohttp.ClientSession, urls: list[str], headers: dict[str, str]
+    session: aiohttp.ClientSession, urls: list[str], headers: dict[str, str], min_s: float = 0.0
 ) -> list[float]:
+    """Each URL once, one at a time, and again from the start until ``min_s`` have passed."""
     samples = []
-    for url in urls:
+    began = time.perf_counter()
+    for n in itertools.count():
+        if n >= len(urls) and time.perf_counter() - began >= min_s:
+            break
+        url = urls[n % len(urls)]
         started = time.perf_counter()
         async with session.get(url, headers=headers) as answer:
             await answer.read()
@@ -326,16 +335,23 @@ async def run_bench(
                         return done >= 0.8 * 2 * ingest_rate
 
                     await wait_until(flowing, 600, "the worker to keep up with the heartbeats")
+                    # Ingest without requests, for comparison. The worker reports its metrics
+                    # each second: windows of 15 s keep that out of the figures.
+                    before = await metric(session, url, "stationwatch_events_total")
+                    window = time.perf_counter()
+                    await asyncio.sleep(WINDOW_S)
+                    after = await metric(session, url, "stationwatch_events_total")
+                    idle_rate = (after - before) / (time.perf_counter() - window)
                     profiler = profile_worker(worker.pid)
                     before = await metric(session, url, "stationwatch_events_total")
                     window = time.perf_counter()
-                    get_ms = await time_requests(session, lookups, {})
-                    near_ms = await time_requests(session, nearby, {})
+                    get_ms = await time_requests(session, lookups, {}, WINDOW_S / 2)
+                    near_ms = await time_requests(session, nearby, {}, WINDOW_S / 2)
                     elapsed = time.perf_counter() - window
                     after = await metric(session, url, "stationwatch_events_total")
                     result["memory_mb"] = {
                         "worker": rss_mb(worker.pid),
-                        "api_server": sum(rss_mb(p) or 0.0 for p in child_pids(worker.pid)),
+                        "api_server": next((rss_mb(p) for p in child_pids(worker.pid)), None),
                     }
                     # The baseline under the same load: a bare server, same client.
                     raw_ms = await time_requests(session, [f"{raw_url}/x"] * requests, {})
@@ -346,7 +362,11 @@ async def run_bench(
                     with contextlib.suppress(asyncio.CancelledError):
                         await load
                 result["ingest_offered_per_s"] = ingest_rate
+                result["ingest_without_requests_per_s"] = round(idle_rate)
                 result["ingest_during_requests_per_s"] = round((after - before) / elapsed)
+                result["ingest_during_requests_ratio"] = round(
+                    (after - before) / elapsed / max(idle_rate, 1e-9), 2
+                )
                 result["get_station_ms"] = percentiles(get_ms)
                 result["nearby_ms"] = percentiles(near_ms)
                 result["raw_http_ms"] = percentiles(raw_ms)
