@@ -81,3 +81,35 @@ class WorkerMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class ApiMetrics:
+    """The API server's own metrics (served after the worker's on the same /metrics)."""
+
+    requests: Counter
+    latency: Histogram
+    report_age: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ApiMetrics:
+        return cls(
+            requests=Counter(
+                "stationwatch_http_requests_total",
+                "HTTP requests answered by the API, by route and status",
+                ["route", "status"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "stationwatch_http_request_seconds",
+                "Time to answer an HTTP request, by route (forwarding and fan-out included)",
+                ["route"],
+                registry=registry,
+                buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 3),
+            ),
+            report_age=Gauge(
+                "stationwatch_worker_report_age_seconds",
+                "Age of the worker's last report (health, ownership, metrics) to its API server",
+                registry=registry,
+            ),
+        )

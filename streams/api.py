@@ -29,14 +29,12 @@ from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Gauge,
-    Histogram,
     generate_latest,
 )
-from prometheus_client import Counter as PromCounter
 from yarl import URL
 
 from schemas.common import STATION_ID_PATTERN
+from stationwatch.metrics import ApiMetrics
 from stationwatch.settings import Settings
 from streams.ingest import utcnow
 from streams.openapi import build_openapi
@@ -87,25 +85,8 @@ class Replica:
     _session: ClientSession | None = None
 
     def __post_init__(self) -> None:
-        self.requests = PromCounter(
-            "stationwatch_http_requests_total",
-            "HTTP requests answered by the API, by route and status",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "stationwatch_http_request_seconds",
-            "Time to answer an HTTP request, by route (forwarding and fan-out included)",
-            ["route"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 3),
-        )
-        self.report_age = Gauge(
-            "stationwatch_worker_report_age_seconds",
-            "Age of the worker's last report (health, ownership, metrics) to its API server",
-            registry=self.registry,
-        )
-        self.report_age.set_function(self.status_age)
+        self.metrics = ApiMetrics.create(self.registry)
+        self.metrics.report_age.set_function(self.status_age)
 
     def status_age(self) -> float:
         if self.status_at is None:
@@ -438,8 +419,8 @@ def build_app(replica: Replica) -> web.Application:
         response = await answer(request, handler)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        replica.latency.labels(route).observe(time.perf_counter() - started)
-        replica.requests.labels(route, str(response.status)).inc()
+        replica.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        replica.metrics.requests.labels(route, str(response.status)).inc()
         return response
 
     app = web.Application(middlewares=[guard])

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from stationwatch.metrics import WorkerMetrics
+from stationwatch.metrics import ApiMetrics, WorkerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -37,11 +37,14 @@ def provisioned_uids() -> set[str]:
 def metric_names() -> set[str]:
     registry = CollectorRegistry()
     WorkerMetrics.create(registry)
+    ApiMetrics.create(registry)
     names = set()
     for family in registry.collect():
         names.add(family.name)
         if family.type == "counter":  # exposed with the _total suffix
             names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
     return names
 
 
