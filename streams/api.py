@@ -124,10 +124,13 @@ class Replica:
                 return url
         return None
 
-    def peers(self) -> tuple[dict[str, set[int]], set[int]]:
-        """Other workers with the partitions they own, and the partitions this worker owns."""
-        others = {url: p for url, p in self.routes.items() if url != self.own_url and p}
-        return others, self.routes.get(self.own_url, set())
+    def others(self) -> dict[str, set[int]]:
+        """The other workers, with the partitions they own."""
+        return {url: p for url, p in self.routes.items() if url != self.own_url and p}
+
+    def local(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """This worker's own part of an answer, with the partitions it covers."""
+        return {**answer, "partitions": sorted(self.partitions)}
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -179,7 +182,7 @@ async def gather(
     replica: Replica, request: web.Request, local: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """This worker's answer and every other worker's; the partitions nobody answered for."""
-    others, _ = replica.peers()
+    others = replica.others()
     answers = [local]
     covered = set(replica.partitions) if replica.index.ready else set()
     results = await asyncio.gather(
@@ -297,7 +300,7 @@ class Api:
             item.update(free_seats(entry, now, fresh_s))
             item["open_now"] = is_open_now(entry, now, zone)
             items.append(item)
-        local = {"items": items, "partitions": sorted(replica.partitions)}
+        local = replica.local({"items": items})
         if is_local(request):
             return json_response(local)
         answers, missing = await gather(replica, request, local)
@@ -329,11 +332,9 @@ class Api:
             key=lambda e: e.station_id,
         )
         window = chosen[: query.offset + query.limit]
-        local = {
-            "items": [stored_view(e.state, self.zone, now) for e in window],
-            "total": len(chosen),
-            "partitions": sorted(replica.partitions),
-        }
+        local = replica.local(
+            {"items": [stored_view(e.state, self.zone, now) for e in window], "total": len(chosen)}
+        )
         if is_local(request):
             return json_response(local)
         answers, missing = await gather(replica, request, local)
@@ -361,10 +362,7 @@ class Api:
         if is_local(request) and not replica.index.ready:
             return not_ready()
         now = utcnow()
-        local = {
-            **summarize(replica.index, now, self.zone),
-            "partitions": sorted(replica.partitions),
-        }
+        local = replica.local(summarize(replica.index, now, self.zone))
         if is_local(request):
             return json_response(local)
         answers, missing = await gather(replica, request, local)

@@ -280,7 +280,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
         if not runtime.indexed or app.rebalancing or not recovery.completed.is_set():
             return None
-        return sorted(runtime.active_partitions()), owned_states(runtime)
+        active = runtime.active_partitions()
+        return sorted(active), owned_states(runtime, active)
 
     runtime.feed = ApiFeed(settings, snapshot=snapshot, on_fatal=crash)
 
@@ -431,9 +432,8 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
                 runtime.current_dirty.add(station_id)
 
 
-def owned_states(runtime: Runtime) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """Every station of the partitions this worker actively owns, from the live table."""
-    active = runtime.active_partitions()
+def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Every station of the ``active`` partitions, from the live table."""
     partitions = runtime.settings.partitions
     for station_id, value in list(runtime.table.items()):
         partition = partition_for(station_id, partitions)
@@ -447,13 +447,13 @@ def index_owned_stations(runtime: Runtime) -> None:
     feed = runtime.feed
     if feed is not None:
         feed.reset()
+    active = runtime.active_partitions()
     owned = []
-    for station_id, partition, value in owned_states(runtime):
+    for station_id, partition, value in owned_states(runtime, active):
         owned.append(station_id)
         runtime.current_dirty.add(station_id)
         if feed is not None:
             feed.put(station_id, partition, value)
-    active = runtime.active_partitions()
     if feed is not None:
         feed.ready(active)
     runtime.indexed = True

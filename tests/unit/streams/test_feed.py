@@ -140,6 +140,6 @@ async def test_status_reports_reach_health_routes_and_metrics(pair: Pair) -> Non
     await pair.until(lambda: pair.replica.status_at is not None)
     assert pair.replica.health[0] is True
     assert pair.replica.owner_url("SY-0001") in routes
-    assert pair.replica.peers() == ({"http://b:6066": {2, 3}}, {0, 1})
+    assert pair.replica.others() == {"http://b:6066": {2, 3}}
     assert pair.replica.worker_metrics == b"m_total 1\n"
     assert 0 <= pair.replica.status_age() < 5
