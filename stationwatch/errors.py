@@ -29,3 +29,12 @@ class BrokerUnavailableError(StationwatchError):
 
 class MigrationError(StationwatchError):
     """A migration failed; the database is left at the last complete version."""
+
+
+class RowRefusedError(StationwatchError):
+    """PostgreSQL (or its driver) refused a row as data: retrying the same row cannot help."""
+
+
+class WorkerStoppingError(StationwatchError):
+    """The worker is stopping while work is still held (e.g. rows the database cannot take
+    now): the work is abandoned unacknowledged, so it is read again at the next start."""

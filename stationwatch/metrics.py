@@ -12,6 +12,7 @@ class WorkerMetrics:
     events: Counter
     deadletters: Counter
     rows_written: Counter
+    rows_refused: Counter
     db_batch_seconds: Histogram
     db_retries: Counter
     db_available: Gauge
@@ -38,6 +39,12 @@ class WorkerMetrics:
             rows_written=Counter(
                 "stationwatch_rows_written_total",
                 "Rows newly written to PostgreSQL, by table (duplicates not counted)",
+                ["table"],
+                registry=registry,
+            ),
+            rows_refused=Counter(
+                "stationwatch_rows_refused_total",
+                "Rows PostgreSQL refused as data (their input records are dead-lettered), by table",
                 ["table"],
                 registry=registry,
             ),

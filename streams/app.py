@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
-from stationwatch.errors import DatabaseUnavailableError
+from stationwatch.errors import DatabaseUnavailableError, WorkerStoppingError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.feed import ApiFeed, Snapshot
@@ -40,6 +40,7 @@ from streams.ingest import (
     Record,
     Tick,
     process_records,
+    refused_letters,
     send_dead_letters,
     utcnow,
 )
@@ -162,6 +163,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         settings.dsn,
         on_retry=metrics.db_retries.inc,
         on_available=lambda ok: metrics.db_available.set(1 if ok else 0),
+        stopping=lambda: bool(app.should_stop),
     )
     metrics.db_available.set(1)  # until a write fails
     config = IngestConfig(
@@ -208,7 +210,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             settings.batch_size, within=settings.batch_within_s
         )
         async for events in batches:
-            await handle_batch(runtime, events, send_deadletter, send_alert)
+            try:
+                await handle_batch(runtime, events, send_deadletter, send_alert)
+            except (WorkerStoppingError, asyncio.CancelledError) as exc:
+                abandon(events)
+                logger.warning(
+                    "stopped with a batch of %d records unfinished (%s); "
+                    "its offsets are not committed, it is processed again at the next start",
+                    len(events),
+                    exc or "cancelled",
+                )
+                await batches.aclose()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
 
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def send_ticks() -> None:
@@ -254,11 +269,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             rows.extend(current_rows(runtime, set(pending[i : i + PART])))
             await asyncio.sleep(0)
         try:
-            await runtime.current.write(rows, sorted(gone))
+            refused = await runtime.current.write(rows, sorted(gone))
         except DatabaseUnavailableError as exc:
             runtime.current_dirty |= changed  # next time
             runtime.current_removed |= gone
             logger.warning("station_current not refreshed (%s); will retry", exc)
+            return
+        if refused:
+            logger.error("station_current: the database refused the rows of %s", refused)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type] # mode's signal typing
     async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
@@ -301,6 +319,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     install_status_report(runtime)
     return runtime
+
+
+def abandon(events: list[Any]) -> None:
+    """Give up a batch when stopping mid-way, without acknowledging it: its offsets are never
+    committed, so its records are read again at the next start.
+
+    A message whose ``acked`` flag is set is settled for the consumer (Faust's shutdown stops
+    waiting for it, and the stream's ack of the batch becomes a no-op) but never enters the
+    consumer's committable offsets, which only ``Consumer.ack`` fills."""
+    for event in events:
+        event.message.acked = True
 
 
 def liveness_config(settings: Settings) -> LivenessConfig:
@@ -382,9 +411,14 @@ async def handle_batch(
     context = _describe(records) if records else f"(ticks for partitions {sorted(tick_refs)})"
     if len(outcome.batch):
         with runtime.metrics.db_batch_seconds.time():
-            written = await runtime.sink.write(outcome.batch, log_context=context)
-        for table_name, count in written.items():
+            result = await runtime.sink.write(outcome.batch, log_context=context)
+        for table_name, count in result.written.items():
             runtime.metrics.rows_written.labels(table_name).inc(count)
+        outcome.dead_letters.extend(
+            refused_letters(
+                outcome, result.refused, config=runtime.config, now=now, metrics=runtime.metrics
+            )
+        )
     for alert in outcome.alerts:
         await send_alert(alert.station_id.encode(), orjson.dumps(alert.model_dump(mode="json")))
         runtime.metrics.alerts.labels(alert.kind, alert.state).inc()

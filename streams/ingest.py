@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, StatusEvent
 from schemas.deadletter import RAW_LIMIT
-from stationwatch.db.sink import Batch, station_row
+from stationwatch.db.sink import Batch, Refused, station_row
 from stationwatch.metrics import WorkerMetrics
 from streams.decode import Rejected, Tombstone, decode
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
@@ -88,6 +88,7 @@ class Outcome:
         self.batch.status_events.extend(later.batch.status_events)
         self.batch.liveness_changes.extend(later.batch.liveness_changes)
         self.batch.stations.update(later.batch.stations)
+        self.batch.origins.update(later.batch.origins)
         for row in later.batch.alerts.values():
             self.add_alert_row(row)
         self.dead_letters.extend(later.dead_letters)
@@ -243,13 +244,16 @@ def process_records(
         station_id: str = decoded.station_id  # type: ignore[attr-defined]
         state = current(station_id, record.ref, record.partition) or new_state(station_id, now)
         if isinstance(decoded, Heartbeat):
-            out.batch.heartbeats.append(heartbeat_row(decoded, now, state.heartbeat_interval_s))
+            out.batch.add(
+                "heartbeats", heartbeat_row(decoded, now, state.heartbeat_interval_s), record
+            )
             interval = state.heartbeat_interval_s
             state = apply_heartbeat(
                 state, decoded, now, gap_limit_s=interval * gap_limit if interval else None
             )
         elif isinstance(decoded, Occupancy):
-            out.batch.occupancy.append(
+            out.batch.add(
+                "occupancy",
                 (
                     decoded.observed_at,
                     station_id,
@@ -257,20 +261,23 @@ def process_records(
                     decoded.capacity,
                     decoded.source,
                     now,
-                )
+                ),
+                record,
             )
             state = apply_occupancy(state, decoded, now)
         elif isinstance(decoded, StatusEvent):
-            out.batch.status_events.append(
-                (decoded.at, station_id, decoded.state, decoded.reason, decoded.actor, now)
+            out.batch.add(
+                "status_events",
+                (decoded.at, station_id, decoded.state, decoded.reason, decoded.actor, now),
+                record,
             )
             state = apply_status(state, decoded, now)
         elif isinstance(decoded, StationProfile):
             state = apply_profile(state, decoded, now)
             if state.profile is not None and state.profile_updated_at is not None:
-                out.batch.stations[station_id] = station_row(
-                    state.profile, state.profile_updated_at
-                )
+                row = station_row(state.profile, state.profile_updated_at)
+                out.batch.stations[station_id] = row
+                out.batch.origins[id(row)] = record
         store(station_id, state, record.ref)
 
     for station_id, (original, final, ref, partition) in loaded.items():
@@ -297,6 +304,36 @@ def process_records(
     for alert in out.alerts:
         out.add_alert_row(alert_row(alert))
     return out
+
+
+def refused_letters(
+    outcome: Outcome,
+    refused: Iterable[Refused],
+    *,
+    config: IngestConfig,
+    now: datetime,
+    metrics: WorkerMetrics | None = None,
+) -> list[DeadLetter]:
+    """Dead letters for the input records whose rows the database refused. A refused row that
+    no input record stands behind (a liveness change, an alert) is logged and counted."""
+    letters: list[DeadLetter] = []
+    for item in refused:
+        if metrics:
+            metrics.rows_refused.labels(item.table).inc()
+        record = outcome.batch.origin(item.row)
+        if not isinstance(record, Record):
+            logger.error(
+                "database refused a %s row, dropped: %s (%r)", item.table, item.error, item.row
+            )
+            continue
+        error = f"database refused the {item.table} row: {item.error}"
+        letters.append(dead_letter(record, config.topic_prefix + record.topic, error[:2000], now))
+        logger.warning(
+            "dead-lettered %s/%d@%d: %s", record.topic, record.partition, record.offset, error
+        )
+        if metrics:
+            metrics.deadletters.labels(record.topic, "database").inc()
+    return letters
 
 
 async def send_dead_letters(

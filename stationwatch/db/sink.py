@@ -2,9 +2,16 @@
 
 Each table is filled by COPY into a session-temporary staging table, then
 ``INSERT … SELECT … ON CONFLICT DO NOTHING``: fast, and a message delivered twice writes one row.
-A batch is one transaction. Transient failures are retried with backoff, forever: the agent
-calling :meth:`TimescaleSink.write` blocks, consumption pauses, and the offsets of the batch are
-committed only once its rows are durable.
+A batch is one transaction. Two kinds of failure are told apart (:func:`classify`):
+
+- the database is unavailable (connection, timeout, server state): retried with backoff until
+  it answers or the worker stops; the agent calling :meth:`TimescaleSink.write` blocks,
+  consumption pauses, and the offsets of the batch are committed only once its rows are durable
+  (a worker stopped meanwhile leaves them uncommitted: they are read again at the next start);
+- the database refuses a row (SQLSTATE classes 22 and 23, or a value the driver cannot encode):
+  retrying cannot help, so the batch is split in halves until the refused rows are isolated;
+  every other row is written and the refused ones are handed back (:class:`WriteResult`) for the
+  caller to dead-letter. One bad record never holds up the rest.
 """
 
 from __future__ import annotations
@@ -21,7 +28,12 @@ from typing import Any
 
 import asyncpg
 
-from stationwatch.errors import DatabaseUnavailableError
+from stationwatch.errors import (
+    DatabaseUnavailableError,
+    RowRefusedError,
+    StationwatchError,
+    WorkerStoppingError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +105,34 @@ class Batch:
     stations: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     # One row per alert episode touched (firing, resolved, or both merged).
     alerts: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # id(row) → the input record the row came from, so that a row the database refuses can be
+    # dead-lettered as that record. The batch holds every row it names, so the ids are stable.
+    origins: dict[int, Any] = field(default_factory=dict)
+
+    def add(self, table: str, row: tuple[Any, ...], origin: Any) -> None:
+        """Append a row to one of the append-only tables, remembering its input record."""
+        getattr(self, table).append(row)
+        self.origins[id(row)] = origin
+
+    def origin(self, row: tuple[Any, ...] | None) -> Any:
+        return self.origins.get(id(row)) if row is not None else None
+
+    def pieces(self) -> list[Piece]:
+        """Every row of the batch as a piece that can be written on its own."""
+        found = [Piece(t, None, row) for t in _APPEND_TABLES for row in getattr(self, t)]
+        found.extend(Piece("stations", sid, row) for sid, row in self.stations.items())
+        found.extend(Piece("alerts", aid, row) for aid, row in self.alerts.items())
+        return found
+
+    @classmethod
+    def of(cls, pieces: Sequence[Piece]) -> Batch:
+        batch = cls()
+        for piece in pieces:
+            if piece.table in _APPEND_TABLES:
+                getattr(batch, piece.table).append(piece.row)
+            else:
+                getattr(batch, piece.table)[piece.key] = piece.row
+        return batch
 
     def __len__(self) -> int:
         return (
@@ -103,6 +143,65 @@ class Batch:
             + len(self.stations)
             + len(self.alerts)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One row of a batch: its table, its key (stations, alerts) and the row (None: delete)."""
+
+    table: str
+    key: str | None
+    row: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A row the database refused, and why."""
+
+    table: str
+    row: tuple[Any, ...] | None
+    error: str
+
+
+@dataclass
+class WriteResult:
+    written: dict[str, int] = field(default_factory=dict)  # rows newly inserted per table
+    refused: list[Refused] = field(default_factory=list)
+    splits: int = 0  # extra writes needed to isolate the refused rows
+
+    def add(self, written: dict[str, int]) -> None:
+        for table, count in written.items():
+            self.written[table] = self.written.get(table, 0) + count
+
+
+# SQLSTATE classes of a refused row: data exception, integrity constraint violation.
+_REFUSED_CLASSES = frozenset({"22", "23"})
+
+
+def classify(exc: BaseException) -> StationwatchError:
+    """A driver error as ours: the row is refused (retrying cannot help), or the database is
+    unavailable (retry later). Client-side encoding failures (a value too large for its column,
+    a string that is not valid UTF-8) are refusals too."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, asyncpg.PostgresError):
+        sqlstate = str(getattr(exc, "sqlstate", "") or "")
+        if sqlstate[:2] in _REFUSED_CLASSES:
+            return RowRefusedError(message)
+        return DatabaseUnavailableError(message)
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):  # includes asyncpg.DataError
+        return RowRefusedError(message)
+    return DatabaseUnavailableError(message)
+
+
+_DRIVER_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 
 
 def station_row(profile: dict[str, Any], updated_at: datetime) -> tuple[Any, ...]:
@@ -157,9 +256,11 @@ class TimescaleSink:
         *,
         on_retry: Callable[[], None] | None = None,
         on_available: Callable[[bool], None] | None = None,
+        stopping: Callable[[], bool] = lambda: False,
         max_backoff_s: float = 30.0,
     ) -> None:
         self._dsn = dsn
+        self._stopping = stopping
         self._conn: asyncpg.Connection | None = None
         self._on_retry = on_retry
         self._on_available = on_available
@@ -186,7 +287,10 @@ class TimescaleSink:
         return self._conn
 
     async def write_once(self, batch: Batch) -> dict[str, int]:
-        """Write one batch in one transaction; returns rows newly inserted per table."""
+        """Write one batch in one transaction; returns rows newly inserted per table.
+
+        Raises :class:`DatabaseUnavailableError` or :class:`RowRefusedError` (see
+        :func:`classify`)."""
         try:
             conn = await self._connection()
             written: dict[str, int] = {}
@@ -223,13 +327,64 @@ class TimescaleSink:
                         "DELETE FROM stationwatch.stations WHERE station_id = ANY($1::text[])",
                         deletes,
                     )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await self.close()
-            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        except _DRIVER_ERRORS as exc:
+            error = classify(exc)
+            if not isinstance(exc, asyncpg.PostgresError) or error.retriable:
+                # a client-side failure can leave the protocol mid-COPY: start afresh
+                await self.close()
+            raise error from exc
         return written
 
-    async def write(self, batch: Batch, *, log_context: str = "") -> dict[str, int]:
-        """Write the batch, retrying with capped exponential backoff until it succeeds."""
+    async def write(self, batch: Batch, *, log_context: str = "") -> WriteResult:
+        """Write the batch. Waits (retrying) while the database is unavailable; rows it refuses
+        are isolated and returned, every other row is written."""
+        result = WriteResult()
+        try:
+            result.add(await self._write_retrying(batch, log_context))
+        except RowRefusedError as exc:
+            logger.warning(
+                "database refused a row (%s); isolating it among %d rows %s",
+                exc,
+                len(batch),
+                log_context,
+            )
+            await self._isolate(batch.pieces(), result, log_context)
+        return result
+
+    async def _isolate(self, pieces: list[Piece], result: WriteResult, log_context: str) -> None:
+        """Write ``pieces`` in halves, recursively, until every refused row stands alone."""
+        stack = [pieces[len(pieces) // 2 :], pieces[: len(pieces) // 2]]
+        while stack:
+            part = stack.pop()
+            if not part:
+                continue
+            result.splits += 1
+            try:
+                result.add(await self._write_retrying(Batch.of(part), log_context))
+            except RowRefusedError as exc:
+                if len(part) == 1:
+                    result.refused.append(Refused(part[0].table, part[0].row, str(exc)))
+                    continue
+                middle = len(part) // 2
+                stack.extend((part[middle:], part[:middle]))
+
+    async def _pause(self, delay: float, held: int) -> None:
+        """Wait ``delay`` before the next try, unless the worker is stopping: then give up
+        (:class:`WorkerStoppingError`), so that stopping never waits for the database."""
+        deadline = time.monotonic() + delay
+        while True:
+            if self._stopping():
+                raise WorkerStoppingError(
+                    f"stopping while the database is unavailable: {held} rows not written"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.25))
+
+    async def _write_retrying(self, batch: Batch, log_context: str) -> dict[str, int]:
+        """Write the batch, retrying with capped exponential backoff while the database is
+        unavailable; a refused row is raised (:class:`RowRefusedError`)."""
         attempt = 0
         while True:
             try:
@@ -253,7 +408,7 @@ class TimescaleSink:
                     delay,
                     log_context,
                 )
-                await asyncio.sleep(delay)
+                await self._pause(delay, len(batch))
                 continue
             if self._down_since is not None:
                 logger.warning(
@@ -338,7 +493,24 @@ class CurrentWriter:
             conn, self._conn = self._conn, None
             conn.terminate()
 
-    async def write(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+    async def write(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> list[str]:
+        """Upsert ``rows`` and delete ``deletes``; returns the ids of the stations whose rows the
+        database refused (they are skipped, the rest is written). Raises
+        :class:`DatabaseUnavailableError` when it cannot write at all."""
+        try:
+            await self._write_once(rows, deletes)
+        except RowRefusedError:
+            refused = []
+            for row in rows:  # rare: find the refused rows one by one
+                try:
+                    await self._write_once([row], [])
+                except RowRefusedError:
+                    refused.append(str(row[0]))
+            await self._write_once([], deletes)
+            return refused
+        return []
+
+    async def _write_once(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=30)
@@ -358,6 +530,8 @@ class CurrentWriter:
                         "DELETE FROM stationwatch.station_current WHERE station_id = ANY($1)",
                         deletes,
                     )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await self.close()
-            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+        except _DRIVER_ERRORS as exc:
+            error = classify(exc)
+            if not isinstance(exc, asyncpg.PostgresError) or error.retriable:
+                await self.close()
+            raise error from exc
