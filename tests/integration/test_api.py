@@ -44,6 +44,11 @@ class Network:
         self.token = token.upper()[:5]
         self.profiles: dict[str, dict[str, Any]] = {}
         self.beating: set[str] = set()
+        # set by the fixture once it has sent them: occupancy counts, fresh and old, and a
+        # station that reported itself closed
+        self.crowded: list[str] = []
+        self.old_count = ""
+        self.reported_closed = ""
 
     def add(self, group: str, index: int, *, beating: bool = True, **overrides: Any) -> str:
         sid = f"AP-{group}{self.token}{index:02d}"
@@ -109,13 +114,25 @@ async def network(
                 closed = sorted(s for s in net.beating if s.startswith("AP-A"))[-1]
                 await producer.send("station.status", closed, dumps(status(closed, now, "closed")))
                 await producer.flush()
-                net.crowded, net.old_count, net.reported_closed = crowded, old, closed  # type: ignore[attr-defined]
+                net.crowded, net.old_count, net.reported_closed = crowded, old, closed
 
                 async def settled() -> bool:
-                    body = (await worker.get("/stations", liveness="offline")).json()
-                    return body.get("total") == 3
+                    listed: dict[str, Any] = (
+                        await worker.get("/stations", liveness="offline")
+                    ).json()
+                    if listed.get("total") != 3:
+                        return False
+                    seen = [(await worker.get(f"/stations/{s}")).json() for s in [*crowded, old]]
+                    shut = (await worker.get(f"/stations/{closed}")).json()
+                    counts = [b.get("occupants") for b in seen]
+                    sent = [2 + n for n in range(len(crowded))] + [1]
+                    return counts == sent and shut.get("open_state") == "closed"
 
-                await wait_for(settled, timeout_s=30, what="the silent stations to be offline")
+                await wait_for(
+                    settled,
+                    timeout_s=30,
+                    what="the silent stations offline, the counts and the closure applied",
+                )
                 yield worker, net
             finally:
                 await fleet.stop()
@@ -221,13 +238,12 @@ async def test_nearby_is_nearest_first_open_and_alive(
         assert item["open_now"] is True
         assert item["liveness"] != "offline"
     seats = {item["station_id"]: item for item in ours}
+    assert {*net.crowded, net.old_count} <= seats.keys()  # all within 5 km, open and alive
     for n, sid in enumerate(net.crowded):
-        if sid in seats:
-            assert seats[sid]["free_seats"] == 10 - (2 + n)
-            assert seats[sid]["occupancy_age_s"] < 60
-    if net.old_count in seats:
-        assert seats[net.old_count]["free_seats"] is None
-        assert seats[net.old_count]["occupancy_age_s"] >= 600
+        assert seats[sid]["free_seats"] == 10 - (2 + n), sid
+        assert seats[sid]["occupancy_age_s"] < 60, sid
+    assert seats[net.old_count]["free_seats"] is None
+    assert seats[net.old_count]["occupancy_age_s"] >= 600
     assert body["complete"] is True
     datetime.fromisoformat(body["as_of"])
 
