@@ -102,6 +102,23 @@ def ids(token: str, group: str, count: int) -> list[str]:
     return [f"LV-{group}{token[:5].upper()}{i:02d}" for i in range(count)]
 
 
+async def wait_online(worker: WorkerProcess, stations: list[str], timeout_s: float = 20) -> None:
+    """Until the worker has heard from every one of ``stations`` and judges it online."""
+
+    async def online() -> bool:
+        bodies = [(await worker.get(f"/stations/{s}")).json() for s in stations]
+        return all(b.get("liveness") == "online" for b in bodies)
+
+    await wait_for(online, timeout_s=timeout_s, what=f"{len(stations)} stations online")
+
+
+def count_of(alerts: TopicCollector, kind: str, state: str | None = None) -> int:
+    """How many alerts of ``kind`` (and ``state``, when given) arrived."""
+    return sum(
+        1 for a in alerts.records if a["kind"] == kind and (state is None or a["state"] == state)
+    )
+
+
 def alert_rows(database_url: str, stations: list[str]) -> list[tuple[str, str, bool]]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
@@ -134,14 +151,15 @@ async def test_only_expected_stations_that_fall_silent_raise_alerts(
         ):
             fleet.beating.update(steady + silent)
             await fleet.register(profiles)
-            await asyncio.sleep(3)  # every station heard from; now the silent ones stop
-            fleet.beating.difference_update(silent)
+            await wait_online(worker, steady + silent)  # every station heard from
+            fleet.beating.difference_update(silent)  # now the silent ones stop
 
             async def all_offline() -> bool:
-                return sum(a["kind"] == "offline" for a in alerts.records) >= len(silent)
+                return count_of(alerts, "offline") >= len(silent)
 
             await wait_for(all_offline, timeout_s=30, what="offline alerts for the silent stations")
-            await asyncio.sleep(2)  # nothing else may arrive
+            # An observation window, not a synchronisation: nothing else may arrive in it.
+            await asyncio.sleep(2)
             for sid in silent:
                 assert alerts.of(sid) == [
                     ("stale", "firing"),
@@ -232,14 +250,11 @@ async def test_a_worker_down_longer_than_the_offline_threshold_raises_no_alarm(
         ):
             await fleet.register(profile(s, heartbeat_interval_s=1) for s in stations)
             fleet.beating.update(stations)
-
-            async def online() -> bool:
-                bodies = [(await first.get(f"/stations/{s}")).json() for s in stations]
-                return all(b.get("liveness") == "online" for b in bodies)
-
-            await wait_for(online, timeout_s=20, what="every station online")
+            await wait_online(first, stations)
             assert first.stop() == 0
-            await asyncio.sleep(OFFLINE_AFTER * 2)  # down for twice the offline threshold
+            # What is tested: no worker runs for twice the offline threshold while the
+            # heartbeats keep coming. The wait is the outage itself, not a synchronisation.
+            await asyncio.sleep(OFFLINE_AFTER * 2)
             second.start()
             await second.wait_healthy()
 
@@ -249,7 +264,9 @@ async def test_a_worker_down_longer_than_the_offline_threshold_raises_no_alarm(
                 return datetime.now(UTC) - newest < timedelta(seconds=2)
 
             await wait_for(caught_up, timeout_s=30, what="the new worker to catch up")
-            await asyncio.sleep(OFFLINE_AFTER + 1)  # time for any wrong judgement to surface
+            # An observation window: a wrong judgement of the backlog would raise an alert
+            # within the offline threshold; none may arrive.
+            await asyncio.sleep(OFFLINE_AFTER + 1)
             assert alerts.records == []
             bodies = [(await second.get(f"/stations/{s}")).json() for s in stations]
             assert {b["liveness"] for b in bodies} == {"online"}
@@ -276,11 +293,11 @@ async def test_two_workers_judge_each_station_once_across_a_rebalance(
         ):
             await fleet.register(profile(s, heartbeat_interval_s=1) for s in stations)
             fleet.beating.update(stations)
-            await asyncio.sleep(3)
+            await wait_online(first, stations)
             fleet.beating.clear()
 
             async def offline() -> bool:
-                return sum(a["kind"] == "offline" for a in alerts.records) >= len(stations)
+                return count_of(alerts, "offline") >= len(stations)
 
             await wait_for(offline, timeout_s=30, what="every station offline")
             second.start()  # a rebalance while episodes are open
@@ -289,12 +306,11 @@ async def test_two_workers_judge_each_station_once_across_a_rebalance(
             fleet.beating.update(stations)
 
             async def resolved() -> bool:
-                done = [
-                    a for a in alerts.records if a["kind"] == "offline" and a["state"] == "resolved"
-                ]
-                return len(done) >= len(stations)
+                return count_of(alerts, "offline", "resolved") >= len(stations)
 
             await wait_for(resolved, timeout_s=60, what="every offline episode to resolve")
+            # An observation window: a station judged by both workers would send a second
+            # alert in it.
             await asyncio.sleep(2)
         offline_ids = Counter(
             (a["alert_id"], a["state"]) for a in alerts.records if a["kind"] == "offline"
@@ -383,6 +399,7 @@ async def test_occupancy_status_and_registry_changes_raise_and_resolve_alerts(
                 )
 
             await wait_for(all_resolved, timeout_s=15, what="every episode to resolve")
+            # An observation window: no further alert (a repeated episode) may arrive in it.
             await asyncio.sleep(1.5)
             assert alerts.of(crowded) == [
                 ("over_capacity", "firing"),

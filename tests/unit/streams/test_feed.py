@@ -34,8 +34,14 @@ class Pair:
     feed: ApiFeed
     replica: Replica
     server: Feed
+    writer: asyncio.StreamWriter  # the worker's end
     writing: asyncio.Task[None]
     reading: asyncio.Task[None] | None = None
+
+    def writer_blocked(self) -> bool:
+        """The worker's writes are held up: more is buffered than the transport lets through."""
+        transport = self.writer.transport
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
 
     def start_reading(self) -> None:
         self.reading = asyncio.create_task(self.server.run())
@@ -56,7 +62,7 @@ async def pair() -> AsyncIterator[Pair]:
     feed = ApiFeed(Settings(), snapshot=lambda: None, on_fatal=never_fatal)
     replica = Replica(Settings(partitions=4))
     writing = asyncio.create_task(feed._write_loop(worker_writer))
-    pair = Pair(feed, replica, Feed(replica, server_reader, server_writer), writing)
+    pair = Pair(feed, replica, Feed(replica, server_reader, server_writer), worker_writer, writing)
     yield pair
     for task in (pair.writing, pair.reading):
         if task is not None:
@@ -73,14 +79,14 @@ async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one
     for n in range(2000):  # ~4 MB: the writer blocks, nobody reads yet
         pair.feed.put(f"OLD-{n:04d}", n % 4, state(f"OLD-{n:04d}", padding=1500))
     pair.feed.ready([0, 1, 2, 3])
-    await asyncio.sleep(0.3)
+    await pair.until(pair.writer_blocked)  # the snapshot is taken and on its way
     assert not pair.writing.done()
     pair.feed.reset()  # a rebalance: partitions 0 and 1 now
     for n in range(300):
         pair.feed.put(f"MID-{n:04d}", 0, state(f"MID-{n:04d}"))
     pair.feed.ready([0, 1])
     pair.start_reading()
-    await asyncio.sleep(0.05)  # part of it on its way
+    await pair.until(lambda: len(pair.replica.index.entries) > 0)  # part of it has arrived
     pair.feed.reset()  # and another: partitions 0 and 1 hold these 700 (more than a frame)
     new = {f"NEW-{n:04d}": state(f"NEW-{n:04d}", occupants=n) for n in range(700)}
     for sid, value in new.items():
@@ -92,7 +98,8 @@ async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one
         return index.ready and pair.replica.partitions == {0, 1} and set(index.entries) == set(new)
 
     await pair.until(settled)
-    await asyncio.sleep(0.2)  # nothing else arrives later
+    # An observation window, not a synchronisation: nothing that arrives later may change it.
+    await asyncio.sleep(0.2)
     assert settled()
     assert {sid: e.state for sid, e in pair.replica.index.entries.items()} == new
     assert pair.replica.holds(0)
