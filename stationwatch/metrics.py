@@ -13,6 +13,7 @@ class WorkerMetrics:
     deadletters: Counter
     rows_written: Counter
     rows_refused: Counter
+    partition_mismatches: Counter
     db_batch_seconds: Histogram
     db_retries: Counter
     db_available: Gauge
@@ -46,6 +47,14 @@ class WorkerMetrics:
                 "stationwatch_rows_refused_total",
                 "Rows PostgreSQL refused as data (their input records are dead-lettered), by table",
                 ["table"],
+                registry=registry,
+            ),
+            partition_mismatches=Counter(
+                "stationwatch_partition_mismatches_total",
+                "Stations whose records arrive on another partition than expected, by topic and "
+                "kind (partitioner: a new station not where murmur2 puts its key; moved: not "
+                "where the station's earlier records arrived); counted once per batch",
+                ["topic", "kind"],
                 registry=registry,
             ),
             db_batch_seconds=Histogram(

@@ -115,9 +115,8 @@ class Replica:
         return self.index.ready and partition in self.partitions
 
     def owner_url(self, station_id: str) -> str | None:
-        """The worker that owns the station's partition, by the same hash the producers' default
-        partitioner uses for the station-id key (Faust's own router hashes the JSON-encoded
-        key)."""
+        """The worker that owns the partition the default partitioner (murmur2) gives the
+        station-id key: the likely owner (Faust's own router hashes the JSON-encoded key)."""
         partition = partition_for(station_id, self.settings.partitions)
         for url, partitions in self.routes.items():
             if partition in partitions:
@@ -176,6 +175,17 @@ async def ask(replica: Replica, url: str, request: web.Request, headers: dict[st
         if got.status != 200:
             raise PeerAnswerError(url, got.status)
         return await got.json()
+
+
+async def lookup(replica: Replica, url: str, request: web.Request) -> tuple[int, Any]:
+    """Ask another worker for a station it holds: its status and JSON body."""
+    target = URL(url).with_path(request.url.path)
+    headers = {FORWARDED: "1"}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    async with replica.http().get(target, headers=headers, timeout=PEER_TIMEOUT) as got:
+        body = await got.json() if got.content_type == "application/json" else {}
+        return got.status, body
 
 
 async def gather(
@@ -248,6 +258,9 @@ class Api:
         return json_response(self.document)
 
     async def station(self, request: web.Request) -> web.Response:
+        """One station: from this worker's replica when it holds it, else from the worker that
+        does. Stations belong to the partition their records arrive on, which only the default
+        partitioner predicts: the predicted owner is asked first, then every other worker."""
         station_id = request.match_info["station_id"]
         if not _ID.fullmatch(station_id):
             return error(
@@ -256,25 +269,45 @@ class Api:
                 parameter="station_id",
             )
         replica = self.replica
-        owner = replica.owner_url(station_id)
-        if owner is None:
-            return not_ready()
-        partition = partition_for(station_id, self.settings.partitions)
-        if owner != replica.own_url and FORWARDED not in request.headers:
-            try:
-                return json_response(await ask(replica, owner, request, {FORWARDED: "1"}))
-            except PeerAnswerError as exc:
-                if exc.status == 404:
-                    return error(404, f"station {station_id} is unknown")
-                return error(503, f"the owning worker {owner} did not answer: {exc}")
-            except (ClientError, OSError, TimeoutError) as exc:
-                return error(503, f"the owning worker {owner} did not answer: {exc}")
-        if not replica.holds(partition):
-            return not_ready()  # being reassigned, or its stations are still arriving
         entry = replica.index.entries.get(station_id)
-        if entry is None:
+        if entry is not None and replica.holds(entry.partition):
+            return json_response(station_view(entry.state, self.settings))
+        held = sorted(replica.partitions) if replica.index.ready else []
+        if FORWARDED in request.headers:  # a peer asks what this worker holds
+            if not replica.index.ready:
+                return not_ready()
+            return error(404, f"station {station_id} is unknown", partitions=held)
+        covered = set(held)
+        others = replica.others()
+        guess = replica.owner_url(station_id)
+        rounds = [[guess]] if guess in others else []
+        rounds.append([url for url in others if url != guess])
+        unanswered: list[str] = []
+        for urls in rounds:
+            answers = await asyncio.gather(
+                *(lookup(replica, url, request) for url in urls), return_exceptions=True
+            )
+            for url, answer in zip(urls, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    unanswered.append(f"{url}: {answer}")
+                    continue
+                status, body = answer
+                if status == 200:
+                    return json_response(body)
+                if status == 404:
+                    covered |= set(body.get("partitions", ()))
+                else:
+                    unanswered.append(f"{url} answered {status}")
+        missing = sorted(set(range(self.settings.partitions)) - covered)
+        if not missing:
             return error(404, f"station {station_id} is unknown")
-        return json_response(station_view(entry.state, self.settings))
+        if not unanswered:
+            return not_ready()
+        return error(
+            503,
+            f"partitions {missing} did not answer: {'; '.join(unanswered)}",
+            missing_partitions=missing,
+        )
 
     async def nearby(self, request: web.Request) -> web.Response:
         try:

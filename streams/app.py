@@ -35,6 +35,7 @@ from stationwatch.settings import Settings
 from streams.feed import ApiFeed, Snapshot
 from streams.ingest import (
     IngestConfig,
+    Misplaced,
     Outcome,
     Overlay,
     Record,
@@ -52,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
+MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
 PART = 25  # records (or due stations) handled between two yields to the event loop
 
 
@@ -81,6 +83,7 @@ class Runtime:
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
+    misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -135,6 +138,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         store=settings.store,
         datadir=str(settings.data_dir) if settings.data_dir else None,
         topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.broker_session_timeout_s,
@@ -171,6 +175,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         max_bytes=settings.max_message_bytes,
         max_skew=timedelta(seconds=settings.max_clock_skew_s),
         liveness=liveness_config(settings),
+        partitions=settings.partitions,
     )
     runtime = Runtime(settings, app, table, sink, metrics, registry, config)
     runtime.current = CurrentWriter(settings.dsn)
@@ -431,12 +436,52 @@ async def handle_batch(
             alert.alert_id,
         )
     await send_dead_letters(outcome.dead_letters, send_deadletter)
+    report_misplaced(runtime, outcome.misplaced)
     writes = list(outcome.state_writes.items())
     for i in range(0, len(writes), PART):
         apply_state_writes(runtime, dict(writes[i : i + PART]))
         await asyncio.sleep(0)
     for event in tick_refs.values():
         runtime.positions[event.message.tp] = event.message.offset + 1
+
+
+def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
+    """Say loudly, once per station, that records arrive where they were not expected."""
+    for item in misplaced:
+        kind = "moved" if item.moved else "partitioner"
+        runtime.metrics.partition_mismatches.labels(item.topic, kind).inc()
+        reported = runtime.misplaced_reported
+        if item.station_id in reported or len(reported) > MISPLACED_REPORTS:
+            continue
+        reported.add(item.station_id)
+        if len(reported) > MISPLACED_REPORTS:
+            logger.warning(
+                "more stations arrive on unexpected partitions; only "
+                "stationwatch_partition_mismatches_total counts them from now on"
+            )
+            continue
+        if item.moved:
+            logger.error(
+                "records of %s now arrive on partition %d (%s), its earlier ones on %d: its "
+                "producers partition its key differently (e.g. per topic or per client); "
+                "every producer must use one partitioner for all station topics, or its state "
+                "is split between workers",
+                item.station_id,
+                item.arrived,
+                item.topic,
+                item.expected,
+            )
+        else:
+            logger.warning(
+                "records of %s arrive on partition %d (%s), where the default Kafka "
+                "partitioner (murmur2) would put them on %d: its producer partitions "
+                "differently; the station is owned by the partition its records arrive on "
+                "(stationwatch_partition_mismatches_total counts these)",
+                item.station_id,
+                item.arrived,
+                item.topic,
+                item.expected,
+            )
 
 
 def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
@@ -467,11 +512,17 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
 
 
 def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """Every station of the ``active`` partitions, from the live table."""
+    """Every station of the ``active`` partitions, from the live table: a station belongs to
+    the partition its records arrive on (kept in its state; states stored before that was
+    kept are placed by the default partitioner)."""
     partitions = runtime.settings.partitions
     for station_id, value in list(runtime.table.items()):
-        partition = partition_for(station_id, partitions)
-        if partition in active and value:
+        if not value:
+            continue
+        partition = value.get("partition")
+        if partition is None:
+            partition = partition_for(station_id, partitions)
+        if partition in active:
             yield station_id, partition, value
 
 
@@ -484,14 +535,14 @@ def index_owned_stations(runtime: Runtime) -> None:
     active = runtime.active_partitions()
     owned = []
     for station_id, partition, value in owned_states(runtime, active):
-        owned.append(station_id)
+        owned.append((station_id, partition))
         runtime.current_dirty.add(station_id)
         if feed is not None:
             feed.put(station_id, partition, value)
     if feed is not None:
         feed.ready(active)
     runtime.indexed = True
-    count = runtime.due.rebuild(owned, runtime.settings.partitions, active)
+    count = runtime.due.rebuild(owned)
     logger.info("watching %d stations on partitions %s", count, sorted(active))
 
 

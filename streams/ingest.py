@@ -24,6 +24,7 @@ from streams.state import (
     apply_status,
     new_state,
 )
+from streams.tracker import partition_for
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,26 @@ class StateWrite:
     liveness: str = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class Misplaced:
+    """A station whose records arrive on another partition than expected: ``expected`` is
+    where the default partitioner (murmur2 of the key) puts it, or where its earlier records
+    arrived (``moved``)."""
+
+    station_id: str
+    topic: str
+    arrived: int
+    expected: int
+    moved: bool  # True: its records now arrive on another partition than before
+
+
 @dataclass
 class Outcome:
     batch: Batch = field(default_factory=Batch)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[str, StateWrite] = field(default_factory=dict)
+    misplaced: list[Misplaced] = field(default_factory=list)
 
     def add_alert_row(self, row: tuple[Any, ...]) -> None:
         alert_id = row[0]
@@ -93,6 +108,7 @@ class Outcome:
             self.add_alert_row(row)
         self.dead_letters.extend(later.dead_letters)
         self.alerts.extend(later.alerts)
+        self.misplaced.extend(later.misplaced)
         for station_id, write in later.state_writes.items():
             earlier = self.state_writes.get(station_id)
             if earlier is not None and write.value is None and not write.remove:
@@ -123,6 +139,7 @@ class IngestConfig:
     max_bytes: int
     max_skew: timedelta
     liveness: LivenessConfig
+    partitions: int = 0  # of the input topics, to see keys partitioned unlike murmur2 (0: don't)
 
 
 def dead_letter(record: Record, topic_name: str, error: str, at: datetime) -> DeadLetter:
@@ -197,6 +214,7 @@ def process_records(
     # station id → (state as loaded, state now, ref, partition)
     loaded: dict[str, tuple[StationState | None, StationState | None, Any, int]] = {}
     gap_limit = config.liveness.stale_after
+    checked: set[str] = set()
 
     def current(station_id: str, ref: Any, partition: int) -> StationState | None:
         if station_id not in loaded:
@@ -204,6 +222,26 @@ def process_records(
             state = StationState.from_json(raw) if raw else None
             loaded[station_id] = (state, state, ref, partition)
         return loaded[station_id][1]
+
+    def check_partition(record: Record, station_id: str) -> None:
+        """Records are owned by the partition they arrive on; say when that is not where the
+        default partitioner or the station's earlier records put them."""
+        if station_id in checked:
+            return
+        checked.add(station_id)
+        state = loaded[station_id][0]
+        if state is not None and state.partition is not None:
+            if state.partition != record.partition:
+                out.misplaced.append(
+                    Misplaced(station_id, record.topic, record.partition, state.partition, True)
+                )
+            return  # known: the murmur2 check was made when it was first seen
+        if config.partitions:
+            expected = partition_for(station_id, config.partitions)
+            if expected != record.partition:
+                out.misplaced.append(
+                    Misplaced(station_id, record.topic, record.partition, expected, False)
+                )
 
     def store(station_id: str, state: StationState | None, ref: Any) -> None:
         original, _, _, partition = loaded[station_id]
@@ -243,6 +281,7 @@ def process_records(
             continue
         station_id: str = decoded.station_id  # type: ignore[attr-defined]
         state = current(station_id, record.ref, record.partition) or new_state(station_id, now)
+        check_partition(record, station_id)
         if isinstance(decoded, Heartbeat):
             out.batch.add(
                 "heartbeats", heartbeat_row(decoded, now, state.heartbeat_interval_s), record
@@ -285,6 +324,8 @@ def process_records(
             if original is not None:
                 out.state_writes[station_id] = StateWrite(ref, partition, remove=True)
             continue
+        if final.partition != partition:
+            final = replace(final, partition=partition)
         clock = clocks.get(partition)
         next_due: datetime | None = None
         if clock is not None:

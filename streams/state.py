@@ -52,6 +52,9 @@ class StationState:
     reported_capacity: int | None = None
     occupancy_at: datetime | None = None
     updated_at: datetime | None = None
+    # the input partition the station's records arrive on (its producers' choice): the worker
+    # owning that partition owns the station (None: stored before this was kept)
+    partition: int | None = None
     # -- liveness bookkeeping (streams.liveness) -------------------------------------------
     watch_since: datetime | None = None  # judged from here while no heartbeat has come
     recovery_beats: int = 0  # consecutive heartbeats since the station went stale/offline

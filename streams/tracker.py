@@ -17,7 +17,9 @@ from aiokafka.partitioner import murmur2
 
 
 def partition_for(station_id: str, partitions: int) -> int:
-    """The partition the default Kafka partitioner gives a station's key."""
+    """The partition the default Kafka partitioner (murmur2, as in the Java client and
+    aiokafka) gives a station's key. Only a first guess: a station is owned by the partition
+    its records arrive on, whatever their producer's partitioner."""
     hashed: int = murmur2(station_id.encode("utf-8"))
     return (hashed & 0x7FFFFFFF) % partitions
 
@@ -80,14 +82,12 @@ class DueIndex:
         self.liveness.clear()
         self.indexed = False
 
-    def rebuild(self, keys: Iterable[str], partitions: int, active: set[int]) -> int:
-        """Schedule every station of the active partitions for a look right away."""
+    def rebuild(self, owned: Iterable[tuple[str, int]]) -> int:
+        """Schedule every owned station (with its partition) for a look right away."""
         count = 0
-        for station_id in keys:
-            partition = partition_for(station_id, partitions)
-            if partition in active:
-                self.schedule(station_id, partition, None, self.liveness.get(station_id, "unknown"))
-                count += 1
+        for station_id, partition in owned:
+            self.schedule(station_id, partition, None, self.liveness.get(station_id, "unknown"))
+            count += 1
         self.indexed = True
         return count
 

@@ -133,9 +133,14 @@ def worker_env(
 class Producer:
     """Sends raw records to the contract's topics under a test's prefix."""
 
-    def __init__(self, kafka_url: str, prefix: str) -> None:
+    def __init__(
+        self, kafka_url: str, prefix: str, partitioner: Callable[..., int] | None = None
+    ) -> None:
+        """``partitioner(key, all_partitions, available)``: aiokafka's default (murmur2) when
+        not given."""
+        extra: dict[str, Any] = {"partitioner": partitioner} if partitioner else {}
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers(kafka_url), acks="all", linger_ms=5
+            bootstrap_servers=bootstrap_servers(kafka_url), acks="all", linger_ms=5, **extra
         )
         self.prefix = prefix
 
