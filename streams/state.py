@@ -121,8 +121,13 @@ def apply_heartbeat(
     state: StationState, beat: Heartbeat, now: datetime, *, gap_limit_s: float | None = None
 ) -> StationState:
     """``gap_limit_s``: heartbeats further apart than this are not consecutive (recovery
-    counting restarts)."""
-    if not _newer(beat.sent_at, state.last_heartbeat_at):
+    counting restarts).
+
+    A heartbeat counts as heard when it was sent, but never later than when it was received
+    (``now``): a device whose clock runs ahead (within the accepted skew) cannot keep its
+    station online past the moment it fell silent."""
+    sent_at = min(beat.sent_at, now)
+    if not _newer(sent_at, state.last_heartbeat_at):
         return state
     beats = state.recovery_beats
     if state.liveness in ("stale", "offline"):
@@ -130,13 +135,13 @@ def apply_heartbeat(
         consecutive = (
             previous is not None
             and gap_limit_s is not None
-            and (beat.sent_at - previous).total_seconds() <= gap_limit_s
+            and (sent_at - previous).total_seconds() <= gap_limit_s
         )
         beats = beats + 1 if consecutive else 1
     return replace(
         state,
         recovery_beats=beats,
-        last_heartbeat_at=beat.sent_at,
+        last_heartbeat_at=sent_at,
         last_seq=beat.seq,
         device_id=beat.device_id,
         battery_pct=beat.battery_pct,

@@ -266,3 +266,22 @@ def test_from_json_ignores_unknown_and_fills_missing_fields() -> None:
         del data[name]
     restored = StationState.from_json(data)
     assert restored == new_state(SID, T0)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "heard_at"),
+    [
+        pytest.param(timedelta(0), NOW, id="on-time"),
+        pytest.param(timedelta(minutes=4), NOW, id="clock-ahead-counts-as-received"),
+        pytest.param(-timedelta(minutes=2), NOW - timedelta(minutes=2), id="late-keeps-sent-time"),
+    ],
+)
+def test_a_heartbeat_counts_as_heard_no_later_than_its_receipt(
+    ahead: timedelta, heard_at: datetime
+) -> None:
+    """A device clock running ahead (within the accepted skew) cannot keep a silent station
+    online past the moment it was last heard from."""
+    folded = apply_heartbeat(fresh(), beat(NOW + ahead), NOW)
+    assert folded.last_heartbeat_at == heard_at
+    later = apply_heartbeat(folded, beat(NOW + S), NOW + S)
+    assert later.last_heartbeat_at == NOW + S
