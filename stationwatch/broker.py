@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from stationwatch.errors import BrokerUnavailableError
+from stationwatch.errors import BrokerUnavailableError, ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,38 @@ def bootstrap_servers(kafka_url: str) -> str:
     return ",".join(hosts)
 
 
+@dataclass(frozen=True)
+class TopicSetup:
+    created: list[str]  # the topics that were missing and are now created
+    replication_factor: int  # used for them (and for the tables' changelogs)
+    brokers: int  # in the cluster
+
+
+def replication_for(wanted: int | None, brokers: int) -> int:
+    """The replication factor to create topics with: ``wanted``, or (``None``) what the cluster
+    allows, up to 3 copies — one broker gives 1, three or more give 3."""
+    if wanted is None:
+        return max(1, min(3, brokers))
+    if wanted > brokers:
+        raise ConfigurationError(
+            f"STATIONWATCH_REPLICATION_FACTOR is {wanted}, but the cluster has {brokers} "
+            f"broker{'s' if brokers != 1 else ''}: lower it, or leave it unset to use "
+            f"{max(1, min(3, brokers))}"
+        )
+    return wanted
+
+
 async def ensure_topics(
     kafka_url: str,
     topics: Iterable[str],
     partitions: int,
     *,
     compacted: Iterable[str] = (),
+    replication_factor: int | None = None,
     timeout_s: float = 30.0,
-) -> list[str]:
-    """Create the topics that are missing; returns the names created.
+) -> TopicSetup:
+    """Create the topics that are missing, with ``replication_factor`` copies (``None``: what
+    the cluster allows, see :func:`replication_for`).
 
     Existing topics are left alone (their partition count is the operator's choice, but a
     mismatch with ``partitions`` is logged: inputs and table changelogs must be co-partitioned).
@@ -66,6 +89,9 @@ async def ensure_topics(
                 raise BrokerUnavailableError(f"broker {kafka_url} unreachable: {exc}") from exc
             await asyncio.sleep(0.5)
     try:
+        cluster = await admin.describe_cluster()
+        brokers = len(cluster.get("brokers") or ()) or 1
+        replicas = replication_for(replication_factor, brokers)
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
@@ -73,14 +99,20 @@ async def ensure_topics(
                 NewTopic(
                     name,
                     num_partitions=partitions,
-                    replication_factor=1,
+                    replication_factor=replicas,
                     topic_configs={"cleanup.policy": "compact"} if name in compact else {},
                 )
                 for name in missing
             ]
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            logger.info("created topics %s with %d partitions", missing, partitions)
+            logger.info(
+                "created topics %s with %d partitions and %d replicas (%d brokers)",
+                missing,
+                partitions,
+                replicas,
+                brokers,
+            )
         described = await admin.describe_topics([n for n in wanted if n in existing])
         for topic in described:
             count = len(topic.get("partitions", []))
@@ -92,7 +124,7 @@ async def ensure_topics(
                     count,
                     partitions,
                 )
-        return missing
+        return TopicSetup(missing, replicas, brokers)
     finally:
         await admin.close()
 

@@ -151,7 +151,13 @@ class _Dev:
             self.say.print(result.describe())
             names = [self.settings.topic(t) for t in (*topics.INPUT_TOPICS, *topics.OUTPUT_TOPICS)]
             registry = self.settings.topic(topics.REGISTRY)
-            await ensure_topics(kafka, names, self.settings.partitions, compacted=[registry])
+            await ensure_topics(
+                kafka,
+                names,
+                self.settings.partitions,
+                compacted=[registry],
+                replication_factor=self.settings.replication_factor,
+            )
             port = _web_port(self.settings)
             env = {
                 **os.environ,  # the worker inherits the user's settings, with ours on top

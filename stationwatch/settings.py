@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="zone of opening hours and holidays")
 
     # Extensions of the contract (all optional).
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="copies of every topic the worker creates (inputs, outputs, the tables' "
+        "changelogs); unset: what the cluster allows, up to 3",
+    )
     app_id: str = Field("stationwatch", description="Faust app id = consumer group")
     topic_prefix: str = Field("", description="prefix for every topic name (tests, staging)")
     store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")

@@ -165,7 +165,11 @@ async def run_simulator(
     fleet = _Fleet(settings, stations, seed, heartbeat_interval_s or 30)
     inputs = [settings.topic(t) for t in topics.INPUT_TOPICS]
     await ensure_topics(
-        settings.kafka, inputs, settings.partitions, compacted=[settings.topic(topics.REGISTRY)]
+        settings.kafka,
+        inputs,
+        settings.partitions,
+        compacted=[settings.topic(topics.REGISTRY)],
+        replication_factor=settings.replication_factor,
     )
     producer = await _start_producer(settings)
     deadline = None if duration is None else time.monotonic() + duration

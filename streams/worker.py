@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def run_worker(settings: Settings) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(
+    topics = loop.run_until_complete(
         ensure_topics(
             settings.kafka,
             [
@@ -27,8 +27,11 @@ def run_worker(settings: Settings) -> None:
             ],
             settings.partitions,
             compacted=[settings.topic(REGISTRY)],
+            replication_factor=settings.replication_factor,
         )
     )
+    # the tables' changelogs get the same number of copies as the topics
+    settings = settings.model_copy(update={"replication_factor": topics.replication_factor})
     runtime = create_app(settings)
     worker = faust.Worker(
         runtime.app,
