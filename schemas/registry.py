@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from schemas.common import StationId, WireModel
+from schemas.common import STORABLE, ShortText, StationId, WireModel, WireTime
 
 Category = Literal["standard", "smart_24h", "truck_driver", "business_circle_24h"]
 Host = Literal[
@@ -96,12 +96,17 @@ class OpeningHours(WireModel):
 
 
 class StationProfile(WireModel):
-    """One station's master data."""
+    """One station's master data.
+
+    Every text holds no NUL (PostgreSQL stores it in `text` columns and in `jsonb`);
+    ``updated_at`` is a :data:`~schemas.common.WireTime` and may be long past (master data
+    changes rarely), but not in the future beyond the allowed clock skew (``streams.decode``).
+    """
 
     station_id: StationId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    district: Annotated[str, StringConstraints(max_length=64)] = ""
-    street: Annotated[str, StringConstraints(max_length=64)] = ""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), STORABLE]
+    district: ShortText = ""
+    street: ShortText = ""
     category: Category = "standard"
     host: Host = "other"
     location: Location
@@ -109,9 +114,9 @@ class StationProfile(WireModel):
     capacity: Annotated[int, Field(ge=0, le=100_000)] | None = None
     opening_hours: OpeningHours
     heartbeat_interval_s: Annotated[int, Field(ge=1, le=86_400)] | None = None
-    contact_phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    contact_phone: Annotated[str, StringConstraints(max_length=32), STORABLE] | None = None
     lifecycle: Lifecycle = "active"
-    updated_at: AwareDatetime
+    updated_at: WireTime
 
     @model_validator(mode="after")
     def _services_unique(self) -> StationProfile:

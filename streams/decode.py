@@ -1,6 +1,10 @@
 """Turn one raw input record into a validated message, or the reason it is dead-lettered.
 
-Pure: the agent passes the record's parts and the time of receipt.
+Pure: the agent passes the record's parts and the time of receipt. Besides what the models
+check (see ``schemas``), a message's own time is judged against the time of receipt: more than
+``max_skew`` ahead is rejected (a clock running fast), and telemetry more than ``max_age``
+behind (:data:`MAX_AGE`, 30 days) too: that is no backlog but a device clock reset to a factory
+date. A registry record may be old: master data changes rarely.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ MODELS: dict[str, type[BaseModel]] = {
     REGISTRY: StationProfile,
 }
 _TIME_FIELD = {HEARTBEAT: "sent_at", OCCUPANCY: "observed_at", STATUS: "at", REGISTRY: "updated_at"}
+MAX_AGE = timedelta(days=30)
+_AGED = frozenset({HEARTBEAT, OCCUPANCY, STATUS})  # topics whose times may not be older
 
 _ID = re.compile(STATION_ID_PATTERN)
+_PLAIN = re.compile(r"[\w.\[\]-]{1,40}", re.ASCII)
+# jiter's words for a `\uXXXX` escape that is no character (a lone UTF-16 surrogate)
+_ESCAPE_ERRORS = ("hex escape", "surrogate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +49,24 @@ class Tombstone:
 Decoded = BaseModel | Tombstone | Rejected
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A field path; a part taken from the input (a dict key) is quoted and cut short."""
     parts = []
-    for err in exc.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "message"
-        parts.append(f"{where}: {err['msg']}")
-    more = len(exc.errors()) - 5
+    for part in loc:
+        text = str(part)
+        parts.append(text if _PLAIN.fullmatch(text) else repr(text[:40]))
+    return ".".join(parts) or "message"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = []
+    for err in errors[:5]:
+        message = err["msg"]
+        if err["type"] == "json_invalid" and any(w in message for w in _ESCAPE_ERRORS):
+            message += " (a \\u escape must be a whole character: no lone UTF-16 surrogate)"
+        parts.append(f"{_where(err['loc'])}: {message}")
+    more = len(errors) - 5
     if more > 0:
         parts.append(f"(+{more} more)")
     return "; ".join(parts)
@@ -59,6 +80,7 @@ def decode(
     received_at: datetime,
     max_bytes: int,
     max_skew: timedelta,
+    max_age: timedelta = MAX_AGE,
 ) -> Decoded:
     """``topic`` is the contract's name (without any deployment prefix)."""
     if key is None or not key:
@@ -84,11 +106,23 @@ def decode(
     station_id = getattr(message, "station_id")  # noqa: B009 - every input model has it
     if station_key != station_id:
         return Rejected("key", f"key: {station_key[:40]!r} differs from station_id {station_id!r}")
-    stamp: datetime = getattr(message, _TIME_FIELD[topic])
+    field = _TIME_FIELD[topic]
+    stamp: datetime = getattr(message, field)
     if stamp - received_at > max_skew:
         return Rejected(
             "future",
-            f"{_TIME_FIELD[topic]}: {stamp.isoformat()} is more than "
+            f"{field}: {stamp.isoformat()} is more than "
             f"{int(max_skew.total_seconds())} s in the future",
         )
+    if topic in _AGED and received_at - stamp > max_age:
+        return Rejected(
+            "past",
+            f"{field}: {stamp.isoformat()} is more than {_span(max_age)} in the past",
+        )
     return message
+
+
+def _span(span: timedelta) -> str:
+    if span.days and span == timedelta(days=span.days):
+        return f"{span.days} days"
+    return f"{int(span.total_seconds())} s"

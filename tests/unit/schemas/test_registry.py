@@ -266,10 +266,22 @@ def test_swapped_coordinates_out_of_range_rejected() -> None:
         pytest.param("contact_phone", None, id="phone-null"),
         pytest.param("name", "x" * 200, id="name-200"),
         pytest.param("district", "", id="district-empty"),
+        pytest.param("name", "工会驿站\t(北区)\n", id="name-other-control-characters"),
     ],
 )
 def test_field_accepted(field: str, value: object) -> None:
     assert getattr(parse(**{field: value}), field) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("2000-01-01T08:00:00+08:00", datetime(2000, 1, 1, tzinfo=UTC), id="floor"),
+        pytest.param("2015-06-01T00:00:00Z", datetime(2015, 6, 1, tzinfo=UTC), id="years-ago"),
+    ],
+)
+def test_updated_at_may_be_long_past(value: str, expected: datetime) -> None:
+    assert parse(updated_at=value).updated_at == expected
 
 
 @pytest.mark.parametrize(
@@ -289,6 +301,14 @@ def test_field_accepted(field: str, value: object) -> None:
         pytest.param("street", "x" * 65, id="street-too-long"),
         pytest.param("contact_phone", 1000000, id="phone-number"),
         pytest.param("updated_at", "2026-11-30T00:00:00", id="updated-at-naive"),
+        pytest.param("updated_at", "0001-01-01T00:00:00+08:00", id="updated-at-year-1"),
+        pytest.param("updated_at", "9999-12-31T23:59:59-08:00", id="updated-at-year-9999"),
+        pytest.param("updated_at", "1999-12-31T23:59:59Z", id="updated-at-before-2000"),
+        pytest.param("updated_at", "2100-01-01T08:00:00+08:00", id="updated-at-2100"),
+        pytest.param("name", "空港\u0000驿站", id="name-nul"),
+        pytest.param("district", "\u0000", id="district-nul"),
+        pytest.param("street", "空港街道\u0000", id="street-nul"),
+        pytest.param("contact_phone", "010\u0000", id="phone-nul"),
         pytest.param("station_id", "SY-0001\n", id="station-id-trailing-newline"),
         pytest.param("station_id", "sy-0001", id="station-id-lowercase"),
     ],

@@ -224,12 +224,27 @@ TIMES_ACCEPTED = [
     pytest.param("2026-11-30T00:00:00+00:00", timedelta(0), id="plus-0000"),
     pytest.param("2026-11-30T08:00:00.000+08:00", timedelta(hours=8), id="fraction"),
 ]
+TIMES_AT_THE_BOUNDS = [
+    pytest.param("2000-01-01T08:00:00+08:00", datetime(2000, 1, 1, tzinfo=UTC), id="floor"),
+    pytest.param(
+        "2099-12-31T15:59:59.999999-08:00",
+        datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        id="last-before-ceiling",
+    ),
+]
 TIMES_REJECTED = [
     pytest.param("2026-11-30T08:00:00", id="naive"),
     pytest.param("2026-11-30T08:00:00.123456", id="naive-fraction"),
     pytest.param("2026-11-30", id="date-only"),
     pytest.param("08:00:00+08:00", id="time-only"),
     pytest.param("2026-11-30T08:00:00+24:00", id="offset-24h"),
+    pytest.param("0001-01-01T00:00:00+08:00", id="year-1-east-of-utc"),
+    pytest.param("0001-01-01T12:00:00-08:00", id="year-1"),
+    pytest.param("9999-12-31T23:59:59-08:00", id="year-9999-west-of-utc"),
+    pytest.param("1970-01-01T00:00:00Z", id="epoch"),
+    pytest.param("1999-12-31T23:59:59.999999Z", id="before-2000"),
+    pytest.param("2000-01-01T07:59:59+08:00", id="before-2000-east-of-utc"),
+    pytest.param("2100-01-01T00:00:00Z", id="2100"),
     pytest.param("2026-13-01T08:00:00Z", id="month-13"),
     pytest.param("2026-02-30T08:00:00Z", id="february-30"),
     pytest.param("30/11/2026 08:00 +08:00", id="not-iso"),
@@ -248,11 +263,31 @@ def test_aware_times_accepted(model: type[BaseModel], value: str, offset: timede
     assert parsed.utcoffset() == offset
 
 
+@pytest.mark.parametrize(("value", "expected"), TIMES_AT_THE_BOUNDS)
+@MODELS
+def test_times_at_the_bounds_accepted(
+    model: type[BaseModel], value: str, expected: datetime
+) -> None:
+    field = TIME_FIELD[model]
+    assert getattr(model.model_validate_json(wire(EXAMPLES[model], **{field: value})), field) == (
+        expected
+    )
+
+
 @pytest.mark.parametrize("value", TIMES_REJECTED)
 @MODELS
 def test_naive_or_malformed_times_rejected(model: type[BaseModel], value: object) -> None:
     field = TIME_FIELD[model]
     assert rejected_fields(model, wire(EXAMPLES[model], **{field: value})) == {field}
+
+
+def test_a_time_out_of_range_says_which_range() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Heartbeat.model_validate_json(wire(HEARTBEAT, sent_at="0001-01-01T00:00:00+08:00"))
+    [error] = caught.value.errors()
+    assert error["type"] == "time_range"
+    assert "2000-01-01T00:00:00Z" in error["msg"]
+    assert "2100-01-01T00:00:00Z" in error["msg"]
 
 
 # --- heartbeat numbers -------------------------------------------------------------------------
@@ -268,6 +303,8 @@ HEARTBEAT_ACCEPTED = [
     pytest.param("seq", 0, id="seq-0"),
     pytest.param("seq", 2**63 - 1, id="seq-max"),
     pytest.param("uptime_s", 0, id="uptime-0"),
+    pytest.param("uptime_s", 2**63 - 1, id="uptime-max"),
+    pytest.param("firmware", "1.4.2\tbeta", id="firmware-tab"),
     pytest.param("on_mains", False, id="on-mains-false"),
     pytest.param("device_id", "d" * 64, id="device-id-64"),
     pytest.param("firmware", "固件-1.4.2", id="firmware-unicode"),
@@ -290,11 +327,16 @@ HEARTBEAT_REJECTED = [
     pytest.param("seq", "1234", id="seq-string"),
     pytest.param("seq", True, id="seq-bool"),
     pytest.param("uptime_s", -1, id="uptime-negative"),
+    pytest.param("uptime_s", 2**63, id="uptime-over-int64"),
+    pytest.param("uptime_s", 2**64, id="uptime-over-uint64"),
     pytest.param("on_mains", "true", id="on-mains-string"),
     pytest.param("on_mains", 1, id="on-mains-int"),
     pytest.param("device_id", "d" * 65, id="device-id-too-long"),
     pytest.param("device_id", 1, id="device-id-number"),
     pytest.param("firmware", "f" * 65, id="firmware-too-long"),
+    pytest.param("firmware", "1.4.2\u0000", id="firmware-nul"),
+    pytest.param("firmware", "\u0000", id="firmware-only-nul"),
+    pytest.param("device_id", "gw\u0000-0001", id="device-id-nul"),
 ]
 
 
@@ -307,6 +349,36 @@ def test_heartbeat_field_accepted(field: str, value: object) -> None:
 @pytest.mark.parametrize(("field", "value"), HEARTBEAT_REJECTED)
 def test_heartbeat_field_rejected(field: str, value: object) -> None:
     assert rejected_fields(Heartbeat, wire(HEARTBEAT, **{field: value})) == {field}
+
+
+@pytest.mark.parametrize("field", ["device_id", "firmware"])
+@pytest.mark.parametrize(
+    "escape",
+    [
+        pytest.param(b"\\ud800", id="lone-high-at-end"),
+        pytest.param(b"\\ud800x", id="lone-high-then-text"),
+        pytest.param(b"\\udfff", id="lone-low"),
+        pytest.param(b"\\udc00\\ud800", id="low-then-high"),
+        pytest.param(b"\\ud800\\u0041", id="high-then-not-low"),
+    ],
+)
+def test_lone_surrogates_rejected(field: str, escape: bytes) -> None:
+    raw = b'{"station_id": "SY-0001", "sent_at": "2026-11-30T08:00:00Z", "%s": "a%sb"}'
+    with pytest.raises(ValidationError):
+        Heartbeat.model_validate_json(raw % (field.encode(), escape))
+
+
+def test_lone_surrogates_rejected_from_python_objects_too() -> None:
+    """Python's `json.loads` lets lone surrogates through: validating its dicts holds the rule."""
+    loaded = json.loads('{"firmware": "a\\ud800"}')
+    with pytest.raises(ValidationError):
+        Heartbeat.model_validate({**HEARTBEAT, **loaded}, strict=False)
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    raw = b'{"station_id": "SY-0001", "sent_at": "2026-11-30T08:00:00Z", "firmware": "%s"}'
+    raw %= b"\\ud83d\\ude00"
+    assert Heartbeat.model_validate_json(raw).firmware == "\U0001f600"
 
 
 def test_nan_and_infinity_literals_rejected() -> None:
@@ -407,21 +479,23 @@ _OFFSETS = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
 _AWARE = st.datetimes(
-    min_value=datetime(1, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive; tz comes from _OFFSETS
-    max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+    min_value=datetime(2000, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive; tz comes from _OFFSETS
+    max_value=datetime(2099, 12, 30),  # noqa: DTZ001
     timezones=_OFFSETS,
 )
 _STATION_IDS = st.from_regex(
     r"[A-Z]{2,4}-[0-9A-Z]{1,12}", fullmatch=True, alphabet=string.printable
 )
-_SHORT_TEXT = st.none() | st.text(max_size=64)
+_SHORT_TEXT = st.none() | st.text(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=64
+)
 HEARTBEATS = st.builds(
     dict,
     station_id=_STATION_IDS,
     sent_at=_AWARE,
     device_id=_SHORT_TEXT,
     seq=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
-    uptime_s=st.none() | st.integers(min_value=0, max_value=2**64),
+    uptime_s=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
     battery_pct=st.none() | st.floats(min_value=0, max_value=100),
     on_mains=st.none() | st.booleans(),
     temperature_c=st.none() | st.floats(min_value=-80, max_value=120),
