@@ -1,0 +1,86 @@
+"""What the notifier delivers: a notice about one group of alerts, and the one small protocol
+every channel (webhook, WeCom, DingTalk, e-mail, Alertmanager) implements.
+
+Pure data: no network, no database. The grouping engine builds notices; a channel turns one into
+its wire format and sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+NoticeStatus = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeAlert:
+    """One alert episode as a notice carries it (Alertmanager's alert shape)."""
+
+    alert_id: str
+    fingerprint: str  # "<station_id>:<kind>"
+    status: NoticeStatus
+    starts_at: datetime
+    ends_at: datetime | None
+    detected_at: datetime
+    # every label routes and groups may use: station_id, kind, severity, district, street,
+    # category, name (the station's name), …
+    labels: Mapping[str, str]
+    summary: str
+
+    @property
+    def station_id(self) -> str:
+        return self.labels.get("station_id", self.fingerprint.split(":", 1)[0])
+
+    @property
+    def kind(self) -> str:
+        return self.labels.get("kind", self.fingerprint.rpartition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One message to one receiver about one group of alerts.
+
+    ``notice_id`` identifies it in the delivery log: the same notice is never sent twice to the
+    same receiver, across restarts too."""
+
+    notice_id: str
+    receiver: str
+    group_key: str  # stable text naming the route and the group's label values
+    group_labels: Mapping[str, str]  # the group_by labels and their values
+    status: NoticeStatus  # firing while any alert in it is firing
+    alerts: tuple[NoticeAlert, ...]
+    created_at: datetime
+    # labels every alert of the notice shares (Alertmanager's commonLabels)
+    common_labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> tuple[NoticeAlert, ...]:
+        return tuple(a for a in self.alerts if a.status == "firing")
+
+    @property
+    def resolved(self) -> tuple[NoticeAlert, ...]:
+        return tuple(a for a in self.alerts if a.status == "resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """How one attempt went. ``retriable``: worth trying again (a timeout, a 5xx, a 429);
+    otherwise a failure is final (a 4xx, a rejected address, a bad configuration)."""
+
+    ok: bool
+    detail: str = ""
+    retriable: bool = False
+    status_code: int | None = None
+
+
+class AlertChannel(Protocol):
+    """A way of delivering notices: one module per channel, each behind this protocol."""
+
+    kind: str  # "webhook", "wecom", "dingtalk", "email", "alertmanager", "console"
+
+    async def deliver(self, notice: Notice) -> DeliveryResult: ...
+
+    async def close(self) -> None: ...
