@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     closed_grace_s: float = Field(
         900.0, ge=0, description="closed during opening hours this long before an alert"
     )
+    alert_pending_s: dict[str, float] = Field(
+        default_factory=lambda: {"over_capacity": 600.0},
+        description="by alert kind, seconds its condition must hold before it fires "
+        '(JSON, e.g. {"over_capacity": 600}); closed_during_hours waits CLOSED_GRACE_S',
+    )
+    alert_keep_firing_s: dict[str, float] = Field(
+        default_factory=lambda: {"over_capacity": 300.0},
+        description="by alert kind, seconds its condition must stay clear before a firing "
+        'alert resolves (JSON, e.g. {"over_capacity": 300})',
+    )
     caught_up_lag: int = Field(
         0,
         ge=0,
@@ -94,6 +104,21 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("alert_pending_s", "alert_keep_firing_s")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        from typing import get_args
+
+        from schemas.alerts import AlertKind
+
+        kinds = get_args(AlertKind)
+        for kind, seconds in value.items():
+            if kind not in kinds:
+                raise ValueError(f"unknown alert kind {kind!r} (known: {', '.join(kinds)})")
+            if not 0 <= seconds <= 7 * 86_400:
+                raise ValueError(f"{kind}: {seconds} s is not between 0 and 7 days")
         return value
 
     @field_validator("database_url")

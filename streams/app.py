@@ -348,6 +348,8 @@ def liveness_config(settings: Settings) -> LivenessConfig:
         flap_window=timedelta(seconds=settings.flap_window_s),
         closed_grace=timedelta(seconds=settings.closed_grace_s),
         zone=ZoneInfo(settings.timezone),
+        pending={k: timedelta(seconds=v) for k, v in settings.alert_pending_s.items()},
+        keep_firing={k: timedelta(seconds=v) for k, v in settings.alert_keep_firing_s.items()},
     )
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -92,7 +93,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"STATIONWATCH_{name.upper()}"] = str(value)
+        # complex values (mappings, lists) are read back as JSON
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        env[f"STATIONWATCH_{name.upper()}"] = text
     return env
 
 

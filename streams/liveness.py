@@ -26,11 +26,18 @@ Rules:
   the previous one of its kind ended, so it never takes that one's id.
 - ``stale``/``offline`` follow the hysteresis: a beat or two short of a recovery keeps the open
   episode going.
+- Pending and keep-firing times per kind (Prometheus' ``for`` / ``keep_firing_for``): a condition
+  fires only once it has held without a break for the kind's pending time (the episode starts
+  when the condition began), and a firing episode resolves only once its condition has been clear
+  for the kind's keep-firing time (it ends when the condition cleared; a condition back within
+  that time continues the episode). ``closed_during_hours`` waits ``closed_grace``. So an
+  occupancy hovering around capacity is one long episode, not a flood of short ones.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +65,14 @@ class LivenessConfig:
     flap_window: timedelta = timedelta(minutes=30)
     closed_grace: timedelta = timedelta(minutes=15)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    # by alert kind; a kind not named fires at once and resolves at once
+    pending: Mapping[str, timedelta] = field(default_factory=dict)
+    keep_firing: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def pending_for(self, kind: str) -> timedelta:
+        if kind == "closed_during_hours":
+            return max(self.closed_grace, self.pending.get(kind, timedelta(0)))
+        return self.pending.get(kind, timedelta(0))
 
 
 @dataclass(frozen=True)
@@ -293,11 +308,9 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             if moment > now:
                 due.append(moment)
     if lifecycle == "active" and sched and state.open_state == "closed":
-        closed_from = max(state.open_state_since or now, state.scheduled_since or now)
-        if now - closed_from >= config.closed_grace:
-            wanted["closed_during_hours"] = closed_from
-        else:
-            due.append(closed_from + config.closed_grace)
+        wanted["closed_during_hours"] = max(
+            state.open_state_since or now, state.scheduled_since or now
+        )
     capacity = state.capacity
     if (
         lifecycle == "active"
@@ -307,16 +320,46 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     ):
         wanted["over_capacity"] = state.occupancy_at or now
 
-    # Resolve first (an offline episode resolves its stale one at the moment it starts).
+    # Pending: a condition fires once it has held without a break for its kind's time.
+    pending: dict[str, str] = {}
+    ready: dict[str, datetime] = {}
+    for kind, began in wanted.items():
+        held_since = state.pending.get(kind)
+        began = min(began, datetime.fromisoformat(held_since)) if held_since else began
+        pending[kind] = began.isoformat()
+        fires_at = began + config.pending_for(kind)
+        if kind in episodes.open or fires_at <= now:
+            ready[kind] = began
+        else:
+            due.append(fires_at)
+    # Keep firing: an episode whose condition cleared resolves once clear for its kind's time
+    # (an offline episode still resolves its stale one at the moment it starts).
+    clearing: dict[str, str] = {}
     for kind in list(episodes.open):
-        if kind not in wanted:
-            ends_at = wanted.get("offline", now) if kind == "stale" else now
-            if kind in _DEGRADED and state.liveness == "online" and state.liveness_since:
-                ends_at = state.liveness_since
-            episodes.resolve(kind, min(ends_at, now))
-    for kind, starts_at in wanted.items():
+        if kind in wanted:
+            continue
+        keep = config.keep_firing.get(kind, timedelta(0))
+        if keep > timedelta(0) and not (kind == "stale" and "offline" in ready):
+            cleared = datetime.fromisoformat(state.clearing.get(kind) or now.isoformat())
+            if now - cleared < keep:
+                clearing[kind] = cleared.isoformat()
+                due.append(cleared + keep)
+                continue
+            episodes.resolve(kind, min(cleared, now))
+            continue
+        ends_at = ready.get("offline", now) if kind == "stale" else now
+        if kind in _DEGRADED and state.liveness == "online" and state.liveness_since:
+            ends_at = state.liveness_since
+        episodes.resolve(kind, min(ends_at, now))
+    for kind, starts_at in ready.items():
         episodes.fire(kind, min(starts_at, now), _summary(state, kind, interval, config))
-    state = replace(state, episodes=episodes.open, resolved_episodes=episodes.resolved)
+    state = replace(
+        state,
+        episodes=episodes.open,
+        resolved_episodes=episodes.resolved,
+        pending=pending,
+        clearing=clearing,
+    )
 
     upcoming = [moment for moment in due if moment > now]
     return Evaluation(
@@ -332,5 +375,7 @@ def resolve_all(state: StationState, clock: Clock) -> Evaluation:
     episodes = _Episodes(state, clock)
     for kind in list(episodes.open):
         episodes.resolve(kind, clock.judge)
-    closed = replace(state, episodes={}, resolved_episodes=episodes.resolved)
+    closed = replace(
+        state, episodes={}, resolved_episodes=episodes.resolved, pending={}, clearing={}
+    )
     return Evaluation(closed, [], episodes.messages, clock.judge + MAX_IDLE)

@@ -67,6 +67,12 @@ class StationState:
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
     resolved_episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # by kind, since when its condition has held without a break (ISO time): an alert fires
+    # once it has held for the kind's pending time
+    pending: dict[str, str] = field(default_factory=dict)
+    # by kind, since when a firing episode's condition has been clear (ISO time): it resolves
+    # once clear for the kind's keep-firing time
+    clearing: dict[str, str] = field(default_factory=dict)
 
     # -- views ------------------------------------------------------------------------------
     @property

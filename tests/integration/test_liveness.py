@@ -34,6 +34,10 @@ def liveness_env(
         STATIONWATCH_STALE_AFTER=str(STALE_AFTER),
         STATIONWATCH_OFFLINE_AFTER=str(OFFLINE_AFTER),
         STATIONWATCH_TICK_INTERVAL_S="0.25",
+        # every kind fires and resolves at once here; the pending and keep-firing times have
+        # tests of their own
+        STATIONWATCH_ALERT_PENDING_S="{}",
+        STATIONWATCH_ALERT_KEEP_FIRING_S="{}",
     )
     return env
 

@@ -150,3 +150,22 @@ async def test_status_reports_reach_health_routes_and_metrics(pair: Pair) -> Non
     assert pair.replica.others() == {"http://b:6066": {2, 3}}
     assert pair.replica.worker_metrics == b"m_total 1\n"
     assert 0 <= pair.replica.status_age() < 5
+
+
+def test_the_api_server_reads_back_exactly_the_workers_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import SecretStr
+
+    from stationwatch.settings import Settings
+    from streams.feed import settings_env
+
+    settings = Settings(
+        partitions=3,
+        alert_pending_s={"over_capacity": 5.0, "stale": 1.5},
+        alert_keep_firing_s={},
+        api_token=SecretStr("t0ken"),
+    )
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings
