@@ -39,9 +39,10 @@ class DueIndex:
     ) -> None:
         """``due=None``: as soon as the partition's clock is known."""
         at = due.timestamp() if due is not None else 0.0
+        moved = self.partition_of.get(station_id) != partition
         self.partition_of[station_id] = partition
         self.liveness[station_id] = liveness
-        if self.due_at.get(station_id) == at:
+        if self.due_at.get(station_id) == at and not moved:
             return
         self.due_at[station_id] = at
         heapq.heappush(self.heaps.setdefault(partition, []), (at, station_id))

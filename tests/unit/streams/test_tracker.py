@@ -89,14 +89,6 @@ def test_a_station_moving_partitions_is_due_only_on_its_new_one() -> None:
     assert index.pop_due(3, T0 + 10 * S, limit=10) == ["A"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: DueIndex.schedule returns early when the due time is unchanged, before "
-    "pushing onto the new partition's heap; the old heap's entry is then discarded as "
-    "belonging elsewhere, so the station is never due again (e.g. scheduled 'as soon as the "
-    "clock is known' after a rebalance, then its records arrive on another partition whose "
-    "clock is not known yet) until another record of it arrives",
-)
 @pytest.mark.parametrize("due", [None, T0], ids=["when-the-clock-is-known", "same-time"])
 def test_a_station_moving_partitions_at_the_same_due_time_is_due_on_its_new_one(
     due: datetime | None,
