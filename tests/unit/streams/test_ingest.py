@@ -431,7 +431,7 @@ SHUFFLED = [
 ]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.permutations(SHUFFLED))
 def test_the_newest_message_wins_in_any_order_and_duplicates_change_nothing(
     records: list[Record],
@@ -527,7 +527,7 @@ def effect(out: Outcome, table: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(POOL), max_size=40), st.integers(1, 40))
 def test_a_batch_folded_in_parts_ends_as_the_whole_batch(records: list[Record], size: int) -> None:
     """Folding (no clock known yet: nothing is judged) commutes with splitting the batch."""
@@ -536,7 +536,7 @@ def test_a_batch_folded_in_parts_ends_as_the_whole_batch(records: list[Record], 
     assert effect(parts, TABLE) == effect(whole, TABLE)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.sampled_from([r for r in POOL if r.topic != REGISTRY]), max_size=30),
     st.integers(1, 30),
