@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.5, gt=0, le=60, description="longest wait to fill a batch")
     max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
+    max_message_age_s: float = Field(
+        30 * 86_400.0,
+        gt=0,
+        description="heartbeats, occupancy counts and status events older than this when "
+        "received are dead-lettered",
+    )
     broker_session_timeout_s: float = Field(60.0, gt=0, description="Kafka group session timeout")
     broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
     recovery_heartbeats: int = Field(

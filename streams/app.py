@@ -174,6 +174,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         topic_prefix=settings.topic_prefix,
         max_bytes=settings.max_message_bytes,
         max_skew=timedelta(seconds=settings.max_clock_skew_s),
+        max_age=timedelta(seconds=settings.max_message_age_s),
         liveness=liveness_config(settings),
         partitions=settings.partitions,
     )

@@ -14,7 +14,7 @@ from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, Sta
 from schemas.deadletter import RAW_LIMIT
 from stationwatch.db.sink import Batch, Refused, station_row
 from stationwatch.metrics import WorkerMetrics
-from streams.decode import Rejected, Tombstone, decode
+from streams.decode import MAX_AGE, Rejected, Tombstone, decode
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
 from streams.state import (
     StationState,
@@ -139,6 +139,7 @@ class IngestConfig:
     max_bytes: int
     max_skew: timedelta
     liveness: LivenessConfig
+    max_age: timedelta = MAX_AGE  # telemetry older than this when received is dead-lettered
     partitions: int = 0  # of the input topics, to see keys partitioned unlike murmur2 (0: don't)
 
 
@@ -260,6 +261,7 @@ def process_records(
             received_at=now,
             max_bytes=config.max_bytes,
             max_skew=config.max_skew,
+            max_age=config.max_age,
         )
         if isinstance(decoded, Rejected):
             out.dead_letters.append(
