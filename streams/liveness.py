@@ -132,11 +132,13 @@ def _summary(state: StationState, kind: str, interval: int | None, config: Liven
 
 
 def _labels(state: StationState) -> dict[str, str]:
+    """The contract's labels, and the station's name (so a notice can say which station)."""
     profile = state.profile or {}
     return {
         "district": str(profile.get("district") or ""),
         "street": str(profile.get("street") or ""),
         "category": str(profile.get("category") or ""),
+        "name": str(profile.get("name") or ""),
     }
 
 

@@ -203,7 +203,12 @@ def test_alert_message_fields() -> None:
     station = online_at(T0)
     (alert,) = station.judge(T0 + OFFLINE + S).alerts
     assert alert.station_id == SID
-    assert alert.labels == {"district": "顺义区", "street": "空港街道", "category": "standard"}
+    assert alert.labels == {
+        "district": "顺义区",
+        "street": "空港街道",
+        "category": "standard",
+        "name": f"测试工会驿站 {SID}",
+    }
     assert alert.summary == f"测试工会驿站 {SID} ({SID}) has sent no heartbeat for 5 min"
 
 
