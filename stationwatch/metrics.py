@@ -21,6 +21,7 @@ class WorkerMetrics:
     consumer_lag: Gauge
     alerts: Counter
     gc_frozen: Gauge
+    holiday_days_left: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -88,6 +89,12 @@ class WorkerMetrics:
             gc_frozen=Gauge(
                 "stationwatch_gc_frozen_objects",
                 "Objects in the garbage collector's permanent generation (gc.freeze)",
+                registry=registry,
+            ),
+            holiday_days_left=Gauge(
+                "stationwatch_holiday_calendar_days_left",
+                "Days until the last day the holiday calendar knows (package and holidays file); "
+                "later days are judged as ordinary days",
                 registry=registry,
             ),
             alerts=Counter(

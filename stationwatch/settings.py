@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         "reach (0: never)",
     )
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
+    holidays_file: Path | None = Field(
+        None,
+        description="YAML of public holidays and make-up working days merged over the "
+        "chinese-calendar package (deploy/holidays.yaml); re-read when it changes",
+    )
+    holidays_warn_days: int = Field(
+        60, ge=0, le=366, description="warn when the holiday calendar ends within this many days"
+    )
     producer_max_batch_bytes: int = Field(
         16_384,
         ge=1,

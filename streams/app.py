@@ -324,6 +324,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     from streams.status import install_status_report
 
     install_status_report(runtime)
+    from streams.holidays import install_holiday_reload
+
+    install_holiday_reload(runtime)
     return runtime
 
 

@@ -1,5 +1,6 @@
 """Should a station be open now? Weekly hours in station-local time, Chinese public holidays and
-make-up working days (from the `chinese-calendar` package), 24-hour stations.
+make-up working days (the `chinese-calendar` package with the operator's holidays file merged
+over it: `streams.holidays`), 24-hour stations.
 
 Rules (pure, no I/O):
 - ``always_open`` → open.
@@ -9,7 +10,10 @@ Rules (pure, no I/O):
   usual workday hours.
 - Otherwise the day's weekly hours. An interval whose end is before its start runs past midnight:
   ``["20:00", "02:00"]`` on Friday covers Friday 20:00 to Saturday 02:00.
-- Years the calendar package does not cover yet are treated as having no holidays (logged once).
+- Days the calendar does not know yet are treated as ordinary days (logged once a year).
+
+The calendar in use is held here, in one place: :func:`use_calendar` swaps it (at start and when
+the holidays file changes) and forgets every answer the previous one gave.
 """
 
 from __future__ import annotations
@@ -21,37 +25,44 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
 import orjson
 
 from schemas.registry import WEEKDAYS, minutes
+from streams.holidays import HolidayCalendar
 
 logger = logging.getLogger(__name__)
 
 _WORKDAYS = WEEKDAYS[:5]
+_calendar = HolidayCalendar()  # the package's alone until use_calendar is called
+
+
+def use_calendar(calendar: HolidayCalendar) -> None:
+    """Judge every schedule by ``calendar`` from now on."""
+    global _calendar
+    _calendar = calendar
+    day_kind.cache_clear()
+    _window.cache_clear()
+
+
+def active_calendar() -> HolidayCalendar:
+    return _calendar
 
 
 @lru_cache(maxsize=4096)
 def day_kind(day: date) -> str:
-    """``holiday``, ``makeup_workday`` or ``normal``."""
-    try:
-        on_holiday, name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
+    """``holiday``, ``makeup_workday`` or ``normal``, by the calendar in use."""
+    if not _calendar.knows(day):
         _warn_uncovered(day.year)
-        return "normal"
-    if on_holiday and name is not None:
-        return "holiday"
-    if not on_holiday and day.weekday() >= 5:
-        return "makeup_workday"
-    return "normal"
+    return _calendar.day_kind(day)
 
 
 @lru_cache(maxsize=64)
 def _warn_uncovered(year: int) -> None:
     logger.warning(
-        "the holiday calendar has no data for %d: treating every day as a normal day; "
-        "upgrade chinese-calendar",
+        "the holiday calendar has no data for %d beyond %s: treating those days as ordinary "
+        "days; list them in STATIONWATCH_HOLIDAYS_FILE (see deploy/holidays.yaml)",
         year,
+        _calendar.known_until,
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import generate_latest
 
 from schemas.topics import INPUT_TOPICS
+from streams.holidays import holiday_health
 
 if TYPE_CHECKING:
     from streams.app import Runtime
@@ -45,6 +46,8 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         "lag": total_lag,
         "lag_by_topic": {runtime.contract_topic(t): n for t, n in lag_by_topic.items()},
         "database": "ok" if db_ok else "retrying",
+        # when the holiday calendar ends, and "warnings" (not problems) when that is near
+        **holiday_health(runtime.settings),
     }
     return not problems, body
 

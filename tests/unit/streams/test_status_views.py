@@ -19,6 +19,7 @@ from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.app import Runtime, liveness_config, ticks_topic_name
+from streams.holidays import holiday_health
 from streams.ingest import IngestConfig
 from streams.state import StationState
 from streams.status import health_report, routes
@@ -235,6 +236,7 @@ async def test_health_report(
         "lag": sum(lag_by_topic.values()),
         "lag_by_topic": lag_by_topic,
         "database": "ok" if db_ok else "retrying",
+        **holiday_health(SETTINGS),  # tests/unit/streams/test_holidays.py covers it
     }
     for topic, lag in lag_by_topic.items():
         gauge = runtime.registry.get_sample_value(
