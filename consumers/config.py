@@ -24,46 +24,14 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from consumers.receivers import (
-    CHANNELS,
-    AlertmanagerConfig,
-    ChannelConfig,
-    ChannelKind,
     ConfigModel,
-    ConsoleConfig,
-    DingtalkConfig,
     Duration,
-    EmailConfig,
     Name,
     PositiveDuration,
     ReceiverConfig,
-    WebhookConfig,
-    WecomConfig,
-    format_duration,
-    parse_duration,
 )
 from consumers.silences import LABEL_NAME, Matcher, compile_regex, parse_matcher
 from stationwatch.errors import ConfigurationError
-
-__all__ = [  # the receivers' models are part of the configuration: import them from here too
-    "CHANNELS",
-    "DEFAULT_INHIBIT_RULES",
-    "AlertmanagerConfig",
-    "ChannelConfig",
-    "ChannelKind",
-    "ConsoleConfig",
-    "DingtalkConfig",
-    "EmailConfig",
-    "InhibitRuleConfig",
-    "NotifyConfig",
-    "ReceiverConfig",
-    "RouteConfig",
-    "WebhookConfig",
-    "WecomConfig",
-    "format_duration",
-    "load_config",
-    "load_config_text",
-    "parse_duration",
-]
 
 
 def _label_name(value: str) -> str:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
-from consumers.config import NotifyConfig, RouteConfig, format_duration
+from consumers.config import NotifyConfig, RouteConfig
+from consumers.receivers import format_duration
 from consumers.silences import Matcher, matches_all
 
 DEFAULT_GROUP_BY = ("street", "kind")

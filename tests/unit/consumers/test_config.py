@@ -9,15 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.config import (
-    DEFAULT_INHIBIT_RULES,
-    DingtalkConfig,
-    EmailConfig,
-    NotifyConfig,
-    load_config,
-    load_config_text,
-    parse_duration,
-)
+from consumers.config import DEFAULT_INHIBIT_RULES, NotifyConfig, load_config, load_config_text
+from consumers.receivers import DingtalkConfig, EmailConfig, parse_duration
 from stationwatch.errors import ConfigurationError
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from consumers.channels import render
 from consumers.config import load_config_text
 from consumers.grouping import Grouper, NotifiedEntry, notice_alert
 from consumers.notice import Notice, NoticeAlert
@@ -95,6 +96,8 @@ def test_a_street_losing_power_is_one_notice_not_forty() -> None:
     assert stations(notice) == [f"SY-{n:04d}" for n in range(1, 41)]
     assert notice.created_at == T0 + 30 * S
     assert engine.due(T0 + 31 * S) == []
+    assert render.title(notice) == "空港街道: 40 个驿站离线"
+    assert render.title(notice, "en") == "空港街道: 40 stations offline"
 
 
 def test_groups_are_separated_by_street_and_kind() -> None:
@@ -164,10 +167,12 @@ def test_resolved_alerts_are_sent_with_send_resolved_then_the_group_goes() -> No
     feed(engine, [resolved(firing[0], back), resolved(firing[1], back)], back)
     (partly,) = engine.due(back + 30 * S)
     assert partly.status == "firing"
+    assert render.title(partly) == "空港街道: 1 个驿站离线，2 个已恢复"
     assert (stations(partly), stations(partly, "resolved")) == (["SY-0003"], ["SY-0001", "SY-0002"])
     engine.add(resolved(firing[2], back + H), back + H)
     (done,) = engine.due(back + H + 30 * S)
     assert done.status == "resolved"
+    assert render.title(done) == "空港街道: 1 个驿站离线已恢复"
     assert stations(done, "resolved") == ["SY-0003"]  # the others were told already
     assert engine.group_keys() == []
     assert engine.next_wakeup() is None
