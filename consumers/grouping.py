@@ -64,6 +64,7 @@ def notice_alert(alert: Alert, extra_labels: Mapping[str, str] | None = None) ->
         detected_at=alert.detected_at,
         labels=labels,
         summary=alert.summary,
+        last_heartbeat_at=alert.last_heartbeat_at,
     )
 
 

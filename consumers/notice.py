@@ -29,6 +29,7 @@ class NoticeAlert:
     # category, name (the station's name), …
     labels: Mapping[str, str]
     summary: str
+    last_heartbeat_at: datetime | None = None
 
     @property
     def station_id(self) -> str:

@@ -12,26 +12,17 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from consumers.grouping import NotifiedEntry
 from consumers.notice import DeliveryResult, Notice, NoticeAlert
 from consumers.silences import Silence, parse_matchers
 from stationwatch.errors import DatabaseUnavailableError
 
 _ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """What a receiver was last told about a group."""
-
-    firing: frozenset[str]
-    resolved: frozenset[str]
-    sent_at: datetime
 
 
 def alert_json(alert: NoticeAlert) -> dict[str, Any]:
@@ -70,17 +61,53 @@ class NotifyStore:
             raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
 
     # -- the notification log -------------------------------------------------------------
-    async def last_notified(self, receiver: str, group_key: str) -> LogEntry | None:
+    async def notified_entries(self) -> list[NotifiedEntry]:
+        """The whole notification log (restored into the grouper after a rebalance)."""
         async with self._conn() as conn:
-            row = await conn.fetchrow(
-                "SELECT firing, resolved, sent_at FROM stationwatch.notify_log "
-                "WHERE receiver = $1 AND group_key = $2",
-                receiver,
-                group_key,
+            rows = await conn.fetch(
+                "SELECT receiver, group_key, notice_id, sent_at, firing, resolved "
+                "FROM stationwatch.notify_log"
             )
-        if row is None:
-            return None
-        return LogEntry(frozenset(row["firing"]), frozenset(row["resolved"]), row["sent_at"])
+        return [
+            NotifiedEntry(
+                receiver=row["receiver"],
+                group_key=row["group_key"],
+                notice_id=row["notice_id"],
+                sent_at=row["sent_at"],
+                firing=frozenset(row["firing"]),
+                resolved=frozenset(row["resolved"]),
+            )
+            for row in rows
+        ]
+
+    async def open_alerts(self) -> list[NoticeAlert]:
+        """The episodes firing now, as the worker recorded them (it writes an alert's row
+        before it emits the alert): the sources of inhibition, and the groups to keep."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "SELECT alert_id, fingerprint, station_id, kind, severity, starts_at, "
+                "detected_at, last_heartbeat_at, labels, summary FROM stationwatch.alerts "
+                "WHERE ends_at IS NULL"
+            )
+        found = []
+        for row in rows:
+            labels = {k: str(v) for k, v in json.loads(row["labels"] or "{}").items() if v}
+            labels |= {"station_id": row["station_id"], "kind": row["kind"]}
+            labels["severity"] = row["severity"]
+            found.append(
+                NoticeAlert(
+                    alert_id=row["alert_id"],
+                    fingerprint=row["fingerprint"],
+                    status="firing",
+                    starts_at=row["starts_at"],
+                    ends_at=None,
+                    detected_at=row["detected_at"],
+                    labels=labels,
+                    summary=row["summary"],
+                    last_heartbeat_at=row["last_heartbeat_at"],
+                )
+            )
+        return found
 
     async def record_notice(
         self, notice: Notice, channel: str, first_detected_at: datetime | None

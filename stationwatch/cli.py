@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -23,6 +25,11 @@ app = typer.Typer(
 )
 schemas_app = typer.Typer(help="JSON Schemas of the wire messages.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
+silence_app = typer.Typer(
+    help="Silences: time-bounded label matchers whose alerts are recorded, not delivered.",
+    no_args_is_help=True,
+)
+app.add_typer(silence_app, name="silence")
 
 
 def _settings() -> Settings:
@@ -145,6 +152,144 @@ def bench(
     except (StationwatchError, TimeoutError, RuntimeError) as exc:
         raise _fail(exc) from None
     typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def notifier(
+    check_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--check-config",
+            help="validate this notifier configuration file, print its routes, and exit",
+        ),
+    ] = None,
+) -> None:
+    """Deliver alerts to the receivers in STATIONWATCH_NOTIFY_CONFIG (routes, grouping,
+    inhibition, silences; see deploy/notify.example.yaml). Several may run side by side."""
+    from consumers.config import load_config
+
+    if check_config is not None:
+        try:
+            config = load_config(check_config)
+        except StationwatchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        from consumers.routing import RouteTree
+
+        typer.echo(f"{check_config}: valid; {len(config.receivers)} receivers; routes:")
+        for line in RouteTree.from_config(config).describe():
+            typer.echo(f"  {line}")
+        return
+    settings = _settings()
+    _logging(settings)
+    if settings.notify_config is None:
+        typer.echo(
+            "error: STATIONWATCH_NOTIFY_CONFIG is not set: point it at a notifier "
+            "configuration (see deploy/notify.example.yaml)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        config = load_config(settings.notify_config)
+    except StationwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from consumers.notifier import run_notifier
+
+    try:
+        run_notifier(settings, config)
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+
+
+def _moment(text: str | None, settings: Settings, option: str) -> datetime | None:
+    """An ISO time from the command line; without an offset it is in STATIONWATCH_TIMEZONE."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        typer.echo(f"error: {option}: {text!r} is not a time like 2026-12-02T18:00", err=True)
+        raise typer.Exit(2) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(settings.timezone))
+    return moment
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[
+        list[str],
+        typer.Argument(help="label matchers, all must match: street=空港街道 kind=~stale|offline"),
+    ],
+    comment: Annotated[str, typer.Option(help="why (shown to everyone)")],
+    by: Annotated[str, typer.Option(help="who sets it")],
+    duration: Annotated[str | None, typer.Option(help="how long, e.g. 2h or 1h30m")] = None,
+    until: Annotated[str | None, typer.Option(help="until this time (ISO 8601)")] = None,
+    start: Annotated[str | None, typer.Option(help="from this time (default: now)")] = None,
+) -> None:
+    """Silence the alerts the matchers match, e.g. `stationwatch silence add street=空港街道
+    kind=offline --duration 2h --by 王 --comment 停电检修`."""
+    from consumers import silence_admin
+
+    settings = _settings()
+    now = datetime.now(ZoneInfo(settings.timezone))
+    try:
+        silence = silence_admin.new_silence(
+            matchers,
+            now=now,
+            comment=comment,
+            created_by=by,
+            duration=duration,
+            until=_moment(until, settings, "--until"),
+            starts_at=_moment(start, settings, "--start"),
+        )
+    except StationwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(silence_admin.add(settings.dsn, silence))
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+    typer.echo(silence_admin.describe(silence, now))
+
+
+@silence_app.command("list")
+def silence_list(
+    all_: Annotated[bool, typer.Option("--all", help="include expired silences")] = False,
+) -> None:
+    """List the silences that are active or pending (with --all, expired ones too)."""
+    from consumers import silence_admin
+
+    settings = _settings()
+    now = datetime.now(ZoneInfo(settings.timezone))
+    try:
+        found = asyncio.run(silence_admin.listed(settings.dsn, now=now, include_expired=all_))
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+    for silence in found:
+        typer.echo(silence_admin.describe(silence, now))
+    if not found:
+        typer.echo("no silences")
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="the silence's id (from `silence list`)")],
+) -> None:
+    """End a silence now."""
+    from consumers import silence_admin
+
+    settings = _settings()
+    now = datetime.now(ZoneInfo(settings.timezone))
+    try:
+        ended = asyncio.run(silence_admin.expire(settings.dsn, silence_id, now=now))
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+    if not ended:
+        typer.echo(f"error: no active or pending silence {silence_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"expired {silence_id}")
 
 
 @schemas_app.command("export")

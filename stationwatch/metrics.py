@@ -136,3 +136,62 @@ class ApiMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclass(frozen=True)
+class NotifierMetrics:
+    """The notifier's metrics (served on its own port)."""
+
+    alerts: Counter
+    notices: Counter
+    attempts: Counter
+    latency: Histogram
+    suppressed: Counter
+    pending_groups: Gauge
+    database_available: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> NotifierMetrics:
+        return cls(
+            alerts=Counter(
+                "stationwatch_notifier_alerts_total",
+                "Alert messages the notifier read, by kind and state",
+                ["kind", "state"],
+                registry=registry,
+            ),
+            notices=Counter(
+                "stationwatch_notices_total",
+                "Notices by receiver, channel and outcome (delivered, failed)",
+                ["receiver", "channel", "outcome"],
+                registry=registry,
+            ),
+            attempts=Counter(
+                "stationwatch_notice_attempts_total",
+                "Tries at delivering a notice, by receiver, channel and result (ok, retry, error)",
+                ["receiver", "channel", "result"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "stationwatch_notice_delivery_seconds",
+                "From the detection of the newest alert in a notice to its delivery",
+                ["receiver", "channel"],
+                registry=registry,
+                buckets=(0.5, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600, 1800),
+            ),
+            suppressed=Counter(
+                "stationwatch_alerts_suppressed_total",
+                "Alerts kept from a receiver, by reason (silenced, inhibited)",
+                ["reason"],
+                registry=registry,
+            ),
+            pending_groups=Gauge(
+                "stationwatch_notifier_pending_groups",
+                "Alert groups the notifier holds (waiting, repeating or held back)",
+                registry=registry,
+            ),
+            database_available=Gauge(
+                "stationwatch_notifier_db_available",
+                "1 while the notifier reaches PostgreSQL",
+                registry=registry,
+            ),
+        )

@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify_config: Path | None = Field(None, description="notifier routing YAML")
+    notifier_port: int = Field(
+        6068, ge=1, le=65535, description="HTTP port of the notifier (/metrics, /health)"
+    )
+    notify_max_attempts: int = Field(
+        6, ge=1, le=100, description="tries at delivering a notice before it counts as failed"
+    )
+    notify_retry_base_s: float = Field(
+        1.0, gt=0, le=600, description="first wait before a notice is tried again (doubles)"
+    )
+    notify_retry_max_s: float = Field(
+        60.0, gt=0, le=3600, description="longest wait between two tries of a notice"
+    )
     api_token: SecretStr | None = Field(None, description="bearer token for the HTTP API")
 
     @field_validator("timezone")

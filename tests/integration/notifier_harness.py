@@ -1,0 +1,200 @@
+"""Run the real `stationwatch notifier` as a subprocess, a webhook receiver to hear it, and a way
+to produce alert messages as the worker does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from stationwatch.broker import free_port
+from streams.liveness import alert_id
+from tests.integration.harness import Producer, wait_for
+
+
+@dataclass
+class Sink:
+    """A webhook receiver on 127.0.0.1: records every body; answers ``fail_first`` times 500."""
+
+    fail_first: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def start(self) -> Sink:
+        async def hook(request: web.Request) -> web.Response:
+            body = await request.json()
+            if len(self.answers) < self.fail_first:
+                self.answers.append(500)
+                return web.Response(status=500, text="not now")
+            self.answers.append(200)
+            self.bodies.append(body)
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def alerts(self, status: str | None = None) -> list[dict[str, Any]]:
+        return [
+            alert
+            for body in self.bodies
+            for alert in body["alerts"]
+            if status is None or alert["status"] == status
+        ]
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def webhook_config(url: str, *, group_wait: str = "1s", group_interval: str = "2s") -> str:
+    return f"""
+route:
+  receiver: hook
+  group_by: [street, kind]
+  group_wait: {group_wait}
+  group_interval: {group_interval}
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook: {{url: "{url}"}}
+"""
+
+
+def notifier_env(worker_env: dict[str, str], config: Path) -> dict[str, str]:
+    return {
+        **worker_env,
+        "STATIONWATCH_NOTIFY_CONFIG": str(config),
+        "STATIONWATCH_NOTIFIER_PORT": str(free_port()),
+        "STATIONWATCH_NOTIFY_RETRY_BASE_S": "0.2",
+        "STATIONWATCH_NOTIFY_RETRY_MAX_S": "1",
+    }
+
+
+@dataclass
+class NotifierProcess:
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['STATIONWATCH_NOTIFIER_PORT']}"
+
+    def start(self) -> NotifierProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "stationwatch.cli", "notifier"],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_healthy(self, timeout_s: float = 60) -> None:
+        async def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"notifier exited with {self.process.returncode}:\n{self.log()[-4000:]}"
+                )
+            try:
+                async with httpx.AsyncClient(timeout=2) as client:
+                    return (await client.get(f"{self.url}/health")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(healthy, timeout_s=timeout_s, what="the notifier to be healthy")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+
+def alert(
+    station_id: str,
+    kind: str,
+    state: str,
+    starts_at: datetime,
+    *,
+    street: str = "空港街道",
+    district: str = "顺义区",
+    ends_at: datetime | None = None,
+) -> dict[str, Any]:
+    """An alert message as the worker emits it."""
+    fingerprint = f"{station_id}:{kind}"
+    severity = {"offline": "critical", "over_capacity": "info"}.get(kind, "warning")
+    return {
+        "alert_id": alert_id(fingerprint, starts_at),
+        "fingerprint": fingerprint,
+        "station_id": station_id,
+        "kind": kind,
+        "state": state,
+        "severity": severity,
+        "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat() if ends_at else None,
+        "detected_at": datetime.now(UTC).isoformat(),
+        "last_heartbeat_at": (starts_at - timedelta(minutes=5)).isoformat(),
+        "labels": {
+            "district": district,
+            "street": street,
+            "category": "standard",
+            "name": f"测试驿站 {station_id}",
+        },
+        "summary": f"测试驿站 {station_id} ({station_id}) has sent no heartbeat for 5 min",
+    }
+
+
+async def send_alerts(producer: Producer, alerts: Iterable[dict[str, Any]]) -> None:
+    for message in alerts:
+        await producer.send(
+            "station.alerts",
+            message["station_id"],
+            json.dumps(message, ensure_ascii=False).encode(),
+        )
+    await producer.flush()
+
+
+def station_ids(prefix: str, count: int) -> list[str]:
+    token = uuid.uuid4().hex[:4].upper()
+    return [f"{prefix}-{token}{i:03d}" for i in range(count)]
