@@ -29,6 +29,7 @@ class Sink:
 
     fail_first: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[datetime] = field(default_factory=list)  # when each body arrived
     answers: list[int] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -45,6 +46,7 @@ class Sink:
                 return web.Response(status=500, text="not now")
             self.answers.append(200)
             self.bodies.append(body)
+            self.arrivals.append(datetime.now(UTC))
             return web.Response(text="ok")
 
         app = web.Application()
@@ -198,3 +200,25 @@ async def send_alerts(producer: Producer, alerts: Iterable[dict[str, Any]]) -> N
 def station_ids(prefix: str, count: int) -> list[str]:
     token = uuid.uuid4().hex[:4].upper()
     return [f"{prefix}-{token}{i:03d}" for i in range(count)]
+
+
+@dataclass
+class RefusingSink(Sink):
+    """A webhook receiver that answers every request with ``status`` (400: refused for good),
+    recording each body it was sent and each answer."""
+
+    status: int = 400
+
+    async def start(self) -> RefusingSink:
+        async def hook(request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            self.answers.append(self.status)
+            return web.Response(status=self.status, text="refused: not a payload we take")
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
