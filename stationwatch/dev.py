@@ -24,13 +24,23 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any, TextIO, cast
 
 import platformdirs
+from aiohttp import web
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
 from schemas import topics
-from stationwatch.broker import EmbeddedBroker, bootstrap_servers, ensure_topics, port_open
+from stationwatch.broker import (
+    EmbeddedBroker,
+    bootstrap_servers,
+    ensure_topics,
+    free_port,
+    port_open,
+)
+from stationwatch.dev_notify import SINK_PATH, Relay, dev_config, start_sink
 from stationwatch.devstatus import StatusBoard, row_counts, scrape
 from stationwatch.embedded_pg import redact, resolve_database
 from stationwatch.errors import StationwatchError
@@ -40,6 +50,7 @@ from stationwatch.simulator import run_simulator
 DEV_HEARTBEAT_S = 5  # short device interval, so liveness changes show within a minute
 PLAIN_EVERY_S = 5.0  # status line period when stdout is not a terminal
 ROWS_EVERY_S = 3.0
+DEV_SINK_PORT = 6069  # the demo's local webhook sink (a free one if taken)
 DEV_SESSION_TIMEOUT_S = 10  # Kafka group session timeout handed to the worker (see _group_timeouts)
 
 
@@ -171,6 +182,7 @@ class _Dev:
             worker = _Worker(env, state_dir(self.settings) / "logs" / "worker.log")
             self.say.print(f"worker started (pid {worker.process.pid}), log in {worker.log}")
             self.say.print(f"API on http://127.0.0.1:{port}/summary; Ctrl-C stops everything")
+            notifier = await self._notifier(kafka, database.url)
             simulated = self.settings.model_copy(update={"kafka": kafka})
             simulator = asyncio.create_task(
                 run_simulator(
@@ -188,6 +200,7 @@ class _Dev:
                 simulator.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await simulator
+                await notifier.stop()
                 await asyncio.to_thread(worker.stop)
             rows = await asyncio.to_thread(row_counts, database.url, 10.0)
             counts = ", ".join(f"{t} {n:,}" for t, n in (rows or {}).items()) or "unavailable"
@@ -196,6 +209,37 @@ class _Dev:
                 f"sent {self.board.sent:,} messages; rows in {redact(database.url)}: {counts}"
             )
             return code
+
+    async def _notifier(self, kafka: str, database_url: str) -> _DevNotifier:
+        """The notifier, in this process: notices on this console, and a webhook sink."""
+        from consumers.notifier import Notifier
+
+        sink_port = _free_or(DEV_SINK_PORT)
+        sink_url = f"http://127.0.0.1:{sink_port}{SINK_PATH}"
+        config = dev_config(self.settings.notify_config, sink_url)
+        update: dict[str, Any] = {
+            "kafka": kafka,
+            "database_url": SecretStr(database_url),
+            "notifier_port": _free_or(self.settings.notifier_port),
+        }
+        for name, value in self._group_timeouts().items():  # what the embedded broker needs
+            field = name.removeprefix("STATIONWATCH_").lower()
+            if field.startswith("broker_"):
+                update[field] = float(value)
+        settings = self.settings.model_copy(update=update)
+        sink = await start_sink(self._notice_line, sink_port)
+        relay = cast(TextIO, Relay(self._notice_line))
+        notifier = Notifier(settings, config, console=relay)
+        stop = asyncio.Event()
+        task = asyncio.create_task(notifier.run(stop))
+        self.say.print(
+            f"notifier: notices printed here; webhook sink on {sink_url} "
+            f"(metrics on http://127.0.0.1:{settings.notifier_port}/metrics)"
+        )
+        return _DevNotifier(task, stop, sink)
+
+    def _notice_line(self, line: str) -> None:
+        self.say.print(line, highlight=False, markup=False)
 
     def _group_timeouts(self) -> dict[str, str]:
         """Settings the embedded broker needs, unless the user chose them: a lone worker joins
@@ -249,6 +293,24 @@ class _Dev:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=1.0)
         return 0
+
+
+class _DevNotifier:
+    def __init__(self, task: asyncio.Task[None], stop: asyncio.Event, sink: web.AppRunner) -> None:
+        self.task, self._stop, self._sink = task, stop, sink
+
+    async def stop(self) -> None:
+        self._stop.set()
+        try:
+            await asyncio.wait_for(self.task, timeout=20)
+        except Exception as exc:  # noqa: BLE001 - stopping: report, go on with the rest
+            print(f"the notifier stopped with {type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
+        await self._sink.cleanup()
+
+
+def _free_or(port: int) -> int:
+    """``port`` when nothing listens there, else a free one."""
+    return free_port() if port_open("127.0.0.1", port) else port
 
 
 def run_dev(settings: Settings, *, duration: float | None, stations: int) -> int:

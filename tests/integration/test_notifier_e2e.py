@@ -72,7 +72,7 @@ async def test_stations_falling_silent_reach_the_webhook_once_each(
             await wait_for(all_heard, timeout_s=90, what="an offline notice for every station")
         assert set(offline_notified().values()) == {1}
         with psycopg.connect(database_url) as conn:
-            detected_at = dict(
+            detected_at: dict[str, datetime] = dict(
                 conn.execute(
                     "SELECT station_id, detected_at FROM stationwatch.alerts "
                     "WHERE kind = 'offline' AND station_id = ANY(%s)",
