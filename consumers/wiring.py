@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TextIO
 
 from consumers.channels import (
@@ -23,11 +24,20 @@ from consumers.receivers import (
     WebhookConfig,
     WecomConfig,
 )
+from consumers.routing import RouteTree
+
+RESEND_MARGIN = timedelta(minutes=10)
 
 
-def build_channel(receiver: ReceiverConfig, console: TextIO | None = None) -> AlertChannel:
+def build_channel(
+    receiver: ReceiverConfig,
+    console: TextIO | None = None,
+    *,
+    repeat_interval: timedelta | None = None,
+) -> AlertChannel:
     """The channel a receiver names, built from its settings (secret files are read here, so a
-    missing one stops the notifier at start)."""
+    missing one stops the notifier at start). ``repeat_interval``: the longest of the routes
+    that name the receiver (an Alertmanager keeps a firing alert that long, plus a margin)."""
     settings = receiver.channel
     if isinstance(settings, WebhookConfig):
         return WebhookChannel(
@@ -47,11 +57,24 @@ def build_channel(receiver: ReceiverConfig, console: TextIO | None = None) -> Al
             password_file=settings.password_file,
         )
     if isinstance(settings, AlertmanagerConfig):
-        return AlertmanagerChannel(settings.url)
+        resend = None if repeat_interval is None else repeat_interval + RESEND_MARGIN
+        return AlertmanagerChannel(
+            settings.url, resend_within=resend.total_seconds() if resend else None
+        )
     if isinstance(settings, ConsoleConfig):
         return ConsoleChannel(console)
     raise AssertionError(f"no channel for {receiver.kind}")  # pragma: no cover
 
 
 def build_channels(config: NotifyConfig, console: TextIO | None = None) -> dict[str, AlertChannel]:
-    return {receiver.name: build_channel(receiver, console) for receiver in config.receivers}
+    routes = RouteTree.from_config(config).routes()
+    return {
+        receiver.name: build_channel(
+            receiver,
+            console,
+            repeat_interval=max(
+                (r.repeat_interval for r in routes if r.receiver == receiver.name), default=None
+            ),
+        )
+        for receiver in config.receivers
+    }

@@ -38,6 +38,5 @@ def test_the_sink_sums_up_a_webhook_body() -> None:
         "alerts": [{"status": "firing"}, {"status": "firing"}, {"status": "resolved"}],
     }
     assert sink_line(body) == (
-        "webhook sink received (local-webhook, kind=offline, street=空港街道): "
-        "2 firing, 1 resolved"
+        "webhook sink received (local-webhook, kind=offline, street=空港街道): 2 firing, 1 resolved"
     )
