@@ -204,16 +204,25 @@ def station_ids(prefix: str, count: int) -> list[str]:
 
 @dataclass
 class RefusingSink(Sink):
-    """A webhook receiver that answers every request with ``status`` (400: refused for good),
-    recording each body it was sent and each answer."""
+    """A webhook receiver that answers ``status`` (400: refused for good) to its first
+    ``refuse_first`` requests (None: to all), then 200. ``refused`` holds the bodies it
+    refused; ``bodies`` and ``answers`` are kept as :class:`Sink` keeps them."""
 
     status: int = 400
+    refuse_first: int | None = None
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     async def start(self) -> RefusingSink:
         async def hook(request: web.Request) -> web.Response:
-            self.bodies.append(await request.json())
-            self.answers.append(self.status)
-            return web.Response(status=self.status, text="refused: not a payload we take")
+            body = await request.json()
+            if self.refuse_first is None or len(self.answers) < self.refuse_first:
+                self.answers.append(self.status)
+                self.refused.append(body)
+                return web.Response(status=self.status, text="refused: not a payload we take")
+            self.answers.append(200)
+            self.bodies.append(body)
+            self.arrivals.append(datetime.now(UTC))
+            return web.Response(text="ok")
 
         app = web.Application()
         app.router.add_post("/hook", hook)
