@@ -100,3 +100,24 @@ def test_readme_configuration_table_lists_every_setting() -> None:
         f"missing from README: {sorted(SETTINGS_VARS - set(rows))}; "
         f"not settings: {sorted(set(rows) - SETTINGS_VARS)}"
     )
+
+
+def test_the_compose_notifier_reads_a_valid_configuration_and_is_scraped(
+    compose: dict[str, Any],
+) -> None:
+    from consumers.config import load_config
+
+    notifier = compose["services"]["notifier"]
+    assert notifier["command"] == ["notifier"]
+    mount = next(v for v in notifier["volumes"] if v.endswith(":ro"))
+    source, target, _ = mount.split(":")
+    assert notifier["environment"]["STATIONWATCH_NOTIFY_CONFIG"] == target
+    load_config(ROOT / source)  # raises with the line if it is not valid
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    }
+    assert "notifier:6068" in targets
