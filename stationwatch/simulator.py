@@ -1,10 +1,12 @@
 """A simulated fleet talking to the broker: registry first, then heartbeats, occupancy counts,
-open/closed events on each station's schedule, devices that go quiet for a while, and a tiny
-share of malformed messages, so every path of the worker (liveness, alerts, dead letters) runs.
+open/closed events on each station's schedule, devices that go quiet for a while, staff who
+close a station for a while, and a tiny share of malformed messages, so every path of the
+worker (liveness, alerts, dead letters) runs — at rates a real network might show.
 
 The fleet and the messages are pure (``stationwatch.fleet``, ``stationwatch.telemetry_sim``);
-this module only schedules them and sends them in batches: ``send`` without waiting for each
-delivery, then one ``flush`` per tick, which keeps up with tens of thousands of stations.
+:class:`Fleet` schedules them on the clock it is given (tests drive it with a simulated one),
+and :func:`run_simulator` sends them in batches: ``send`` without waiting for each delivery,
+then one ``flush`` per tick, which keeps up with tens of thousands of stations.
 """
 
 from __future__ import annotations
@@ -28,18 +30,23 @@ from stationwatch.errors import BrokerUnavailableError
 from stationwatch.fleet import build_fleet
 from stationwatch.settings import Settings
 from stationwatch.telemetry_sim import (
+    LONG_CLOSURE_SHARE,
     MALFORMED_RATE,
-    MANUAL_CLOSE_CHANCE,
-    SILENCE_CHANCE,
+    MANUAL_CLOSE_EVERY_S,
+    OUTAGE_EVERY_S,
+    SENSOR_REPORT_S,
+    SENSOR_STEP_S,
     StationState,
     heartbeat,
     malformed,
     occupancy,
     status,
+    step_occupants,
 )
-from streams.schedule import scheduled_open
+from streams.holidays import load_holidays
+from streams.schedule import scheduled_open, use_calendar
 
-__all__ = ["build_fleet", "run_simulator"]
+__all__ = ["Fleet", "build_fleet", "run_simulator"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,29 +55,43 @@ MANUAL_REPORT_S = 300.0  # stations without a sensor: staff count the people now
 Message = tuple[str, bytes, bytes | None]  # (contract topic, key, value)
 
 
-class _Fleet:
-    """The simulated stations and the heap of their next reports."""
+class Fleet:
+    """The simulated stations and the heap of their next reports, on the clock it is given:
+    ``start`` (wall seconds) and ``now`` (the same moment, aware) at creation, then ``wall``
+    and ``at`` on every call."""
 
-    def __init__(self, settings: Settings, stations: int, seed: int, interval: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        stations: int,
+        seed: int,
+        interval: int,
+        *,
+        start: float | None = None,
+        now: datetime | None = None,
+    ) -> None:
         self.zone = ZoneInfo(settings.timezone)
         self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
-        now = datetime.now(self.zone)
+        now = (now or datetime.now(self.zone)).astimezone(self.zone)
+        start = time.time() if start is None else start
         profiles = build_fleet(stations, seed, now, heartbeat_interval_s=interval)
         self.states = [StationState.create(p, self.rng) for p in profiles]
         self.hours = [p.opening_hours.model_dump(mode="json") for p in profiles]
         self.due: list[tuple[float, int, str]] = []  # (wall time, station index, kind)
-        start = time.time()
         for i, state in enumerate(self.states):
             if state.profile.lifecycle != "active":
                 continue
-            every = self._every(state)
+            # the first reports within one interval: a fresh demo shows every count at once
+            first = min(float(interval), SENSOR_STEP_S)
             if state.device_id:  # spread the devices' phases over one interval
-                heapq.heappush(self.due, (start + self.rng.uniform(0, every), i, "heartbeat"))
-            heapq.heappush(self.due, (start + self.rng.uniform(0, every), i, "occupancy"))
+                heapq.heappush(self.due, (start + self.rng.uniform(0, interval), i, "heartbeat"))
+            heapq.heappush(self.due, (start + self.rng.uniform(0, first), i, "occupancy"))
 
     @staticmethod
-    def _every(state: StationState) -> float:
-        return float(state.profile.heartbeat_interval_s or MANUAL_REPORT_S)
+    def _every(state: StationState, kind: str) -> float:
+        if kind == "heartbeat":
+            return float(state.profile.heartbeat_interval_s or MANUAL_REPORT_S)
+        return SENSOR_STEP_S if state.device_id else MANUAL_REPORT_S
 
     def registry(self) -> list[Message]:
         return [(topics.REGISTRY, s.key, s.profile.model_dump_json().encode()) for s in self.states]
@@ -97,23 +118,50 @@ class _Fleet:
         while self.due and self.due[0][0] <= wall:
             when, i, kind = heapq.heappop(self.due)
             state = self.states[i]
-            every = self._every(state)
+            every = self._every(state, kind)
             heapq.heappush(self.due, (max(when + every, wall), i, kind))
             if kind == "heartbeat":
-                if state.silent_until > wall:
-                    continue
-                if self.rng.random() < SILENCE_CHANCE:
-                    state.silent_until = wall + every * self.rng.uniform(4, 14)
-                    continue
-                out.append(_msg(topics.HEARTBEAT, state, heartbeat(state, at, self.rng)))
-            elif state.device_id or state.open_state == "open":
-                out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, self.rng)))
-                if state.open_state == "open" and self.rng.random() < MANUAL_CLOSE_CHANCE:
-                    reason = self.rng.choice(("manual", "weather", "maintenance"))
-                    out.append(_msg(topics.STATUS, state, status(state, at, False, reason)))
-                    state.manual_until = wall + self.rng.uniform(120, 600)
-            if self.rng.random() < MALFORMED_RATE:
+                sent = self._heartbeat(state, wall, at, every)
+            else:
+                sent = self._count(state, wall, at, every)
+            out += sent
+            if sent and self.rng.random() < MALFORMED_RATE:
                 out.append(malformed(state, at, self.rng))
+        return out
+
+    def _heartbeat(
+        self, state: StationState, wall: float, at: datetime, every: float
+    ) -> list[Message]:
+        if state.silent_until > wall:
+            return []
+        if self.rng.random() < every / OUTAGE_EVERY_S:
+            # a blip (stale), a longer outage (offline), or a device without power for a while
+            roll = self.rng.random()
+            if roll < 0.55:
+                quiet = every * self.rng.uniform(4, 9)
+            elif roll < 0.9:
+                quiet = every * self.rng.uniform(12, 40)
+            else:
+                quiet = self.rng.uniform(1800, 7200)
+            state.silent_until = wall + quiet
+            return []
+        return [_msg(topics.HEARTBEAT, state, heartbeat(state, at, self.rng))]
+
+    def _count(self, state: StationState, wall: float, at: datetime, every: float) -> list[Message]:
+        out: list[Message] = []
+        step_occupants(state, at, self.rng)
+        if state.device_id:  # a sensor: on change, and every SENSOR_REPORT_S
+            quiet = state.silent_until > wall  # it talks through the station's device
+            stale = wall - state.reported_at >= SENSOR_REPORT_S - 1e-6
+            if not quiet and (state.occupants != state.reported or stale):
+                out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, wall)))
+        elif state.open_state == "open":  # staff count now and then while open
+            out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, wall)))
+        if state.open_state == "open" and self.rng.random() < every / MANUAL_CLOSE_EVERY_S:
+            reason = self.rng.choice(("manual", "weather", "maintenance"))
+            out.append(_msg(topics.STATUS, state, status(state, at, False, reason)))
+            long = self.rng.random() < LONG_CLOSURE_SHARE
+            state.manual_until = wall + self.rng.uniform(*((1200, 3600) if long else (180, 720)))
         return out
 
 
@@ -162,7 +210,8 @@ async def run_simulator(
     on_sent: Callable[[int], None] | None = None,
 ) -> None:
     """Simulate ``stations`` stations until ``duration`` seconds have passed or cancellation."""
-    fleet = _Fleet(settings, stations, seed, heartbeat_interval_s or 30)
+    use_calendar(load_holidays(settings.holidays_file))  # open and close as the worker expects
+    fleet = Fleet(settings, stations, seed, heartbeat_interval_s or 30)
     inputs = [settings.topic(t) for t in topics.INPUT_TOPICS]
     await ensure_topics(
         settings.kafka,

@@ -13,7 +13,16 @@ from pydantic import ValidationError
 from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent, topics
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers
 from stationwatch.settings import Settings
-from stationwatch.simulator import run_simulator
+from stationwatch.simulator import Fleet, run_simulator
+from tests.unit.test_simulator import (
+    DEMO,
+    DEMO_HEARTBEAT_S,
+    INGEST,
+    SEC,
+    WEDNESDAY,
+    episode_lengths,
+    replay,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +68,7 @@ async def test_simulator_sends_valid_keyed_messages(broker: EmbeddedBroker, uniq
     records = await _read_all(settings, total)
     assert len(records) == total
     by_topic: Counter[str] = Counter()
-    invalid = 0
+    invalid = sensors = 0
     for record in records:
         topic = record.topic.removeprefix(settings.topic_prefix)  # type: ignore[attr-defined]
         key: bytes = record.key  # type: ignore[attr-defined]
@@ -70,9 +79,12 @@ async def test_simulator_sends_valid_keyed_messages(broker: EmbeddedBroker, uniq
             continue
         assert key.decode() == message.station_id or key == b"SY-XXXX"
         by_topic[topic] += 1
+        if isinstance(message, StationProfile) and message.lifecycle == "active":
+            sensors += message.heartbeat_interval_s is not None
     assert by_topic[topics.REGISTRY] == 40
     assert by_topic[topics.HEARTBEAT] > 100
-    assert by_topic[topics.OCCUPANCY] > 50
+    # every sensor counts within the first interval, then on change and every minute
+    assert by_topic[topics.OCCUPANCY] >= sensors > 20
     assert by_topic[topics.STATUS] >= 39  # every station states whether it is open
     assert invalid <= max(3, total // 100)
 
@@ -98,3 +110,18 @@ async def test_heartbeat_seq_counts_up_per_device(broker: EmbeddedBroker, unique
     for values in seqs.values():
         assert values == sorted(values)
         assert len(set(values)) == len(values)
+
+
+def test_a_ten_minute_demo_has_no_episode_shorter_than_its_pending_time() -> None:
+    """The whole default demo fleet (`stationwatch dev`: 300 stations, 5 s heartbeats) for ten
+    simulated minutes of a weekday lunch, judged by the worker's own ingest step and the default
+    pending and keep-firing times — no broker: see `tests.unit.test_simulator.replay`."""
+    start = WEDNESDAY.replace(hour=12)
+    fleet = Fleet(DEMO, 300, seed=1, interval=DEMO_HEARTBEAT_S, start=0.0, now=start)
+    alerts = replay(fleet, start, 600)
+    lengths = episode_lengths(alerts, start + 600 * SEC)
+    for kind, length in lengths:
+        assert length >= INGEST.liveness.pending_for(kind), (kind, length)
+    fired = Counter(kind for kind, _ in lengths)
+    assert fired.keys() <= {"stale", "offline"}  # the others wait 10 and 15 minutes
+    assert sum(fired.values()) <= 10  # a few devices going quiet, not a flood
