@@ -16,12 +16,15 @@ import socket
 import sys
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from stationwatch.errors import ConfigurationError
 from stationwatch.settings import Settings
 from streams.api import Replica, build_app
 from streams.feed import ALIVE_INTERVAL_S, EXIT_CANNOT_BIND, encode_frame, read_frame
+from streams.holidays import HolidayWatch, follow_holidays_file
 from streams.readmodel import build_tree
 
 logger = logging.getLogger("streams.server")
@@ -126,6 +129,20 @@ async def listen(app: web.Application, settings: Settings) -> web.AppRunner:
             return runner
 
 
+def holiday_watch(settings: Settings) -> HolidayWatch:
+    """The worker's holiday calendar (open_now, scheduled_open). The worker has checked the
+    file at its start; should it have turned invalid since, the package's calendar serves
+    until a valid version is back."""
+    try:
+        return HolidayWatch.start(settings, announce=False)
+    except ConfigurationError as exc:
+        logger.error("%s; using the package's calendar until it is valid again", exc)  # noqa: TRY400
+        zone = ZoneInfo(settings.timezone)
+        return HolidayWatch(
+            settings.holidays_file, zone, settings.holidays_warn_days, announce=False
+        )
+
+
 async def serve(settings: Settings, fd: int) -> int:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_connection(sock=sock)
@@ -142,6 +159,7 @@ async def serve(settings: Settings, fd: int) -> int:
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.cancel)
     await feed.send({"op": "listening"})
+    holidays = asyncio.create_task(follow_holidays_file(holiday_watch(settings)))
     rebuilding = asyncio.create_task(feed.rebuild_when_moved())
     beating = asyncio.create_task(feed.keep_alive())
     running = asyncio.create_task(feed.run())
@@ -153,7 +171,7 @@ async def serve(settings: Settings, fd: int) -> int:
                 return 1
         return 0
     finally:
-        for task in (rebuilding, beating, running):
+        for task in (holidays, rebuilding, beating, running):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
