@@ -5,6 +5,9 @@ VENV ?= .venv
 COMPOSE ?= docker-compose
 # extra arguments, e.g. `make test PYTEST_ARGS='tests/unit -x'`, `make bench BENCH_ARGS=...`
 PYTEST_ARGS ?=
+# Test files run in 3 processes (most integration tests wait on brokers, thresholds and group
+# joins, not on the CPU); `make test PYTEST_JOBS=` runs them one after another.
+PYTEST_JOBS ?= -n 3 --dist loadfile
 BENCH_ARGS ?=
 
 BIN := $(VENV)/bin
@@ -24,7 +27,7 @@ demo: venv
 	$(BIN)/stationwatch dev
 
 test: venv
-	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/pytest $(PYTEST_JOBS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: pytest collected no tests (exit 5): nothing was tested" >&2; \
 	fi; \

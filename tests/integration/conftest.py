@@ -42,9 +42,8 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh, migrated database for this test session, dropped at the end."""
+def migrated_database() -> Iterator[str]:
+    """A fresh, migrated database, dropped at the end (for fixtures of any scope)."""
     from stationwatch.db.migrate import migrate
 
     name = f"stationwatch_test_{uuid.uuid4().hex[:10]}"
@@ -52,6 +51,12 @@ def database_url() -> Iterator[str]:
     migrate(url)  # creates the database as a user's first `stationwatch migrate` would
     yield url
     drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    yield from migrated_database()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from stationwatch.broker import EmbeddedBroker
+from tests.integration.conftest import migrated_database
 from tests.integration.harness import Producer, wait_for, worker_env
 from tests.integration.notifier_harness import (
     NotifierProcess,
@@ -27,6 +28,13 @@ from tests.integration.notifier_harness import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A database of this module's own: the notifier reads the open episodes of the `alerts`
+    table (inhibition, groups kept after a restart), which other tests' workers fill."""
+    yield from migrated_database()
 
 
 @pytest.fixture
