@@ -267,8 +267,8 @@ class Notifier:
         channel = self.channels[notice.receiver]
         kind = channel.kind
         outcome = await self._retrying(partial(self.store.outcome, notice))
-        if outcome in ("delivered", "failed"):
-            logger.info("notice %s to %s: already %s", notice.notice_id, notice.receiver, outcome)
+        if outcome == "delivered":  # before a restart: the log entry came with it
+            logger.info("notice %s to %s: already delivered", notice.notice_id, notice.receiver)
             return
         detected = max((a.detected_at for a in notice.alerts), default=None)
         attempt = await self._retrying(partial(self.store.record_notice, notice, kind, detected))

@@ -113,13 +113,18 @@ class NotifyStore:
         self, notice: Notice, channel: str, first_detected_at: datetime | None
     ) -> int:
         """Record a notice about to be delivered; returns the tries already made (a notice
-        recorded before a restart keeps its count)."""
+        recorded before a restart keeps its count). A notice that failed for good is tried
+        again after ``group_interval`` under the same id, with what its group holds then."""
         async with self._conn() as conn:
             await conn.execute(
                 "INSERT INTO stationwatch.notices (notice_id, receiver, channel, group_key, "
                 "group_labels, status, outcome, alert_ids, station_ids, alerts, created_at, "
                 "first_detected_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, "
-                "$10, $11) ON CONFLICT (receiver, notice_id) DO NOTHING",
+                "$10, $11) ON CONFLICT (receiver, notice_id) DO UPDATE SET "
+                "status = EXCLUDED.status, outcome = 'pending', alert_ids = EXCLUDED.alert_ids, "
+                "station_ids = EXCLUDED.station_ids, alerts = EXCLUDED.alerts, "
+                "first_detected_at = EXCLUDED.first_detected_at "
+                "WHERE stationwatch.notices.outcome = 'failed'",
                 notice.notice_id,
                 notice.receiver,
                 channel,
