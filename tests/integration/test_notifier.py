@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stationwatch.broker import EmbeddedBroker
+from stationwatch.broker import EmbeddedBroker, free_port
 from tests.integration.conftest import migrated_database
 from tests.integration.harness import Producer, wait_for, worker_env
 from tests.integration.notifier_harness import (
@@ -246,3 +246,45 @@ async def test_a_notifier_killed_mid_stream_neither_repeats_nor_loses_a_notice(
         first.stop()
         if second is not None:
             second.stop()
+
+
+async def test_two_notifiers_share_the_groups_and_tell_each_street_once(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str, sink: Sink
+) -> None:
+    config = write_config(tmp_path / "notify.yaml", webhook_config(sink.url))
+    env = env_for(broker, database_url, unique, tmp_path, config)
+    env_b = {**env, "STATIONWATCH_NOTIFIER_PORT": str(free_port())}
+    first = NotifierProcess(env, tmp_path / "first.log").start()
+    second = NotifierProcess(env_b, tmp_path / "second.log").start()
+    streets = [f"共享街道{unique[:4]}{n:02d}" for n in range(16)]
+    stations = {street: station_ids("SH", 3) for street in streets}
+    start = datetime.now(UTC).replace(microsecond=0)
+    try:
+        await first.wait_healthy(timeout_s=90)
+        await second.wait_healthy(timeout_s=90)
+        async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
+            await send_alerts(
+                producer,
+                [
+                    alert(s, "offline", "firing", start, street=street)
+                    for street in streets
+                    for s in stations[street]
+                ],
+            )
+
+        async def every_street() -> bool:
+            return {b["groupLabels"]["street"] for b in sink.bodies} >= set(streets)
+
+        await wait_for(every_street, timeout_s=60, what="a notice for every street")
+        await asyncio.sleep(4)  # an observation window: a second notifier's copy would arrive
+        per_street = Counter(b["groupLabels"]["street"] for b in sink.bodies)
+        assert per_street == dict.fromkeys(streets, 1), per_street
+        told_by = {
+            name: notifier.log().count("delivered to hook")
+            for name, notifier in (("first", first), ("second", second))
+        }
+        assert all(told_by.values()), told_by  # both did part of the work
+        assert sum(told_by.values()) == len(streets)
+    finally:
+        first.stop()
+        second.stop()
