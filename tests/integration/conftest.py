@@ -43,7 +43,7 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 def migrated_database() -> Iterator[str]:
-    """A fresh, migrated database, dropped at the end (for fixtures of any scope)."""
+    """A fresh, migrated database, dropped at the end."""
     from stationwatch.db.migrate import migrate
 
     name = f"stationwatch_test_{uuid.uuid4().hex[:10]}"
@@ -53,9 +53,10 @@ def migrated_database() -> Iterator[str]:
     drop_database(name)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    """A fresh, migrated database for this test session, dropped at the end."""
+    """A fresh, migrated database for each test module, dropped at its end: no module sees
+    another's rows (the notifier, for one, reads every open episode of the alerts table)."""
     yield from migrated_database()
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -41,16 +41,17 @@ class WorkerProcess:
     process: subprocess.Popen[bytes] | None = None
     port: int = field(default=0)
     headers: dict[str, str] = field(default_factory=dict)  # sent with every request
+    command: str = "worker"  # the `stationwatch` command run
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> Self:
         self.port = int(self.env["STATIONWATCH_WEB_PORT"])
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stationwatch.cli", "worker"],
+                [sys.executable, "-m", "stationwatch.cli", self.command],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -70,14 +71,14 @@ class WorkerProcess:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"worker exited with {self.process.returncode}:\n{self.log()[-4000:]}"
+                    f"{self.command} exited with {self.process.returncode}:\n{self.log()[-4000:]}"
                 )
             try:
                 return (await self.get("/health")).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        await wait_for(healthy, timeout_s=timeout_s, what="the worker to be healthy")
+        await wait_for(healthy, timeout_s=timeout_s, what=f"the {self.command} to be healthy")
 
     async def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric's samples whose labels include ``labels``."""

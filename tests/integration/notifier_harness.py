@@ -4,10 +4,6 @@ to produce alert messages as the worker does."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiohttp import web
 
 from stationwatch.broker import free_port
 from streams.liveness import alert_id
-from tests.integration.harness import Producer, wait_for
+from tests.integration.harness import Producer, WorkerProcess, worker_env
 
 
 @dataclass
@@ -100,57 +95,27 @@ def notifier_env(worker_env: dict[str, str], config: Path) -> dict[str, str]:
 
 
 @dataclass
-class NotifierProcess:
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
+class NotifierProcess(WorkerProcess):
+    """`stationwatch notifier`, its HTTP on STATIONWATCH_NOTIFIER_PORT."""
+
+    command: str = "notifier"
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.env['STATIONWATCH_NOTIFIER_PORT']}"
 
-    def start(self) -> NotifierProcess:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "stationwatch.cli", "notifier"],
-                env={**os.environ, **self.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        return self
+    async def metrics_text(self) -> str:
+        return (await self.get("/metrics")).text
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
-    async def wait_healthy(self, timeout_s: float = 60) -> None:
-        async def healthy() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"notifier exited with {self.process.returncode}:\n{self.log()[-4000:]}"
-                )
-            try:
-                async with httpx.AsyncClient(timeout=2) as client:
-                    return (await client.get(f"{self.url}/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(healthy, timeout_s=timeout_s, what="the notifier to be healthy")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code = self.process.returncode
-        self.process = None
-        return code
+def notifier_env_for(
+    kafka_url: str, database_url: str, token: str, tmp_path: Path, config: Path
+) -> dict[str, str]:
+    """Settings for a test notifier: its own topics and group (as a test worker's), ``config``."""
+    base = worker_env(
+        kafka_url=kafka_url, database_url=database_url, token=token, data_dir=tmp_path / "d"
+    )
+    return notifier_env(base, config)
 
 
 def alert(

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,13 @@ import pytest
 
 from stationwatch.broker import EmbeddedBroker
 from tests.integration import test_channels
-from tests.integration.conftest import migrated_database
-from tests.integration.harness import Producer, wait_for, worker_env
+from tests.integration.harness import Producer, wait_for
 from tests.integration.notifier_harness import (
     NotifierProcess,
     RefusingSink,
     Sink,
     alert,
-    notifier_env,
+    notifier_env_for,
     send_alerts,
     station_ids,
     webhook_config,
@@ -35,13 +34,6 @@ from tests.integration.notifier_harness import (
 from tests.integration.test_channels import SmtpServer, alerts_in
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    """A database of this module's own: the notifier reads the open episodes of the `alerts`
-    table (inhibition, groups kept after a restart), which other tests' workers fill."""
-    yield from migrated_database()
 
 
 # The real SMTP server (per test) and the real Alertmanager (per module) of the channel tests.
@@ -57,15 +49,6 @@ async def sink() -> AsyncIterator[Sink]:
     running = await Sink().start()
     yield running
     await running.stop()
-
-
-def env_for(
-    broker: EmbeddedBroker, database_url: str, unique: str, tmp_path: Path, config: Path
-) -> dict[str, str]:
-    base = worker_env(
-        kafka_url=broker.url, database_url=database_url, token=unique, data_dir=tmp_path / "d"
-    )
-    return notifier_env(base, config)
 
 
 def deliveries(database_url: str, stations: list[str]) -> list[tuple[Any, ...]]:
@@ -117,7 +100,7 @@ receivers:
     alertmanager: {{url: "{alertmanager}"}}
 """,
     )
-    env = env_for(broker, database_url, unique, tmp_path, config)
+    env = notifier_env_for(broker.url, database_url, unique, tmp_path, config)
     street = f"三渠街道{unique[:4]}"
     dark = station_ids("TR", 4)
     notifier = NotifierProcess(env, tmp_path / "notifier.log").start()
@@ -225,7 +208,7 @@ async def test_a_station_offline_is_not_also_reported_late(
     broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str, sink: Sink
 ) -> None:
     config = write_config(tmp_path / "notify.yaml", webhook_config(sink.url))
-    env = env_for(broker, database_url, unique, tmp_path, config)
+    env = notifier_env_for(broker.url, database_url, unique, tmp_path, config)
     street = f"天竺镇{unique[:4]}"
     down, late = station_ids("IH", 2)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
@@ -298,7 +281,7 @@ receivers:
     webhook: {{url: "{sink.url}"}}
 """,
     )
-    env = env_for(broker, database_url, unique, tmp_path, config)
+    env = notifier_env_for(broker.url, database_url, unique, tmp_path, config)
     street = f"仁和镇{unique[:4]}"
     stations = station_ids("RF", 3)
     notifier = NotifierProcess(env, tmp_path / "notifier.log").start()
@@ -362,7 +345,7 @@ async def test_a_station_joining_after_a_refused_notice_still_reaches_the_receiv
         tmp_path / "notify.yaml",
         webhook_config(recovering.url, group_wait="1s", group_interval="6s"),
     )
-    env = env_for(broker, database_url, unique, tmp_path, config)
+    env = notifier_env_for(broker.url, database_url, unique, tmp_path, config)
     street = f"李桥镇{unique[:4]}"
     first, second, later = station_ids("RJ", 3)
     notifier = NotifierProcess(env, tmp_path / "notifier.log").start()

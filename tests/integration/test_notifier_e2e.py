@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 
 from stationwatch.broker import EmbeddedBroker
 from tests.factories import profile
-from tests.integration.conftest import migrated_database
 from tests.integration.harness import WorkerProcess, wait_for
 from tests.integration.notifier_harness import (
     NotifierProcess,
@@ -27,13 +25,6 @@ from tests.integration.notifier_harness import (
 from tests.integration.test_liveness import ids, liveness_env, running_fleet, wait_online
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    """A database of this module's own: the notifier reads the open episodes of the `alerts`
-    table (inhibition, groups kept after a restart), which other tests' workers fill."""
-    yield from migrated_database()
 
 
 STATIONS, STREETS = 120, 6
