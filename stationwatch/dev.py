@@ -50,6 +50,9 @@ from stationwatch.simulator import run_simulator
 DEV_HEARTBEAT_S = 5  # short device interval, so liveness changes show within a minute
 PLAIN_EVERY_S = 5.0  # status line period when stdout is not a terminal
 ROWS_EVERY_S = 3.0
+# one station open now loses its device 40 s in, for 3 min: the demo shows it go stale and
+# offline, its notices, and its recovery
+DEV_OUTAGE = (40.0, 180.0)
 DEV_SINK_PORT = 6069  # the demo's local webhook sink (a free one if taken)
 DEV_SESSION_TIMEOUT_S = 10  # Kafka group session timeout handed to the worker (see _group_timeouts)
 
@@ -192,6 +195,7 @@ class _Dev:
                     seed=1,
                     heartbeat_interval_s=DEV_HEARTBEAT_S,
                     on_sent=self.board.count_sent,
+                    demo_outage=DEV_OUTAGE,
                 )
             )
             try:

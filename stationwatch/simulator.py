@@ -69,7 +69,10 @@ class Fleet:
         *,
         start: float | None = None,
         now: datetime | None = None,
+        demo_outage: tuple[float, float] | None = None,
     ) -> None:
+        """``demo_outage`` (after, for): one station open now loses its device ``after``
+        seconds from the start, for ``for`` seconds — so a demo shows an offline alert."""
         self.zone = ZoneInfo(settings.timezone)
         self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
         now = (now or datetime.now(self.zone)).astimezone(self.zone)
@@ -78,6 +81,19 @@ class Fleet:
         self.states = [StationState.create(p, self.rng) for p in profiles]
         self.hours = [p.opening_hours.model_dump(mode="json") for p in profiles]
         self.due: list[tuple[float, int, str]] = []  # (wall time, station index, kind)
+        # (station, from, until): the demo's planned outage
+        self.planned: tuple[StationState, float, float] | None = None
+        if demo_outage is not None:
+            after, lasting = demo_outage
+            for state, hours in zip(self.states, self.hours, strict=True):
+                profile = state.profile
+                if (
+                    profile.lifecycle == "active"
+                    and state.device_id
+                    and scheduled_open(hours, now, self.zone)
+                ):
+                    self.planned = (state, start + after, start + after + lasting)
+                    break
         for i, state in enumerate(self.states):
             if state.profile.lifecycle != "active":
                 continue
@@ -134,6 +150,11 @@ class Fleet:
     ) -> list[Message]:
         if state.silent_until > wall:
             return []
+        if self.planned is not None and self.planned[0] is state:
+            _, begins, ends = self.planned
+            if begins <= wall < ends:
+                state.silent_until = ends
+                return []
         if self.rng.random() < every / OUTAGE_EVERY_S:
             # a blip (stale), a longer outage (offline), or a device without power for a while
             roll = self.rng.random()
@@ -208,10 +229,16 @@ async def run_simulator(
     seed: int,
     heartbeat_interval_s: int | None = None,
     on_sent: Callable[[int], None] | None = None,
+    demo_outage: tuple[float, float] | None = None,
 ) -> None:
     """Simulate ``stations`` stations until ``duration`` seconds have passed or cancellation."""
     use_calendar(load_holidays(settings.holidays_file))  # open and close as the worker expects
-    fleet = Fleet(settings, stations, seed, heartbeat_interval_s or 30)
+    fleet = Fleet(settings, stations, seed, heartbeat_interval_s or 30, demo_outage=demo_outage)
+    if fleet.planned is not None:
+        logger.info(
+            "the device of %s will go quiet for a while (demo)",
+            fleet.planned[0].profile.station_id,
+        )
     inputs = [settings.topic(t) for t in topics.INPUT_TOPICS]
     await ensure_topics(
         settings.kafka,

@@ -379,3 +379,21 @@ def test_a_lunch_crowd_fires_over_capacity_once_for_a_long_while() -> None:
     assert all(length >= timedelta(minutes=10) for length in crowds)
     for kind, length in lengths:
         assert length >= INGEST.liveness.pending_for(kind), (kind, length)
+
+
+def test_the_demo_outage_silences_one_open_station_for_its_time_only() -> None:
+    noon = WEDNESDAY.replace(hour=12)
+    fleet = Fleet(Settings(), 40, seed=1, interval=5, start=0.0, now=noon, demo_outage=(40, 180))
+    assert fleet.planned is not None
+    quiet, begins, ends = fleet.planned
+    assert (begins, ends) == (40.0, 220.0)
+    assert quiet.profile.lifecycle == "active"
+    beats: list[float] = []
+    for second in range(0, 300):
+        at = noon + second * SEC
+        for topic, key, _value in fleet.due_reports(float(second), at):
+            if topic == topics.HEARTBEAT and key == quiet.key:
+                beats.append(float(second))
+    assert any(b < 40 for b in beats)
+    assert not [b for b in beats if 40 <= b < 220]
+    assert any(b >= 220 for b in beats)
