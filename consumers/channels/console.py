@@ -31,7 +31,9 @@ class ConsoleChannel:
         self._limit = limit
 
     def text(self, notice: Notice) -> str:
-        rule = f"── {notice.receiver} · {render.clock(notice.created_at)} ──"
+        # in the zone the alerts' own times are written in, so one notice shows one clock
+        zone = notice.alerts[0].starts_at.tzinfo if notice.alerts else None
+        rule = f"── {notice.receiver} · {render.clock(notice.created_at.astimezone(zone))} ──"
         return f"{rule}\n{render.plain(notice, self._language, limit=self._limit)}\n"
 
     async def deliver(self, notice: Notice) -> DeliveryResult:
