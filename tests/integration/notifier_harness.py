@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -33,16 +33,22 @@ class Sink:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    async def start(self) -> Sink:
+    def answer(self, body: dict[str, Any]) -> web.Response:
+        """What the receiver answers to a body (and what it keeps of it)."""
+        if len(self.answers) < self.fail_first:
+            self.answers.append(500)
+            return web.Response(status=500, text="not now")
+        return self.accept(body)
+
+    def accept(self, body: dict[str, Any]) -> web.Response:
+        self.answers.append(200)
+        self.bodies.append(body)
+        self.arrivals.append(datetime.now(UTC))
+        return web.Response(text="ok")
+
+    async def start(self) -> Self:
         async def hook(request: web.Request) -> web.Response:
-            body = await request.json()
-            if len(self.answers) < self.fail_first:
-                self.answers.append(500)
-                return web.Response(status=500, text="not now")
-            self.answers.append(200)
-            self.bodies.append(body)
-            self.arrivals.append(datetime.now(UTC))
-            return web.Response(text="ok")
+            return self.answer(await request.json())
 
         app = web.Application()
         app.router.add_post("/hook", hook)
@@ -177,22 +183,9 @@ class RefusingSink(Sink):
     refuse_first: int | None = None
     refused: list[dict[str, Any]] = field(default_factory=list)
 
-    async def start(self) -> RefusingSink:
-        async def hook(request: web.Request) -> web.Response:
-            body = await request.json()
-            if self.refuse_first is None or len(self.answers) < self.refuse_first:
-                self.answers.append(self.status)
-                self.refused.append(body)
-                return web.Response(status=self.status, text="refused: not a payload we take")
-            self.answers.append(200)
-            self.bodies.append(body)
-            self.arrivals.append(datetime.now(UTC))
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
+    def answer(self, body: dict[str, Any]) -> web.Response:
+        if self.refuse_first is None or len(self.answers) < self.refuse_first:
+            self.answers.append(self.status)
+            self.refused.append(body)
+            return web.Response(status=self.status, text="refused: not a payload we take")
+        return self.accept(body)
