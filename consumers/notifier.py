@@ -49,7 +49,7 @@ from consumers.wiring import build_channels
 from schemas.alerts import Alert
 from schemas.topics import ALERTS
 from stationwatch.broker import bootstrap_servers, ensure_topics
-from stationwatch.errors import DatabaseUnavailableError
+from stationwatch.errors import DatabaseUnavailableError, RowRefusedError
 from stationwatch.metrics import NotifierMetrics
 from stationwatch.settings import Settings
 from streams.tracker import partition_for
@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 REFRESH_S = 1.0  # silences and inhibiting alerts are reread this often
 REVOKE_WAIT_S = 10.0  # how long a rebalance waits for deliveries under way
+RECORDED_MAX = 100_000  # suppressed alerts remembered as recorded
 
 
 def groups_topic_name(settings: Settings) -> str:
@@ -108,6 +109,7 @@ class Notifier:
         self._suppressed: list[tuple[NoticeAlert, str, str, str | None]] = []
         self._wake = asyncio.Event()
         self._rebuilding = asyncio.Lock()
+        self._generation = 0  # counts rebalances
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -165,8 +167,11 @@ class Notifier:
     async def _consume(self) -> None:
         assert self._consumer is not None  # noqa: S101 - started in run()
         while True:
+            generation = self._generation
             batches = await self._consumer.getmany(timeout_ms=500, max_records=1000)
             async with self._rebuilding:
+                if generation != self._generation:
+                    continue  # fetched before a rebalance: read again from the committed offsets
                 for tp, records in batches.items():
                     if tp.topic == self.alerts_topic:
                         await self._route(tp, records)
@@ -209,18 +214,21 @@ class Notifier:
     # -- notices ----------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
         while True:
-            now = utcnow()
-            upto = self.tracker.sequence
-            for notice in self.grouper.due(now, self._mute):
-                self._start(notice, upto)
-            await self._record_suppressed(now)
-            for key in self.tracker.tokens():
-                if key not in self.inflight and not self.grouper.pending(str(key)):
-                    self.tracker.settle(key, upto)  # nothing to tell: already told, or muted
-            self.metrics.pending_groups.set(len(self.grouper.group_keys()))
-            wake = self.grouper.next_wakeup()
-            timeout = 1.0 if wake is None else min(1.0, max(0.02, (wake - now).total_seconds()))
             self._wake.clear()
+            now = utcnow()
+            # this round's state: a rebalance meanwhile replaces both, and this round's
+            # settlements must not touch the new ones
+            grouper, tracker = self.grouper, self.tracker
+            upto = tracker.sequence
+            for notice in grouper.due(now, self._mute):
+                self._start(notice, upto, tracker)
+            for key in tracker.tokens():
+                if key not in self.inflight and not grouper.pending(str(key)):
+                    tracker.settle(key, upto)  # nothing to tell: already told, or muted
+            await self._record_suppressed(now)
+            self.metrics.pending_groups.set(len(grouper.group_keys()))
+            wake = grouper.next_wakeup()
+            timeout = 1.0 if wake is None else min(1.0, max(0.02, (wake - now).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -229,6 +237,8 @@ class Notifier:
         if reason is None:
             return False
         key = (alert.alert_id, alert.status, receiver)
+        if len(self._recorded) > RECORDED_MAX:  # only spares rewriting the same rows
+            self._recorded.clear()
         if key not in self._recorded:
             self._recorded.add(key)
             self.metrics.suppressed.labels(reason.reason).inc()
@@ -239,26 +249,39 @@ class Notifier:
     async def _record_suppressed(self, now: datetime) -> None:
         pending, self._suppressed = self._suppressed, []
         for alert, receiver, reason, silence in pending:
-            await self._retrying(
-                partial(self.store.record_suppressed, [alert], receiver, reason, now, silence)
-            )
+            try:
+                await self._retrying(
+                    partial(self.store.record_suppressed, [alert], receiver, reason, now, silence)
+                )
+            except RowRefusedError as exc:
+                logger.error("suppressed alert %s not recorded: %s", alert.alert_id, exc)  # noqa: TRY400 - the reason is the message
 
-    def _start(self, notice: Notice, upto: int) -> None:
+    def _start(self, notice: Notice, upto: int, tracker: OffsetTracker[TopicPartition]) -> None:
         previous = self.inflight.get(notice.group_key)
-        task = asyncio.create_task(self._deliver(notice, upto, previous))
+        task = asyncio.create_task(self._deliver(notice, upto, tracker, previous))
         self.inflight[notice.group_key] = task
 
     async def _deliver(
-        self, notice: Notice, upto: int, previous: asyncio.Task[None] | None
+        self,
+        notice: Notice,
+        upto: int,
+        tracker: OffsetTracker[TopicPartition],
+        previous: asyncio.Task[None] | None,
     ) -> None:
-        if previous is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await previous
-        tracker = self.tracker
+        """Deliver one notice after the group's previous one; its records are settled only
+        when it ends as delivered or failed (a cancelled or broken delivery leaves them to be
+        read again)."""
         try:
+            if previous is not None:
+                await asyncio.wait([previous])  # its outcome is its own; ours may be cancelled
             await self._send(notice)
-        finally:
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("notice %s to %s not settled", notice.notice_id, notice.receiver)
+        else:
             tracker.settle(notice.group_key, upto)
+        finally:
             if self.inflight.get(notice.group_key) is asyncio.current_task():
                 del self.inflight[notice.group_key]
             self._wake.set()
@@ -272,6 +295,7 @@ class Notifier:
             return
         detected = max((a.detected_at for a in notice.alerts), default=None)
         attempt = await self._retrying(partial(self.store.record_notice, notice, kind, detected))
+        before = attempt  # tries of earlier rounds (a failed notice is tried again later)
         settings = self.settings
         while True:
             attempt += 1
@@ -295,7 +319,7 @@ class Notifier:
                     attempt,
                 )
                 return
-            final = not result.retriable or attempt >= settings.notify_max_attempts
+            final = not result.retriable or attempt - before >= settings.notify_max_attempts
             self.metrics.attempts.labels(notice.receiver, kind, "error" if final else "retry").inc()
             if final:
                 await self._retrying(partial(self.store.mark_failed, notice, result.detail))
@@ -310,7 +334,8 @@ class Notifier:
                 )
                 return
             delay = min(
-                settings.notify_retry_max_s, settings.notify_retry_base_s * 2 ** (attempt - 1)
+                settings.notify_retry_max_s,
+                settings.notify_retry_base_s * 2 ** (attempt - before - 1),
             )
             delay *= 0.5 + random.random()  # noqa: S311 - jitter, not security
             logger.warning(
@@ -324,11 +349,14 @@ class Notifier:
             await asyncio.sleep(delay)
 
     async def _settle_inflight(self, timeout_s: float) -> None:
+        """Let the deliveries under way finish (for at most ``timeout_s``); cancel the rest,
+        which leaves their records unsettled, to be read again."""
         tasks = list(self.inflight.values())
         if tasks:
             _done, late = await asyncio.wait(tasks, timeout=timeout_s)
             for task in late:
                 task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     # -- state from PostgreSQL --------------------------------------------------------------
     async def refresh(self) -> None:
@@ -352,6 +380,7 @@ class Notifier:
         the groups this notifier now owns (so repeats go on), and the records not yet settled
         (the consumer reads them again from the committed offsets)."""
         async with self._rebuilding:
+            self._generation += 1
             self.grouper = Grouper(self.routes)
             self.tracker = OffsetTracker()
             self.grouper.restore(await self._retrying(self.store.notified_entries))
@@ -405,12 +434,15 @@ class Notifier:
         if consumer is None:
             return
         assigned = consumer.assignment()
-        moved = {tp: offset for tp, offset in self.tracker.commits().items() if tp in assigned}
+        tracker = self.tracker
+        moved = {tp: offset for tp, offset in tracker.commits().items() if tp in assigned}
         if moved:
             try:
                 await consumer.commit(moved)
             except Exception:  # noqa: BLE001 - a commit lost to a rebalance is retried later
-                logger.warning("offset commit failed; the records will be read again if needed")
+                logger.warning("offset commit failed; it is tried again")
+                return
+            tracker.committed(moved)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc] # untyped base

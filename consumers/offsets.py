@@ -67,14 +67,17 @@ class OffsetTracker(Generic[TP]):
         return self._next.get(tp)
 
     def commits(self) -> dict[TP, int]:
-        """The partitions whose commit position moved since the last call, with it."""
+        """The partitions whose commit position moved since the last :meth:`committed`."""
         moved: dict[TP, int] = {}
         for tp in self._next:
             position = self.position(tp)
             if position is not None and position != self._committed.get(tp):
                 moved[tp] = position
-        self._committed.update(moved)
         return moved
+
+    def committed(self, positions: dict[TP, int]) -> None:
+        """The broker has these positions (only then: a failed commit is tried again)."""
+        self._committed.update(positions)
 
     def forget(self, tps: Iterable[TP]) -> None:
         """The partitions were revoked: drop what is held for them."""

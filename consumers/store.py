@@ -2,8 +2,9 @@
 notice go out once, every notice and each try at delivering it, silences, and the alerts a
 silence or an inhibition kept back.
 
-Every method wraps driver errors as :class:`DatabaseUnavailableError` (retriable): the caller
-waits and tries again, holding its Kafka offsets meanwhile.
+Every method wraps driver errors as the sink does (``stationwatch.db.sink.classify``):
+:class:`DatabaseUnavailableError` (retriable: the caller waits and tries again, holding its
+Kafka offsets meanwhile) or :class:`RowRefusedError` (data the database refuses: never retried).
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ import asyncpg
 from consumers.grouping import NotifiedEntry
 from consumers.notice import DeliveryResult, Notice, NoticeAlert
 from consumers.silences import Silence, parse_matchers
-from stationwatch.errors import DatabaseUnavailableError
+from stationwatch.db.sink import classify
 
-_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ValueError,
+    TypeError,
+    OverflowError,
+)
 
 
 def alert_json(alert: NoticeAlert) -> dict[str, Any]:
@@ -58,7 +67,8 @@ class NotifyStore:
             async with self._pool.acquire() as conn:
                 yield conn
         except _ERRORS as exc:
-            raise DatabaseUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            # a data or constraint error (RowRefusedError) is not retried: it would never pass
+            raise classify(exc) from exc
 
     # -- the notification log -------------------------------------------------------------
     async def notified_entries(self) -> list[NotifiedEntry]:

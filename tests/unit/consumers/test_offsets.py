@@ -13,10 +13,13 @@ def test_a_partition_commits_up_to_its_oldest_unsettled_record() -> None:
     tracker.hold(P0, 1, "street-b")
     tracker.seen(P0, 2)  # needed nothing (e.g. a resolved alert nobody is told about)
     assert tracker.commits() == {P0: 0}
+    tracker.committed({P0: 0})
     assert tracker.settle("street-b") == 1
     assert tracker.commits() == {}  # 0 is still held
     tracker.settle("street-a")
     assert tracker.commits() == {P0: 3}
+    assert tracker.commits() == {P0: 3}  # not committed yet: asked again
+    tracker.committed({P0: 3})
     assert tracker.commits() == {}  # nothing moved since
 
 
@@ -28,6 +31,7 @@ def test_a_notice_settles_only_what_its_group_had_taken_when_it_was_made() -> No
     assert tracker.settle("g", upto=made_at) == 1
     assert tracker.holds("g")
     assert tracker.commits() == {P0: 6}
+    tracker.committed({P0: 6})
     tracker.settle("g")
     assert not tracker.holds("g")
     assert tracker.commits() == {P0: 7}
@@ -39,6 +43,7 @@ def test_partitions_are_independent_and_revoked_ones_forgotten() -> None:
     tracker.hold(P1, 10, "g")
     tracker.seen(P1, 11)
     assert tracker.commits() == {P0: 0, P1: 10}
+    tracker.committed({P0: 0, P1: 10})
     tracker.forget([P1])
     assert tracker.tokens() == ["g"]
     tracker.settle("g")
