@@ -1,5 +1,5 @@
-"""`stationwatch silence add|list|expire`: silences kept in PostgreSQL, honoured at once by every
-running notifier (they are told with NOTIFY and also reread them every few seconds)."""
+"""`stationwatch silence add|list|expire`: silences kept in PostgreSQL, which every running
+notifier rereads each second."""
 
 from __future__ import annotations
 

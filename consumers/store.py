@@ -215,7 +215,7 @@ class NotifyStore:
                 firing,
                 resolved,
                 notice.notice_id,
-                at,
+                notice.created_at,  # as the grouper keeps it: repeats are timed from here
             )
 
     async def mark_failed(self, notice: Notice, error: str) -> None:
@@ -271,7 +271,6 @@ class NotifyStore:
                 silence.created_by,
                 silence.comment,
             )
-            await conn.execute("NOTIFY stationwatch_silences")
 
     async def silences(self, *, since: datetime | None = None) -> list[Silence]:
         """Every silence, or those not expired before ``since``; newest first."""
@@ -305,5 +304,4 @@ class NotifyStore:
                 uuid.UUID(silence_id),
                 at,
             )
-            await conn.execute("NOTIFY stationwatch_silences")
         return str(status).endswith(" 1")

@@ -1,9 +1,9 @@
 -- Shared by both flavors: what the notifier keeps (`stationwatch notifier`).
 --
 -- notify_log: per receiver and alert group, what was last notified (like Alertmanager's
---   notification log): the ids of the alerts then firing and resolved, and when. A notice is
---   sent only when it tells something new (or the repeat interval passed), so a notifier that
---   restarts and reads its alerts again does not repeat a notice.
+--   notification log): the ids of the alerts then firing and resolved, and when the notice was
+--   made. A notice is sent only when it tells something new (or the repeat interval passed),
+--   so a notifier that restarts and reads its alerts again does not repeat a notice.
 -- notices: one row per notice: delivered, failed (after its retries) or pending, with its alerts.
 -- notice_attempts: every try at delivering a notice, with the receiver's answer.
 -- silences: time-bounded label matchers; a matching alert is recorded, not delivered.
