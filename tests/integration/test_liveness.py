@@ -353,6 +353,16 @@ async def test_occupancy_status_and_registry_changes_raise_and_resolve_alerts(
             await fleet.register(
                 [profile(s, heartbeat_interval_s=1, capacity=5) for s in (crowded, shut, paused)]
             )
+
+            async def registered() -> bool:
+                # topics are consumed side by side: a status read before the registry record
+                # would date the closure from when the station became known to be open
+                bodies = [(await worker.get(f"/stations/{s}")) for s in (crowded, shut)]
+                return all(
+                    b.status_code == 200 and b.json()["lifecycle"] == "active" for b in bodies
+                )
+
+            await wait_for(registered, timeout_s=15, what="the stations registered")
             send = fleet.producer.send
             now = datetime.now(UTC)
             await send("station.occupancy", crowded, dumps(occupancy(crowded, now, 7, capacity=5)))
