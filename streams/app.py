@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
 MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
+STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
 PART = 25  # records (or due stations) handled between two yields to the event loop
 
 
@@ -316,10 +317,22 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 await runtime.feed.start()
 
         async def on_stop(self) -> None:
-            if runtime.feed is not None:
-                await runtime.feed.stop()
-            await sink.close()
-            await runtime.current.close()
+            """Each step is bounded: a stop never hangs on one of them (the API server exits
+            with the worker anyway, and connections close with the process)."""
+            steps: list[tuple[str, Any]] = [
+                ("the API server", runtime.feed.stop() if runtime.feed is not None else None),
+                ("the database sink", sink.close()),
+                ("the station_current writer", runtime.current.close()),
+            ]
+            for name, step in steps:
+                if step is None:
+                    continue
+                try:
+                    await asyncio.wait_for(step, STOP_STEP_S)
+                except TimeoutError:
+                    logger.error(  # noqa: TRY400 - the overrun is the whole story
+                        "stopping: %s did not stop within %d s; going on", name, STOP_STEP_S
+                    )
 
     from streams.status import install_status_report
 
