@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -161,3 +163,23 @@ class Producer:
 
     async def flush(self) -> None:
         await self._producer.flush()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    kafka_url: str, database_url: str, tmp: Path
+) -> AsyncIterator[WorkerProcess]:
+    """A healthy test worker of its own (topics, group, state dir under ``tmp``), stopped at
+    the end: for a module's tests to share."""
+    env = worker_env(
+        kafka_url=kafka_url,
+        database_url=database_url,
+        token=uuid.uuid4().hex[:8],
+        data_dir=tmp / "data",
+    )
+    process = WorkerProcess(env, tmp / "worker.log").start()
+    try:
+        await process.wait_healthy()
+        yield process
+    finally:
+        process.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from stationwatch.broker import EmbeddedBroker
 from tests.factories import dumps, heartbeat, profile
-from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
+from tests.integration.harness import Producer, WorkerProcess, running_worker, wait_for, worker_env
 from tests.integration.pgproxy import CuttableProxy
 from tests.integration.test_worker import count_rows, read_topic
 
@@ -46,16 +45,8 @@ async def worker(
     broker: EmbeddedBroker, refusing_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[WorkerProcess]:
     tmp = tmp_path_factory.mktemp("poison")
-    token = uuid.uuid4().hex[:8]
-    env = worker_env(
-        kafka_url=broker.url, database_url=refusing_database, token=token, data_dir=tmp / "data"
-    )
-    process = WorkerProcess(env, tmp / "worker.log").start()
-    try:
-        await process.wait_healthy()
+    async with running_worker(broker.url, refusing_database, tmp) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def prefix(worker: WorkerProcess) -> str:

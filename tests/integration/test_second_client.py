@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers
 from tests.factories import dumps, heartbeat, occupancy, profile, status
-from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
+from tests.integration.harness import Producer, WorkerProcess, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -270,17 +270,9 @@ async def worker(
     broker: EmbeddedBroker, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[WorkerProcess]:
     """One worker for every client and codec; each sends the fleet under its own station ids."""
-    token = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("second-client")
-    env = worker_env(
-        kafka_url=broker.url, database_url=database_url, token=token, data_dir=tmp / "data"
-    )
-    process = WorkerProcess(env, tmp / "worker.log").start()
-    try:
-        await process.wait_healthy()
+    async with running_worker(broker.url, database_url, tmp) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from kafka import KafkaConsumer
 
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers
 from tests.factories import dumps, heartbeat, occupancy, profile, status
-from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
+from tests.integration.harness import Producer, WorkerProcess, running_worker, wait_for, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +40,9 @@ async def worker(
     broker: EmbeddedBroker, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[WorkerProcess]:
     """One worker shared by the tests of this module; each test uses its own stations."""
-    token = uuid.uuid4().hex[:8]
     tmp = tmp_path_factory.mktemp("worker")
-    env = worker_env(
-        kafka_url=broker.url, database_url=database_url, token=token, data_dir=tmp / "data"
-    )
-    process = WorkerProcess(env, tmp / "worker.log").start()
-    try:
-        await process.wait_healthy()
+    async with running_worker(broker.url, database_url, tmp) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
