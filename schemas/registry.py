@@ -117,9 +117,25 @@ class StationProfile(WireModel):
     contact_phone: Annotated[str, StringConstraints(max_length=32), STORABLE] | None = None
     lifecycle: Lifecycle = "active"
     updated_at: WireTime
+    # -- beyond the contract's fields (all optional) -------------------------------------
+    # who answers for the station on the ground
+    responsible_person: Annotated[str, StringConstraints(max_length=100), STORABLE] | None = None
+    responsible_phone: Annotated[str, StringConstraints(max_length=32), STORABLE] | None = None
+    # a temporary closure that ends by itself: `temporarily_closed` until then, `active` after
+    closed_until: WireTime | None = None
+    closure_reason: Annotated[str, StringConstraints(max_length=500), STORABLE] | None = None
+    # who made this change, and how (a command, an import file): kept in `station_history`
+    changed_by: ShortText | None = None
+    changed_via: Annotated[str, StringConstraints(max_length=300), STORABLE] | None = None
 
     @model_validator(mode="after")
     def _services_unique(self) -> StationProfile:
         if len(set(self.services)) != len(self.services):
             raise ValueError("services: listed more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _closure_is_temporary(self) -> StationProfile:
+        if self.closed_until is not None and self.lifecycle != "temporarily_closed":
+            raise ValueError("closed_until: only a temporarily_closed station has one")
         return self

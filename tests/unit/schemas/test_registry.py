@@ -399,3 +399,23 @@ def test_opening_hours_flag_rejected(changes: dict[str, Any], field: str) -> Non
 )
 def test_minutes(clock: str, expected: int) -> None:
     assert minutes(clock) == expected
+
+
+def test_a_temporary_closure_may_say_when_it_ends() -> None:
+    closed = parse(
+        lifecycle="temporarily_closed",
+        closed_until="2026-12-10T00:00:00+08:00",
+        closure_reason="水管维修",
+        responsible_person="王五",
+        responsible_phone="13800000000",
+        changed_by="王五",
+        changed_via="stationwatch stations close",
+    )
+    assert closed.closed_until == datetime(2026, 12, 9, 16, 0, tzinfo=UTC)
+    assert closed.responsible_person == "王五"
+
+
+@pytest.mark.parametrize("lifecycle", ["active", "decommissioned"])
+def test_only_a_temporary_closure_has_an_end(lifecycle: str) -> None:
+    with pytest.raises(ValidationError, match="closed_until"):
+        parse(lifecycle=lifecycle, closed_until="2026-12-10T00:00:00+08:00")

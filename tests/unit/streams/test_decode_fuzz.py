@@ -64,6 +64,11 @@ def column_types() -> dict[str, dict[str, tuple[str, bool]]]:
 COLUMNS = column_types()
 _TIME = {HEARTBEAT: "sent_at", OCCUPANCY: "observed_at", STATUS: "at", REGISTRY: "updated_at"}
 FLOAT4_MAX = 3.4028234663852886e38
+# registry fields kept only in the `profile` document of `stations`, not in columns of their own
+PROFILE_ONLY = {
+    "responsible_person", "responsible_phone", "closed_until", "closure_reason",
+    "changed_by", "changed_via",
+}  # fmt: skip
 
 
 def rows(message: BaseModel, received_at: datetime) -> tuple[str, dict[str, Any]]:
@@ -79,7 +84,7 @@ def rows(message: BaseModel, received_at: datetime) -> tuple[str, dict[str, Any]
         return "status_events", values | {"received_at": received_at}
     assert isinstance(message, StationProfile)
     as_json = message.model_dump(mode="json")
-    values = message.model_dump(exclude={"location", "opening_hours"}) | {
+    values = message.model_dump(exclude={"location", "opening_hours", *PROFILE_ONLY}) | {
         "lat": message.location.lat,
         "lon": message.location.lon,
         "opening_hours": as_json["opening_hours"],
