@@ -30,6 +30,11 @@ silence_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(silence_app, name="silence")
+stations_app = typer.Typer(
+    help="The station registry: spreadsheets in and out, closures, inspections, history.",
+    no_args_is_help=True,
+)
+app.add_typer(stations_app, name="stations")
 
 
 def _settings() -> Settings:
