@@ -325,6 +325,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             steps: list[tuple[str, Any]] = [
                 ("the API server", runtime.feed.stop() if runtime.feed is not None else None),
                 ("the database sink", sink.close()),
+                ("the report of the stop", report_stopped(runtime)),
                 ("the station_current writer", runtime.current.close()),
             ]
             for name, step in steps:
@@ -337,7 +338,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                         "stopping: %s did not stop within %d s; going on", name, STOP_STEP_S
                     )
 
-    from streams.status import install_status_report
+    from streams.status import install_status_report, report_stopped
 
     install_status_report(runtime)
     from streams.holidays import install_holiday_reload

@@ -3,9 +3,11 @@ its metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # how often a worker reports to pipeline_workers (pipeline_status calls a worker gone after 15 s)
 REPORT_EVERY_S = 5.0
+STOPPED_REPORT_S = 2.0
 
 
 async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -88,6 +91,16 @@ def worker_report(runtime: Runtime, now: datetime) -> WorkerReport:
         partitions=int(body.get("partitions", 0)),
         lag=int(body.get("lag", 0)),
     )
+
+
+async def report_stopped(runtime: Runtime) -> None:
+    """A worker stopping cleanly says so at once (``pipeline_status`` need not wait for its
+    report to age); quietly gives up when the database cannot be reached within a moment."""
+    report = replace(worker_report(runtime, utcnow()), healthy=False, problems=("stopped",))
+    try:
+        await asyncio.wait_for(runtime.current.report(report), STOPPED_REPORT_S)
+    except (StationwatchError, TimeoutError) as exc:
+        logger.debug("pipeline_workers not told of the stop: %s", exc)
 
 
 def install_status_report(runtime: Runtime) -> None:

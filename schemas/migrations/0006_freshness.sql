@@ -8,7 +8,8 @@
 -- (since `fresh_until`), so a stopped pipeline never shows a green district.
 --
 -- Each worker reports itself to `pipeline_workers` every few seconds (healthy = consuming,
--- caught up, writing); `pipeline_status` says in one row how old the picture is. Without a
+-- caught up, writing; a worker stopping cleanly reports `stopped`); `pipeline_status` says in
+-- one row how old the picture is. Without a
 -- report for 15 s, `station_current.scheduled_open` (decided by the worker) is NULL too.
 
 ALTER TABLE stationwatch.station_current RENAME TO station_current_reported;
@@ -30,7 +31,9 @@ CREATE TABLE stationwatch.pipeline_workers (
 
 CREATE VIEW stationwatch.pipeline_status AS
 WITH recent AS (
-    SELECT w.*, w.seen_at > now() - INTERVAL '15 seconds' AS reporting
+    SELECT w.*,
+           w.seen_at > now() - INTERVAL '15 seconds' AND NOT 'stopped' = ANY(w.problems)
+               AS reporting
     FROM stationwatch.pipeline_workers AS w
 )
 SELECT max(seen_at) AS last_report_at,
@@ -48,6 +51,7 @@ CREATE VIEW stationwatch.station_current AS
 WITH pipeline AS (
     SELECT coalesce(max(seen_at) > now() - INTERVAL '15 seconds', false) AS reporting
     FROM stationwatch.pipeline_workers
+    WHERE NOT 'stopped' = ANY(problems)
 )
 SELECT c.station_id, c.name, c.category, c.street, c.district, c.lat, c.lon, c.services,
        c.lifecycle,

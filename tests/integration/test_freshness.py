@@ -129,3 +129,30 @@ async def test_a_stopped_worker_leaves_no_station_online_in_the_database(
             assert unknown_hours == [(0,)]
     finally:
         worker.stop()
+
+
+async def test_a_worker_stopping_cleanly_says_so_at_once(
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+) -> None:
+    env = liveness_env(broker, database_url, unique, tmp_path / "data")
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        await worker.wait_healthy()
+
+        async def reported(state: str) -> bool:
+            return bool(pipeline(database_url)["state"] == state)
+
+        await wait_for(lambda: reported("live"), timeout_s=15, what="pipeline_status live")
+        assert worker.stop() == 0
+        # no waiting for its last report to age: down as soon as the worker is gone
+        assert pipeline(database_url)["state"] == "down"
+        stopped = rows(
+            database_url,
+            "SELECT healthy, worker_id FROM stationwatch.pipeline_workers"
+            " WHERE 'stopped' = ANY(problems)",
+        )
+        assert [(healthy, url.rsplit(":", 1)[1]) for healthy, url in stopped] == [
+            (False, str(worker.port))
+        ]
+    finally:
+        worker.stop()
