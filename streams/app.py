@@ -18,7 +18,7 @@ import socket
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
@@ -33,6 +33,7 @@ from stationwatch.errors import DatabaseUnavailableError, WorkerStoppingError
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.feed import ApiFeed, Snapshot
+from streams.freshness import fresh_until
 from streams.ingest import (
     IngestConfig,
     Misplaced,
@@ -46,8 +47,9 @@ from streams.ingest import (
     utcnow,
 )
 from streams.liveness import Clock, LivenessConfig
+from streams.state import StationState
 from streams.tracker import DueIndex, Watermarks, partition_for
-from streams.views import stored_view
+from streams.views import live_state
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class Runtime:
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
+    started_at: datetime = field(default_factory=utcnow)
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -322,6 +325,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             steps: list[tuple[str, Any]] = [
                 ("the API server", runtime.feed.stop() if runtime.feed is not None else None),
                 ("the database sink", sink.close()),
+                ("the report of the stop", report_stopped(runtime)),
                 ("the station_current writer", runtime.current.close()),
             ]
             for name, step in steps:
@@ -334,7 +338,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                         "stopping: %s did not stop within %d s; going on", name, STOP_STEP_S
                     )
 
-    from streams.status import install_status_report
+    from streams.status import install_status_report, report_stopped
 
     install_status_report(runtime)
     from streams.holidays import install_holiday_reload
@@ -567,12 +571,14 @@ def index_owned_stations(runtime: Runtime) -> None:
 
 def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...]]:
     now = utcnow()
-    zone = runtime.config.liveness.zone
+    config = runtime.config.liveness
     rows = []
     for station_id in station_ids:
         value = runtime.table.get(station_id)
         if value:
-            rows.append(station_current_row(stored_view(value, zone, now), now))
+            state = StationState.from_json(value)
+            view = live_state(state, config.zone, now)
+            rows.append(station_current_row(view, now, fresh_until(state, config)))
     return rows
 
 

@@ -3,15 +3,30 @@ its metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from prometheus_client import generate_latest
 
 from schemas.topics import INPUT_TOPICS
+from stationwatch.db.sink import WorkerReport
+from stationwatch.errors import StationwatchError
 from streams.holidays import holiday_health
+from streams.ingest import utcnow
 
 if TYPE_CHECKING:
     from streams.app import Runtime
+
+logger = logging.getLogger(__name__)
+# how often a worker reports to pipeline_workers (pipeline_status calls a worker gone after 15 s)
+REPORT_EVERY_S = 5.0
+STOPPED_REPORT_S = 2.0
 
 
 async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -61,14 +76,51 @@ def routes(runtime: Runtime) -> dict[str, list[int]]:
     }
 
 
+def worker_report(runtime: Runtime, now: datetime) -> WorkerReport:
+    """This worker's row in ``pipeline_workers``, from its last health report."""
+    healthy, body = runtime.health
+    url = str(runtime.app.conf.canonical_url)
+    return WorkerReport(
+        worker_id=url,
+        host=urlsplit(url).hostname or "",
+        pid=os.getpid(),
+        started_at=runtime.started_at,
+        seen_at=now,
+        healthy=healthy,
+        problems=tuple(str(p) for p in body.get("problems", ())),
+        partitions=int(body.get("partitions", 0)),
+        lag=int(body.get("lag", 0)),
+    )
+
+
+async def report_stopped(runtime: Runtime) -> None:
+    """A worker stopping cleanly says so at once (``pipeline_status`` need not wait for its
+    report to age); quietly gives up when the database cannot be reached within a moment."""
+    report = replace(worker_report(runtime, utcnow()), healthy=False, problems=("stopped",))
+    try:
+        await asyncio.wait_for(runtime.current.report(report), STOPPED_REPORT_S)
+    except (StationwatchError, TimeoutError) as exc:
+        logger.debug("pipeline_workers not told of the stop: %s", exc)
+
+
 def install_status_report(runtime: Runtime) -> None:
     app = runtime.app
+    reported = 0.0
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def report_status() -> None:
         """Health, the lag and station gauges, who owns which partition and the metrics,
-        computed on the worker's event loop and reported to the API server."""
+        computed on the worker's event loop and reported to the API server; every
+        ``REPORT_EVERY_S`` the health goes to ``pipeline_workers`` too (how old the
+        database's picture is)."""
+        nonlocal reported
         runtime.health = await health_report(runtime)
+        if time.monotonic() - reported >= REPORT_EVERY_S:
+            reported = time.monotonic()
+            try:
+                await runtime.current.report(worker_report(runtime, utcnow()))
+            except StationwatchError as exc:
+                logger.debug("pipeline_workers not updated: %s", exc)
         counts = runtime.due.counts()
         for liveness in ("online", "stale", "offline", "unknown", "not_monitored"):
             runtime.metrics.stations.labels(liveness).set(counts.get(liveness, 0))

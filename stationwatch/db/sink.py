@@ -441,10 +441,11 @@ CURRENT_COLUMNS = (
     "capacity",
     "occupancy_at",
     "updated_at",
+    "fresh_until",
 )
 
 _UPSERT_CURRENT = f"""
-INSERT INTO stationwatch.station_current ({", ".join(CURRENT_COLUMNS)})
+INSERT INTO stationwatch.station_current_reported ({", ".join(CURRENT_COLUMNS)})
 SELECT {", ".join(CURRENT_COLUMNS)} FROM _stage_station_current
 ON CONFLICT (station_id) DO UPDATE SET
 {", ".join(f"{c} = EXCLUDED.{c}" for c in CURRENT_COLUMNS[1:])}
@@ -455,8 +456,11 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def station_current_row(view: dict[str, Any], now: datetime) -> tuple[Any, ...]:
-    """A ``station_current`` row from a station's public live state."""
+def station_current_row(
+    view: dict[str, Any], now: datetime, fresh_until: datetime | None = None
+) -> tuple[Any, ...]:
+    """A ``station_current`` row from a station's public live state; ``fresh_until``: when its
+    liveness stops being true unless the worker writes the row again (None: it stays true)."""
     location = view.get("location") or {}
     return (
         view["station_id"],
@@ -478,15 +482,44 @@ def station_current_row(view: dict[str, Any], now: datetime) -> tuple[Any, ...]:
         view.get("capacity"),
         _time(view.get("occupancy_at")),
         now,
+        fresh_until,
     )
 
 
+@dataclass(frozen=True)
+class WorkerReport:
+    """One worker's report to ``pipeline_workers``: is the picture it writes live?"""
+
+    worker_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+    healthy: bool
+    problems: tuple[str, ...] = ()
+    partitions: int = 0
+    lag: int = 0
+
+
+_UPSERT_WORKER = """
+INSERT INTO stationwatch.pipeline_workers
+    (worker_id, host, pid, started_at, seen_at, healthy, problems, partitions, lag)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (worker_id) DO UPDATE SET
+    host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
+    seen_at = EXCLUDED.seen_at, healthy = EXCLUDED.healthy, problems = EXCLUDED.problems,
+    partitions = EXCLUDED.partitions, lag = EXCLUDED.lag
+"""
+
+
 class CurrentWriter:
-    """Keeps ``station_current`` (the live state for Grafana) on a connection of its own."""
+    """Keeps ``station_current`` (the live state for Grafana) and the worker's report in
+    ``pipeline_workers`` on a connection of its own."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()  # one operation at a time on the connection
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -510,15 +543,43 @@ class CurrentWriter:
             return refused
         return []
 
-    async def _write_once(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
-        try:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=30)
-                await self._conn.execute(
-                    "CREATE TEMP TABLE IF NOT EXISTS _stage_station_current "
-                    "(LIKE stationwatch.station_current) ON COMMIT DELETE ROWS"
+    async def report(self, report: WorkerReport) -> None:
+        """Upsert this worker's row in ``pipeline_workers``; raises
+        :class:`DatabaseUnavailableError` when it cannot."""
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                await conn.execute(
+                    _UPSERT_WORKER,
+                    report.worker_id,
+                    report.host,
+                    report.pid,
+                    report.started_at,
+                    report.seen_at,
+                    report.healthy,
+                    list(report.problems),
+                    report.partitions,
+                    report.lag,
                 )
-            conn = self._conn
+            except _DRIVER_ERRORS as exc:
+                raise await self._failed(exc) from exc
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=30)
+            await self._conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS _stage_station_current "
+                "(LIKE stationwatch.station_current_reported) ON COMMIT DELETE ROWS"
+            )
+        return self._conn
+
+    async def _write_once(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+        async with self._lock:
+            await self._write_locked(rows, deletes)
+
+    async def _write_locked(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+        try:
+            conn = await self._connection()
             async with conn.transaction():
                 if rows:
                     await conn.copy_records_to_table(
@@ -527,11 +588,16 @@ class CurrentWriter:
                     await conn.execute(_UPSERT_CURRENT)
                 if deletes:
                     await conn.execute(
-                        "DELETE FROM stationwatch.station_current WHERE station_id = ANY($1)",
+                        "DELETE FROM stationwatch.station_current_reported"
+                        " WHERE station_id = ANY($1)",
                         deletes,
                     )
         except _DRIVER_ERRORS as exc:
-            error = classify(exc)
-            if not isinstance(exc, asyncpg.PostgresError) or error.retriable:
-                await self.close()
-            raise error from exc
+            raise await self._failed(exc) from exc
+
+    async def _failed(self, exc: BaseException) -> StationwatchError:
+        """The error to raise for a driver error; a connection that may be broken is closed."""
+        error = classify(exc)
+        if not isinstance(exc, asyncpg.PostgresError) or error.retriable:
+            await self.close()
+        return error

@@ -43,7 +43,7 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
         "station_id", "name", "category", "street", "district", "lat", "lon", "services",
         "lifecycle", "liveness", "liveness_since", "last_heartbeat_at", "open_state",
         "open_state_since", "scheduled_open", "occupants", "capacity", "occupancy_at",
-        "updated_at",
+        "updated_at", "reported_liveness", "fresh_until",
     },
     "occupancy_5m": {"bucket", "station_id", "avg_occupants", "max_occupants", "capacity"},
     "heartbeats_1h": {"bucket", "station_id", "heartbeats", "expected"},

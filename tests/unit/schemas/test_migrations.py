@@ -29,11 +29,16 @@ EXTENSIONS = {
     "silences",
     "suppressed_alerts",
     "deliveries",
+    # what the worker last wrote (station_current reads it against now()), and who writes
+    "station_current_reported",
+    "pipeline_workers",
+    "pipeline_status",
 }
 CREATES = re.compile(
     r"\bCREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?stationwatch\.(\w+)",
     re.IGNORECASE,
 )
+RENAMES = re.compile(r"\bALTER\s+TABLE\s+stationwatch\.(\w+)\s+RENAME\s+TO\s+(\w+)", re.IGNORECASE)
 
 
 def _without_comments(text: str) -> str:
@@ -50,7 +55,11 @@ def _statements(text: str) -> list[str]:
 def _relations(migrations: list[Migration], flavor: Flavor) -> set[str]:
     found: set[str] = set()
     for step in migrations:
-        found.update(name.lower() for name in CREATES.findall(step.sql[flavor]))
+        sql = _without_comments(step.sql[flavor])
+        for old, new in RENAMES.findall(sql):
+            found.discard(old.lower())
+            found.add(new.lower())
+        found.update(name.lower() for name in CREATES.findall(sql))
     return found
 
 
