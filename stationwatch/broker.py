@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -36,6 +36,61 @@ def bootstrap_servers(kafka_url: str) -> str:
     if not hosts:
         raise ValueError(f"no broker address in {kafka_url!r}")
     return ",".join(hosts)
+
+
+BROKER_HINT = (
+    "start it, point STATIONWATCH_KAFKA at a running broker, "
+    "or run `stationwatch dev` for an embedded one"
+)
+PROBE_TIMEOUT_S = 3.0
+
+
+async def _reach(host: str, port: int, timeout_s: float) -> str | None:
+    """None when ``host:port`` accepts a TCP connection, else why not."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except TimeoutError:
+        return f"no answer within {timeout_s:.0f} s"
+    except ConnectionRefusedError:
+        return "connection refused"
+    except socket.gaierror:
+        return "unknown host"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return None
+
+
+async def probe_broker(kafka_url: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Fail at once, in one line, when no bootstrap address of ``kafka_url`` accepts a
+    connection (instead of the client's retries, an error line each, for half a minute)."""
+    addresses = bootstrap_servers(kafka_url).split(",")
+    reasons = await asyncio.gather(
+        *(_reach(*_host_port(address), timeout_s) for address in addresses)
+    )
+    if all(reasons):
+        why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, reasons, strict=True))
+        raise BrokerUnavailableError(f"cannot reach the Kafka broker ({why}): {BROKER_HINT}")
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+@contextlib.contextmanager
+def quiet_client_logs() -> Iterator[None]:
+    """aiokafka logs an ERROR for every failed connection attempt while it bootstraps; the
+    caller reports the outcome in one line instead."""
+    client = logging.getLogger("aiokafka")
+    level = client.level
+    client.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -76,18 +131,27 @@ async def ensure_topics(
     """
     wanted = list(dict.fromkeys(topics))
     compact = set(compacted)
+    await probe_broker(kafka_url)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_servers(kafka_url), request_timeout_ms=10_000
     )
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            await admin.start()
-            break
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise BrokerUnavailableError(f"broker {kafka_url} unreachable: {exc}") from exc
-            await asyncio.sleep(0.5)
+    waiting = False
+    with quiet_client_logs():
+        while True:
+            try:
+                await admin.start()
+                break
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise BrokerUnavailableError(
+                        f"the Kafka broker at {kafka_url} accepts connections but does not "
+                        f"answer as a broker within {timeout_s:.0f} s ({exc}): {BROKER_HINT}"
+                    ) from exc
+                if not waiting:
+                    logger.warning("waiting for the Kafka broker at %s to answer", kafka_url)
+                    waiting = True
+                await asyncio.sleep(0.5)
     try:
         cluster = await admin.describe_cluster()
         brokers = len(cluster.get("brokers") or ()) or 1

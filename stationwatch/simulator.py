@@ -25,7 +25,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from schemas import topics
-from stationwatch.broker import bootstrap_servers, ensure_topics
+from stationwatch.broker import (
+    BROKER_HINT,
+    bootstrap_servers,
+    ensure_topics,
+    quiet_client_logs,
+)
 from stationwatch.errors import BrokerUnavailableError
 from stationwatch.fleet import build_fleet
 from stationwatch.settings import Settings
@@ -199,10 +204,13 @@ async def _start_producer(settings: Settings) -> AIOKafkaProducer:
         acks=1,
     )
     try:
-        await producer.start()
+        with quiet_client_logs():
+            await producer.start()
     except KafkaError as exc:
         await producer.stop()
-        raise BrokerUnavailableError(f"broker {settings.kafka} unreachable: {exc}") from exc
+        raise BrokerUnavailableError(
+            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
+        ) from exc
     return producer
 
 
