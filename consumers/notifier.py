@@ -484,6 +484,10 @@ def run_notifier(
     """Run one notifier until SIGTERM or SIGINT."""
     import signal
 
+    from stationwatch.db.migrate import require_schema
+
+    require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         description="largest producer batch; 1 sends one record per batch (the embedded "
         "broker reports end offsets correctly only for single-record batches)",
     )
+    db_flavor: Literal["auto", "timescale", "postgres"] = Field(
+        "auto",
+        description="schema flavor of a new database: TimescaleDB when the server has it ready "
+        "(auto), or insist on one; an existing schema keeps its flavor",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify_config: Path | None = Field(None, description="notifier routing YAML")
     notifier_port: int = Field(

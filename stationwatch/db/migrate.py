@@ -3,8 +3,9 @@
 Migrations are SQL files shipped in ``schemas/migrations`` (package data). A file is named
 ``NNNN_name.sql`` when both flavors share it, or ``NNNN_name.postgres.sql`` plus
 ``NNNN_name.timescale.sql`` when TimescaleDB and plain PostgreSQL differ. The flavor is chosen
-once, on the first run, by trying ``CREATE EXTENSION timescaledb``, and recorded with every
-applied version in ``stationwatch.schema_migrations``; later runs keep it.
+once, on the first run (TimescaleDB when the server has it installed and preloaded, unless
+``STATIONWATCH_DB_FLAVOR`` says otherwise; installed but not preloaded stops with the fix), and
+recorded with every applied version in ``stationwatch.schema_migrations``; later runs keep it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from stationwatch.errors import MigrationError
+from stationwatch.errors import DatabaseUnavailableError, MigrationError
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ Connection = psycopg.Connection[TupleRow]
 
 Flavor = Literal["timescale", "postgres"]
 FLAVORS: tuple[Flavor, ...] = ("postgres", "timescale")
+FlavorChoice = Literal["auto", "timescale", "postgres"]
 
 MIGRATIONS_PACKAGE = "schemas"
 MIGRATIONS_DIR = "migrations"
@@ -124,8 +126,9 @@ def _migration(version: int, variants: dict[str | None, tuple[str, str]]) -> Mig
     return Migration(version, names.pop(), by_flavor)
 
 
-def migrate(dsn: str) -> MigrationResult:
-    """Create the database if missing and bring schema `stationwatch` up to the newest version."""
+def migrate(dsn: str, flavor: FlavorChoice = "auto") -> MigrationResult:
+    """Create the database if missing and bring schema `stationwatch` up to the newest version;
+    a new schema gets ``flavor`` (``auto``: TimescaleDB when the server has it ready)."""
     migrations = load_migrations()
     params = conninfo_to_dict(dsn)
     database = str(params.get("dbname") or "")
@@ -135,17 +138,49 @@ def migrate(dsn: str) -> MigrationResult:
             conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
             with conn.transaction():
                 conn.execute(BOOTSTRAP)
-            flavor = _stored_flavor(conn) or _choose_flavor(conn)
+            chosen = _stored_flavor(conn) or _choose_flavor(conn, flavor, _where(params))
             done = {
                 row[0] for row in conn.execute("SELECT version FROM stationwatch.schema_migrations")
             }
             applied = [
-                _apply(conn, step, flavor) for step in migrations if step.version not in done
+                _apply(conn, step, chosen) for step in migrations if step.version not in done
             ]
         except psycopg.Error as exc:
             raise MigrationError(f"migration failed on {_where(params)}: {_reason(exc)}") from exc
     version = migrations[-1].version if migrations else 0
-    return MigrationResult(flavor, applied, created, database, version)
+    return MigrationResult(chosen, applied, created, database, version)
+
+
+DATABASE_HINT = "start it, or point STATIONWATCH_DATABASE_URL at a running PostgreSQL"
+
+
+def require_schema(dsn: str) -> int:
+    """Check at start that PostgreSQL answers and holds the newest schema; one clear
+    :class:`DatabaseUnavailableError` or :class:`MigrationError` otherwise. Returns the version."""
+    params = conninfo_to_dict(dsn)
+    newest = load_migrations()[-1].version
+    try:
+        with _connect(dsn, params) as conn:
+            found = conn.execute(
+                "SELECT to_regclass('stationwatch.schema_migrations') IS NOT NULL"
+            ).fetchone()
+            row = (
+                conn.execute("SELECT max(version) FROM stationwatch.schema_migrations").fetchone()
+                if found and found[0]
+                else None
+            )
+    except psycopg.Error as exc:
+        raise DatabaseUnavailableError(
+            f"cannot reach PostgreSQL at {_where(params)} ({_reason(exc)}): {DATABASE_HINT}"
+        ) from exc
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version < newest:
+        state = "has no stationwatch schema" if version == 0 else f"is at schema version {version}"
+        raise MigrationError(
+            f"the database at {_where(params)} {state}, this stationwatch needs version "
+            f"{newest}: run `stationwatch migrate` first"
+        )
+    return version
 
 
 def _apply(conn: Connection, step: Migration, flavor: Flavor) -> str:
@@ -175,17 +210,64 @@ def _stored_flavor(conn: Connection) -> Flavor | None:
     return cast(Flavor, row[0])
 
 
-def _choose_flavor(conn: Connection) -> Flavor:
-    """TimescaleDB when the extension can be created here, plain PostgreSQL otherwise."""
-    with conn.transaction():
-        try:
-            with conn.transaction():  # a savepoint: its failure leaves the outer one usable
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg.Error as exc:
-            logger.warning("TimescaleDB unavailable (%s); using plain PostgreSQL", _reason(exc))
-            return "postgres"
-    logger.info("TimescaleDB extension present; using hypertables and continuous aggregates")
-    return "timescale"
+@dataclass(frozen=True)
+class TimescaleState:
+    """What a server offers of TimescaleDB."""
+
+    available: bool  # the extension's files are installed (pg_available_extensions)
+    preloaded: bool  # its library is in shared_preload_libraries (CREATE EXTENSION needs it)
+
+    def usable(self) -> bool:
+        return self.available and self.preloaded
+
+
+PRELOAD_FIX = (
+    "add timescaledb to shared_preload_libraries in postgresql.conf (`timescaledb-tune` does "
+    "it) and restart PostgreSQL"
+)
+
+
+def timescale_state(conn: Connection) -> TimescaleState:
+    """Read without trying ``CREATE EXTENSION``: on a server that has TimescaleDB installed but
+    not preloaded, that attempt is a FATAL error that closes the connection."""
+    available = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    libraries = str(row[0]) if row else ""
+    preloaded = "timescaledb" in {part.strip().strip('"') for part in libraries.split(",")}
+    return TimescaleState(available=available is not None, preloaded=preloaded)
+
+
+def decide_flavor(wanted: FlavorChoice, state: TimescaleState, where: str) -> Flavor:
+    """The flavor for a new schema: ``wanted``, or (``auto``) TimescaleDB when usable. A server
+    with TimescaleDB installed but not preloaded is a mistake to fix, not to work around
+    silently: the flavor is chosen once and kept."""
+    if wanted == "postgres":
+        return "postgres"
+    if state.usable():
+        return "timescale"
+    if state.available:
+        raise MigrationError(
+            f"TimescaleDB is installed on {where} but not preloaded: {PRELOAD_FIX}; or set "
+            "STATIONWATCH_DB_FLAVOR=postgres to use plain PostgreSQL without it"
+        )
+    if wanted == "timescale":
+        raise MigrationError(
+            f"STATIONWATCH_DB_FLAVOR=timescale, but TimescaleDB is not installed on {where}"
+        )
+    return "postgres"
+
+
+def _choose_flavor(conn: Connection, wanted: FlavorChoice, where: str) -> Flavor:
+    flavor = decide_flavor(wanted, timescale_state(conn), where)
+    if flavor == "timescale":
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        logger.info("TimescaleDB present; using hypertables and continuous aggregates")
+    else:
+        logger.info("using plain PostgreSQL (TimescaleDB not installed or not wanted)")
+    return flavor
 
 
 def _connect_creating(
