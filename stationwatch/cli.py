@@ -70,7 +70,7 @@ def migrate() -> None:
     settings = _settings()
     _logging(settings)
     try:
-        result = run_migrations(settings.dsn)
+        result = run_migrations(settings.dsn, settings.db_flavor)
     except StationwatchError as exc:
         raise _fail(exc) from None
     typer.echo(result.describe())
@@ -309,7 +309,23 @@ def schemas_export(
 
 
 def main() -> None:
-    app()
+    """Every failure ends in one line on stderr and a non-zero exit code; the traceback of an
+    unexpected one only with STATIONWATCH_LOG_LEVEL=DEBUG."""
+    try:
+        app()
+    except OSError as exc:  # a path that cannot be read or written, a port that is taken, …
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {exc} "
+            "(STATIONWATCH_LOG_LEVEL=DEBUG shows where)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
