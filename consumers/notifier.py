@@ -50,6 +50,7 @@ from schemas.alerts import Alert
 from schemas.topics import ALERTS
 from stationwatch.broker import bootstrap_servers, ensure_topics
 from stationwatch.errors import DatabaseUnavailableError, RowRefusedError
+from stationwatch.kafka_auth import client_auth
 from stationwatch.metrics import NotifierMetrics
 from stationwatch.settings import Settings
 from streams.tracker import partition_for
@@ -121,11 +122,16 @@ class Notifier:
             [self.alerts_topic, self.groups_topic],
             settings.partitions,
             replication_factor=settings.replication_factor,
+            auth=client_auth(settings),
         )
         servers = bootstrap_servers(settings.kafka)
-        self._producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5)
+        auth = client_auth(settings)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=servers, acks="all", linger_ms=5, **auth
+        )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=servers,
+            **auth,
             group_id=f"{settings.app_id}-notifier",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -10,10 +10,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -122,6 +122,7 @@ async def ensure_topics(
     compacted: Iterable[str] = (),
     replication_factor: int | None = None,
     timeout_s: float = 30.0,
+    auth: Mapping[str, Any] | None = None,
 ) -> TopicSetup:
     """Create the topics that are missing, with ``replication_factor`` copies (``None``: what
     the cluster allows, see :func:`replication_for`).
@@ -133,7 +134,7 @@ async def ensure_topics(
     compact = set(compacted)
     await probe_broker(kafka_url)
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(kafka_url), request_timeout_ms=10_000
+        bootstrap_servers=bootstrap_servers(kafka_url), request_timeout_ms=10_000, **(auth or {})
     )
     deadline = time.monotonic() + timeout_s
     waiting = False
@@ -218,6 +219,8 @@ class EmbeddedBroker:
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     workdir: Path | None = None
+    # the port clients are told to connect to (a proxy in front, e.g. terminating TLS)
+    advertised_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -232,8 +235,9 @@ class EmbeddedBroker:
         # Tansu reads a .env from its working directory: give it an empty one of its own.
         self.workdir = Path(tempfile.mkdtemp(prefix="stationwatch-broker-"))
         listener = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         with (self.workdir / "broker.log").open("wb") as log:
-            self.process = self._spawn(str(binary), listener, log)
+            self.process = self._spawn(str(binary), listener, advertised, log)
         deadline = time.monotonic() + timeout_s
         while not port_open(self.host, self.port):
             if self.process.poll() is not None:
@@ -248,7 +252,9 @@ class EmbeddedBroker:
         logger.info("embedded broker listening on %s", self.url)
         return self
 
-    def _spawn(self, binary: str, listener: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, binary: str, listener: str, advertised: str, log: IO[bytes]
+    ) -> subprocess.Popen[bytes]:
         return subprocess.Popen(  # noqa: S603 - our own bundled binary, fixed arguments
             [
                 binary,
@@ -256,7 +262,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

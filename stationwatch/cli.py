@@ -43,6 +43,8 @@ def _settings() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"STATIONWATCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         )
         typer.echo(f"error: invalid configuration: {problems}", err=True)

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stationwatch.errors import ConfigurationError
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/stationwatch"
+
+
+def read_secret(path: Path) -> str:
+    """A secret kept in a file (a Docker or Kubernetes secret): its text without the final
+    newline."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the secret file {path}: {exc.strerror}") from exc
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with its password replaced by ``password`` (quoted for a URL)."""
+    parts = urlsplit(url)
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Settings(BaseSettings):
@@ -25,6 +48,31 @@ class Settings(BaseSettings):
         None, description="host name other workers reach this one by (default: bind or hostname)"
     )
     partitions: int = Field(8, ge=1, le=1024, description="partitions of every topic created")
+    # -- Kafka security (worker, notifier, simulator, topic creation) --------------------------
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism (SASL_PLAINTEXT, SASL_SSL)"
+    )
+    kafka_username: str | None = Field(None, description="SASL user name")
+    kafka_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_password_file: Path | None = Field(
+        None, description="file holding the SASL password (instead of KAFKA_PASSWORD)"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificates to trust (PEM; default: the system's)"
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM), mTLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client certificate's key (PEM)")
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="check the broker's certificate names its host"
+    )
+    database_password_file: Path | None = Field(
+        None,
+        description="file holding the database password, put into DATABASE_URL (keeps it out "
+        "of the environment)",
+    )
     stale_after: float = Field(3.0, gt=0, description="heartbeat intervals before stale")
     offline_after: float = Field(10.0, gt=0, description="heartbeat intervals before offline")
     timezone: str = Field("Asia/Shanghai", description="zone of opening hours and holidays")
@@ -161,6 +209,23 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if not self.kafka_username:
+                raise ValueError(
+                    f"STATIONWATCH_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "STATIONWATCH_KAFKA_USERNAME"
+                )
+            if self.kafka_password is None and self.kafka_password_file is None:
+                raise ValueError(
+                    f"STATIONWATCH_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                    "STATIONWATCH_KAFKA_PASSWORD or STATIONWATCH_KAFKA_PASSWORD_FILE"
+                )
+        if (self.kafka_ssl_keyfile is None) != (self.kafka_ssl_certfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
+        return self
+
+    @model_validator(mode="after")
     def _thresholds_ordered(self) -> Settings:
         if self.offline_after <= self.stale_after:
             raise ValueError("STATIONWATCH_OFFLINE_AFTER must be greater than STALE_AFTER")
@@ -168,8 +233,18 @@ class Settings(BaseSettings):
 
     @property
     def dsn(self) -> str:
-        """The database URL as a plain string, for drivers."""
-        return self.database_url.get_secret_value()
+        """The database URL as a plain string, for drivers (with the password from
+        ``DATABASE_PASSWORD_FILE`` when one is given)."""
+        url = self.database_url.get_secret_value()
+        if self.database_password_file is None:
+            return url
+        return with_password(url, read_secret(self.database_password_file))
+
+    def kafka_secret(self) -> str | None:
+        """The SASL password, from ``KAFKA_PASSWORD`` or ``KAFKA_PASSWORD_FILE``."""
+        if self.kafka_password_file is not None:
+            return read_secret(self.kafka_password_file)
+        return self.kafka_password.get_secret_value() if self.kafka_password else None
 
     def topic(self, name: str) -> str:
         """The broker-side name of one of the contract's topics."""

@@ -33,6 +33,7 @@ from stationwatch.broker import (
 )
 from stationwatch.errors import BrokerUnavailableError
 from stationwatch.fleet import build_fleet
+from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings
 from stationwatch.telemetry_sim import (
     LONG_CLOSURE_SHARE,
@@ -202,6 +203,7 @@ async def _start_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=20,
         max_batch_size=512 * 1024,
         acks=1,
+        **client_auth(settings),
     )
     try:
         with quiet_client_logs():
@@ -254,6 +256,7 @@ async def run_simulator(
         settings.partitions,
         compacted=[settings.topic(topics.REGISTRY)],
         replication_factor=settings.replication_factor,
+        auth=client_auth(settings),
     )
     producer = await _start_producer(settings)
     deadline = None if duration is None else time.monotonic() + duration

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
 from stationwatch.errors import DatabaseUnavailableError, WorkerStoppingError
+from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.feed import ApiFeed, Snapshot
@@ -139,6 +140,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     app = faust.App(
         settings.app_id,
         broker=settings.kafka,
+        broker_credentials=broker_credentials(settings),
         store=settings.store,
         datadir=str(settings.data_dir) if settings.data_dir else None,
         topic_partitions=settings.partitions,

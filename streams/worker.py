@@ -10,6 +10,7 @@ import faust
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
 from stationwatch.db.migrate import require_schema
+from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings
 from streams.app import create_app, ticks_topic_name
 
@@ -30,6 +31,7 @@ def run_worker(settings: Settings) -> None:
             settings.partitions,
             compacted=[settings.topic(REGISTRY)],
             replication_factor=settings.replication_factor,
+            auth=client_auth(settings),
         )
     )
     # the tables' changelogs get the same number of copies as the topics

@@ -1,23 +1,30 @@
-"""A TCP proxy in front of PostgreSQL that a test can cut and restore: a real outage, as the
-worker sees it (connections dropped, new ones refused)."""
+"""A TCP proxy a test can cut and restore: a real outage, as the worker sees it (connections
+dropped, new ones refused). In front of PostgreSQL, or — terminating TLS with ``ssl`` — in front
+of the embedded broker, which speaks plaintext only."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as tls
 
 from stationwatch.broker import free_port
 
 
 class CuttableProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, *, ssl: tls.SSLContext | None = None
+    ) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
+        self.ssl = ssl
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port, ssl=self.ssl
+        )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

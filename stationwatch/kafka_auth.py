@@ -1,0 +1,57 @@
+"""How every Kafka client of stationwatch authenticates: one description (Faust's
+credentials) built from the settings, given to the worker's Faust app and turned into the same
+keyword arguments for the notifier's, the simulator's and the topic creator's aiokafka clients."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types.auth import CredentialsT
+
+from stationwatch.errors import ConfigurationError
+from stationwatch.settings import Settings
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verify the brokers against ``KAFKA_SSL_CAFILE`` (or the system's CAs); present a client
+    certificate when one is configured."""
+    cafile = settings.kafka_ssl_cafile
+    try:
+        context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        if settings.kafka_ssl_certfile is not None:
+            keyfile = settings.kafka_ssl_keyfile
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile), str(keyfile) if keyfile else None
+            )
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"Kafka TLS files: {exc}") from exc
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    return context
+
+
+def broker_credentials(settings: Settings) -> CredentialsT | None:
+    """Faust's credentials for ``settings`` (None: plaintext, no authentication)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=settings.kafka_username,
+        password=settings.kafka_secret(),
+        ssl_context=context,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
+
+
+def client_auth(settings: Settings) -> Mapping[str, Any]:
+    """Keyword arguments for an aiokafka producer, consumer or admin client."""
+    credentials = broker_credentials(settings)
+    if credentials is None:
+        return {}
+    return dict(credentials_to_aiokafka_auth(credentials))
