@@ -357,7 +357,7 @@ async def test_openapi_document_is_valid_and_lists_every_endpoint(
     validate(document)
     assert set(document["paths"]) == {
         "/stations/{station_id}", "/stations", "/stations/nearby", "/summary", "/health",
-        "/metrics", "/openapi.json",
+        "/metrics", "/openapi.json", "/board.json", "/",
     }  # fmt: skip
 
 
