@@ -122,9 +122,10 @@
     scale.append(label);
     const north = $("north");
     north.replaceChildren();
-    const nx = map.width - 18;
-    north.append(svg("path", { d: `M ${nx} 40 L ${nx} 14 M ${nx - 5} 21 L ${nx} 14 L ${nx + 5} 21` }));
-    const n = svg("text", { x: nx, y: 54 });
+    // in the top margin, clear of the stations
+    const nx = map.width - 10;
+    north.append(svg("path", { d: `M ${nx} 26 L ${nx} 6 M ${nx - 4} 11 L ${nx} 6 L ${nx + 4} 11` }));
+    const n = svg("text", { x: nx - 14, y: 22 });
     n.textContent = "N";
     north.append(n);
   }

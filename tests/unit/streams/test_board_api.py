@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.api import Board
 from streams.api import Replica, build_app
+from streams.board import ASSETS
 from tests.board_replica import filled_replica, fleet_states
 
 STATIONS = 60
@@ -119,3 +122,16 @@ async def test_with_a_token_the_page_is_open_and_the_data_is_not() -> None:
     finally:
         await client.close()
         await replica.close()
+
+
+def test_every_file_of_the_page_is_served_and_installed() -> None:
+    """A file added to streams/board/ must be served and be package data in the wheel (an
+    editable install would hide its absence)."""
+    root = Path(__file__).resolve().parents[3]
+    folder = root / "streams"
+    files = sorted(p.relative_to(folder) for p in (folder / "board").iterdir() if p.is_file())
+    assert sorted(Path("board", name) for name, _ in ASSETS.values()) == files
+    config = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["streams"]
+    for file in files:
+        assert any(file.match(pattern) for pattern in patterns), file
