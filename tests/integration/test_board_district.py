@@ -5,6 +5,7 @@ cannot be reached, and its time helpers read ISO times in any offset."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -42,9 +43,9 @@ async def browser() -> AsyncIterator[Browser]:
         yield running
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    replica = filled_replica(fleet_states(DISTRICT))
+@contextlib.asynccontextmanager
+async def serving(replica: Replica) -> AsyncIterator[Served]:
+    """The real API server app for ``replica``, on a port of its own."""
     runner = web.AppRunner(build_app(replica))
     await runner.setup()
     port = free_port()
@@ -54,6 +55,12 @@ async def served() -> AsyncIterator[Served]:
     finally:
         await runner.cleanup()
         await replica.close()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with serving(filled_replica(fleet_states(DISTRICT))) as running:
+        yield running
 
 
 def liveness_counts(replica: Replica) -> dict[str, int]:
@@ -184,3 +191,47 @@ async def test_a_time_of_another_day_shows_its_date(browser: Browser, served: Se
     )
     assert shown == "since 2026-11-30 23:50:00 (24 h 20 min)"
     await page.close()
+
+
+async def test_names_are_shown_as_text_never_as_markup(browser: Browser) -> None:
+    """A registry name is data: markup in it is shown, not run (and the page's policy would
+    refuse an inline script anyway)."""
+    [state] = fleet_states(1)
+    hostile = '空港<img src=x onerror="window.__owned=1">驿站<b>粗</b>'
+    state = with_liveness(
+        {**state, "profile": {**state["profile"], "name": hostile}}, "offline", datetime.now(UTC)
+    )
+    async with serving(filled_replica([state])) as running:
+        page = await open_board(browser, running.url)
+        await page.wait_for_selector("#offline-list li", timeout=15_000)
+        assert await page.inner_text("#offline-list li .name") == hostile
+        assert (
+            await page.eval_on_selector_all("#offline-list img, #offline-list b", "e => e.length")
+            == 0
+        )
+        assert (await dot(page, state["station_id"]))["title"].startswith(hostile)
+        assert await page.evaluate("() => window.__owned") is None
+        await page.close()
+
+
+async def test_with_a_token_the_page_asks_for_it_once(browser: Browser) -> None:
+    secret = "board-token"  # noqa: S105 - a test's token
+    async with serving(filled_replica(fleet_states(30), api_token=secret)) as running:
+        page = await open_board(browser, running.url)
+        await page.wait_for_selector("#token-form", state="visible", timeout=15_000)
+        assert await page.get_attribute("#banner", "data-problem") == "unreachable"
+        assert "bearer token" in await page.inner_text("#banner")
+        await page.fill("#token", secret)
+        await page.click("#token-form button")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#map circle.dot').length === 30", timeout=10_000
+        )
+        await page.wait_for_selector("#banner", state="hidden", timeout=10_000)
+        assert await page.is_hidden("#token-form")
+        # kept for the next visit
+        await page.reload()
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#map circle.dot').length === 30", timeout=10_000
+        )
+        assert await page.is_hidden("#token-form")
+        await page.close()
