@@ -64,7 +64,8 @@ class BoardItems:
     """Board items of a worker's stations, decoded once per change of a station's state (the
     page asks every 2 s; most stations have not changed since)."""
 
-    def __init__(self) -> None:
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
         self._cache: dict[str, _Cached] = {}
 
     def items(self, entries: Iterable[Entry]) -> list[dict[str, Any]]:
@@ -72,14 +73,14 @@ class BoardItems:
         for entry in entries:
             cached = self._cache.get(entry.station_id)
             if cached is None or cached.raw is not entry.raw:
-                cached = _Cached(entry.raw, board_item(entry))
+                cached = _Cached(entry.raw, board_item(entry, self.zone))
             found[entry.station_id] = cached
         self._cache = found  # stations gone since are forgotten
         return [cached.item for cached in found.values()]
 
 
-def board_item(entry: Entry) -> dict[str, Any]:
-    """What the board shows of one station (times as stored; the merge puts them in the zone)."""
+def board_item(entry: Entry, zone: ZoneInfo) -> dict[str, Any]:
+    """What the board shows of one station, times in ``zone``."""
     state: dict[str, Any] = orjson.loads(entry.raw)
     profile = state.get("profile") or {}
     return {
@@ -89,8 +90,8 @@ def board_item(entry: Entry) -> dict[str, Any]:
         "lat": entry.lat,
         "lon": entry.lon,
         "liveness": entry.liveness,
-        "liveness_since": state.get("liveness_since"),
-        "last_heartbeat_at": state.get("last_heartbeat_at"),
+        "liveness_since": in_zone(state.get("liveness_since"), zone),
+        "last_heartbeat_at": in_zone(state.get("last_heartbeat_at"), zone),
     }
 
 
@@ -174,13 +175,7 @@ def merge_board(
     streets: dict[str, list[tuple[float, float]]] = {}
     placed: list[dict[str, Any]] = []
     for station in stations:
-        item = {
-            **station,
-            "liveness_since": in_zone(station["liveness_since"], zone),
-            "last_heartbeat_at": in_zone(station["last_heartbeat_at"], zone),
-            "x": None,
-            "y": None,
-        }
+        item = {**station, "x": None, "y": None}
         counts[item["liveness"]] += 1
         if projection is not None and item["lat"] is not None and item["lon"] is not None:
             item["x"], item["y"] = projection.xy(item["lat"], item["lon"])

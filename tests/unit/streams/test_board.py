@@ -145,7 +145,7 @@ def stored(
 
 
 def items_of(*states: dict[str, Any]) -> list[dict[str, Any]]:
-    return [board_item(entry_from_state(s["station_id"], 0, s)) for s in states]
+    return [board_item(entry_from_state(s["station_id"], 0, s), ZONE) for s in states]
 
 
 def test_an_item_holds_what_the_board_draws() -> None:
@@ -157,13 +157,13 @@ def test_an_item_holds_what_the_board_draws() -> None:
         "lat": 40.08,
         "lon": 116.58,
         "liveness": "offline",
-        "liveness_since": (NOW - timedelta(minutes=5)).isoformat(),
-        "last_heartbeat_at": (NOW - timedelta(minutes=5, seconds=30)).isoformat(),
+        "liveness_since": "2026-12-02T14:55:00+08:00",
+        "last_heartbeat_at": "2026-12-02T14:54:30+08:00",
     }
 
 
 def test_items_are_decoded_again_only_when_a_station_changed() -> None:
-    board = BoardItems()
+    board = BoardItems(ZONE)
     a, b = (
         entry_from_state("SY-0001", 0, stored("SY-0001")),
         entry_from_state("SY-0002", 0, stored("SY-0002")),
@@ -227,6 +227,20 @@ def test_times_are_given_in_the_zone_of_the_answer() -> None:
     assert station["last_heartbeat_at"] == "2026-12-02T07:29:30+08:00"
     assert board["as_of"] == "2026-12-02T15:00:00+08:00"
     assert board["timezone"] == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        pytest.param("UTC", "2026-12-01T23:30:00+00:00", id="UTC"),
+        pytest.param("Europe/Berlin", "2026-12-02T00:30:00+01:00", id="Berlin"),
+        pytest.param("America/New_York", "2026-12-01T18:30:00-05:00", id="New York"),
+    ],
+)
+def test_times_follow_the_configured_zone(zone: str, expected: str) -> None:
+    state = stored("SY-0001", "offline", since=datetime(2026, 12, 1, 23, 30, tzinfo=UTC))
+    [item] = BoardItems(ZoneInfo(zone)).items([entry_from_state("SY-0001", 0, state)])
+    assert item["liveness_since"] == expected
 
 
 @pytest.mark.parametrize(

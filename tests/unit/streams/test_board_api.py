@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import tomllib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from schemas.api import Board
-from streams.api import Replica, build_app
+from streams.api import BOARD_REUSE_S, Replica, build_app
 from streams.board import ASSETS
-from tests.board_replica import filled_replica, fleet_states
+from tests.board_replica import filled_replica, fleet_states, with_liveness
 
 STATIONS = 60
 TOKEN = "s3cret"  # noqa: S105 - a test's token
@@ -135,3 +137,24 @@ def test_every_file_of_the_page_is_served_and_installed() -> None:
     patterns = config["tool"]["setuptools"]["package-data"]["streams"]
     for file in files:
         assert any(file.match(pattern) for pattern in patterns), file
+
+
+async def test_one_merged_board_serves_every_request_for_a_second(
+    served: tuple[TestClient[Any, Any], Replica],
+) -> None:
+    """However many pages poll, the server merges at most once per BOARD_REUSE_S; a change
+    shows in the next merge."""
+    client, replica = served
+    before = await (await client.get("/board.json")).json()
+    entry = next(e for e in replica.index if e.liveness == "online")
+    replica.index.put(entry.station_id, 0, with_liveness(entry.state, "offline", datetime.now(UTC)))
+    again = await (await client.get("/board.json")).json()
+    assert again == before  # the same answer, within the second
+    deadline = time.monotonic() + BOARD_REUSE_S + 2
+    while True:
+        board = await (await client.get("/board.json")).json()
+        if board["by_liveness"]["offline"] == before["by_liveness"]["offline"] + 1:
+            break
+        assert time.monotonic() < deadline, "the change never showed"
+        await asyncio.sleep(0.1)
+    assert entry.station_id in board["offline"]
