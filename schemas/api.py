@@ -76,6 +76,54 @@ class Summary(Coverage):
     by_lifecycle: dict[str, int]
 
 
+class BoardStation(_Answer):
+    """A station as the live board draws it: ``x``/``y`` on the board's map (null without a
+    location)."""
+
+    id: str
+    name: str | None
+    street: str | None
+    lat: float | None
+    lon: float | None
+    liveness: Liveness
+    liveness_since: str | None
+    last_heartbeat_at: str | None
+    x: float | None
+    y: float | None
+
+
+class BoardMap(_Answer):
+    """The map the stations are projected on (equirectangular around their bounding box)."""
+
+    width: float
+    height: float
+    metres_per_unit: float
+
+
+class BoardStreet(_Answer):
+    """A street label, at the middle of its stations."""
+
+    name: str
+    x: float
+    y: float
+    stations: int
+
+
+class Board(Coverage):
+    """Everything the live board shows: every station, the counts, the offline stations."""
+
+    timezone: str
+    total: int
+    by_liveness: dict[Liveness, int]
+    stations: list[BoardStation]
+    offline: list[str]
+    unplaced: int
+    map: BoardMap | None
+    streets: list[BoardStreet]
+    data_age_s: float | None
+    data_old_after_s: float
+
+
 class Health(_Answer):
     status: Literal["ok", "unavailable"]
     problems: list[str]

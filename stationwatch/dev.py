@@ -185,6 +185,7 @@ class _Dev:
             worker = _Worker(env, state_dir(self.settings) / "logs" / "worker.log")
             self.say.print(f"worker started (pid {worker.process.pid}), log in {worker.log}")
             self.say.print(f"API on http://127.0.0.1:{port}/summary; Ctrl-C stops everything")
+            self.say.print(f"live board on http://127.0.0.1:{port}/")
             notifier = await self._notifier(kafka, database.url)
             simulated = self.settings.model_copy(update={"kafka": kafka})
             simulator = asyncio.create_task(

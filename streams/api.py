@@ -36,6 +36,7 @@ from yarl import URL
 from schemas.common import STATION_ID_PATTERN
 from stationwatch.metrics import ApiMetrics
 from stationwatch.settings import Settings
+from streams.board import ASSETS, BoardItems, load_assets, local_board, merge_board
 from streams.ingest import utcnow
 from streams.openapi import build_openapi
 from streams.query import (
@@ -238,6 +239,9 @@ class Api:
         self.settings = replica.settings
         self.zone = ZoneInfo(self.settings.timezone)
         self.document = build_openapi(secured=self.settings.api_token is not None)
+        self.assets = load_assets()
+        self.board_items = BoardItems(self.zone)
+        self._board: tuple[float, bytes] | None = None  # (monotonic time, merged answer)
 
     async def health(self, request: web.Request) -> web.Response:
         replica = self.replica
@@ -411,8 +415,58 @@ class Api:
         total.update(as_of=now.isoformat(), complete=not missing, missing_partitions=missing)
         return json_response(total)
 
+    async def board(self, request: web.Request) -> web.Response:
+        """Every station with its map position and liveness, the counts, the offline ones:
+        what the live board at ``/`` draws (fanned out and merged like the summary)."""
+        if request.query:
+            name = next(iter(request.query))
+            return error(400, f"{name}: unknown parameter", parameter=name)
+        replica = self.replica
+        local_only = is_local(request)
+        if local_only and not replica.index.ready:
+            return not_ready()
+        # However many boards are open, one merged answer a second, the same for all of them.
+        if not local_only and self._board is not None:
+            made, body = self._board
+            if time.monotonic() - made <= BOARD_REUSE_S:
+                return board_response(body)
+        items = self.board_items.items(replica.index)
+        local = replica.local(local_board(items, replica.status_age()))
+        if local_only:
+            return json_response(local)
+        answers, missing = await gather(replica, request, local)
+        body = orjson.dumps(merge_board(answers, missing, utcnow(), self.zone))
+        self._board = (time.monotonic(), body)
+        return board_response(body)
 
-OPEN_PATHS = frozenset({"/health", "/metrics"})  # reachable without the bearer token
+    async def asset(self, request: web.Request) -> web.Response:
+        """The live board's page and files (package data, no build step)."""
+        body, content_type = self.assets[request.path]
+        response = web.Response(body=body, content_type=content_type, charset="utf-8")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if content_type == "text/html":
+            # only our own script and style; station names are data, never markup
+            response.headers["Content-Security-Policy"] = BOARD_CSP
+        return response
+
+
+BOARD_REUSE_S = 1.0  # a merged board answers every request within this long
+
+
+def board_response(body: bytes) -> web.Response:
+    response = web.Response(body=body, content_type="application/json")
+    response.enable_compression()  # ~380 kB for a district of 1,400 stations, ~45 kB gzipped
+    return response
+
+
+BOARD_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+# Reachable without the bearer token: probes and scrapers, and the board's page and files
+# (they hold no data; the page asks for the token when /board.json answers 401).
+OPEN_PATHS = frozenset({"/health", "/metrics", *ASSETS})
 
 
 def build_app(replica: Replica) -> web.Application:
@@ -462,4 +516,7 @@ def build_app(replica: Replica) -> web.Application:
     app.router.add_get("/stations/{station_id}", api.station)
     app.router.add_get("/stations", api.stations)
     app.router.add_get("/summary", api.summary)
+    app.router.add_get("/board.json", api.board)
+    for path in ASSETS:
+        app.router.add_get(path, api.asset)
     return app

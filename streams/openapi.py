@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.api import ErrorAnswer, Health, LiveState, NearbyAnswer, StationList, Summary
+from schemas.api import Board, ErrorAnswer, Health, LiveState, NearbyAnswer, StationList, Summary
 from schemas.common import STATION_ID_PATTERN
 from stationwatch import __version__
 from streams.query import ListQuery, NearbyQuery
@@ -95,6 +95,32 @@ def build_openapi(*, secured: bool) -> dict[str, Any]:
                     "200": _json(_schema(Summary, components), "the counts"),
                     "400": bad,
                     **auth,
+                },
+            }
+        },
+        "/board.json": {
+            "get": {
+                "summary": "What the live board draws: every station with its position on a map "
+                "of the district and its liveness, the counts, the offline stations (most "
+                "recently offline first), and how old the data may be",
+                "operationId": "board",
+                "responses": {
+                    "200": _json(_schema(Board, components), "the board"),
+                    "400": bad,
+                    **auth,
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "summary": "The live board: an HTML page that draws /board.json every 2 s",
+                "operationId": "boardPage",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },

@@ -357,7 +357,7 @@ async def test_openapi_document_is_valid_and_lists_every_endpoint(
     validate(document)
     assert set(document["paths"]) == {
         "/stations/{station_id}", "/stations", "/stations/nearby", "/summary", "/health",
-        "/metrics", "/openapi.json",
+        "/metrics", "/openapi.json", "/board.json", "/",
     }  # fmt: skip
 
 
@@ -423,20 +423,25 @@ async def test_two_workers_answer_alike_for_every_station(
                 )
             ).json()
             summary = (await worker.get("/summary")).json()
+            board = (await worker.get("/board.json")).json()
             answers.append(
                 (
                     [i["station_id"] for i in listed["items"]],
                     [(i["station_id"], i["distance_m"]) for i in near["items"]],
                     summary["by_category"],
                     summary["total"],
+                    [(s["id"], s["liveness"], s["x"], s["y"]) for s in board["stations"]],
+                    board["by_liveness"],
                 )
             )
             assert near["complete"]
             assert summary["complete"]
+            assert board["complete"]
         assert answers[0] == answers[1]
         assert answers[0][0] == sorted(net.profiles)
         assert len(answers[0][1]) == len(net.profiles)
         assert answers[0][3] == len(net.profiles)
+        assert [s[0] for s in answers[0][4]] == sorted(net.profiles)  # the board has them all
     finally:
         first.stop()
         second.stop()

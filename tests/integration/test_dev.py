@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_dev_runs_the_stack_and_writes_rows(tmp_path: Path, fresh_database: str)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"using PostgreSQL at {fresh_database}" in done.stdout
+    assert re.search(r"live board on http://127\.0\.0\.1:\d+/$", done.stdout, re.MULTILINE)
     assert "stopped after" in done.stdout
     assert _heartbeat_rows(fresh_database) > 0
     assert (tmp_path / "logs" / "worker.log").exists()

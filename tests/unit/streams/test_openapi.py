@@ -12,7 +12,7 @@ from streams.openapi import build_openapi
 from streams.query import MAX_NEARBY, MAX_PAGE, MAX_RADIUS_M, ListQuery, NearbyQuery
 
 SECURED = [pytest.param(True, id="secured"), pytest.param(False, id="open")]
-OPEN_PATHS = {"/health", "/metrics"}  # probes and scrapers carry no token
+OPEN_PATHS = {"/health", "/metrics", "/"}  # probes, scrapers and the board's page: no token
 
 
 def operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -45,6 +45,8 @@ def test_every_contract_endpoint_is_described(secured: bool) -> None:
         "/summary",
         "/health",
         "/metrics",
+        "/board.json",
+        "/",
     }
 
 
@@ -172,7 +174,7 @@ def test_station_id_path_parameter_has_the_contract_pattern() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/stations/{station_id}", "/stations", "/stations/nearby", "/summary"]
+    "path", ["/stations/{station_id}", "/stations", "/stations/nearby", "/summary", "/board.json"]
 )
 def test_bad_requests_are_documented_as_400_with_an_error_body(path: str) -> None:
     response = operations(build_openapi(secured=False))[path]["responses"]["400"]
