@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -22,6 +25,7 @@ class WorkerMetrics:
     alerts: Counter
     gc_frozen: Gauge
     holiday_days_left: Gauge
+    processing_delay: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
@@ -103,7 +107,27 @@ class WorkerMetrics:
                 ["kind", "state"],
                 registry=registry,
             ),
+            processing_delay=Histogram(
+                "stationwatch_processing_delay_seconds",
+                "From an input's event time (sent_at, observed_at, at) to its batch being "
+                "durable and the live state updated, by topic; a time in the future counts as 0",
+                ["topic"],
+                registry=registry,
+                buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+            ),
         )
+
+    def observe_processing_delays(
+        self, event_times: Iterable[tuple[str, datetime]], now: datetime
+    ) -> None:
+        """One observation per input, ``now`` minus its event time (at least 0)."""
+        delays: defaultdict[str, list[float]] = defaultdict(list)
+        for topic, at in event_times:
+            delays[topic].append(max((now - at).total_seconds(), 0.0))
+        for topic, seconds in delays.items():
+            child = self.processing_delay.labels(topic)
+            for value in seconds:
+                child.observe(value)
 
 
 @dataclass(frozen=True)
