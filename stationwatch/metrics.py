@@ -24,7 +24,7 @@ class WorkerMetrics:
     consumer_lag: Gauge
     alerts: Counter
     gc_frozen: Gauge
-    holiday_days_left: Gauge
+    holiday_left: Gauge
     processing_delay: Histogram
 
     @classmethod
@@ -95,10 +95,10 @@ class WorkerMetrics:
                 "Objects in the garbage collector's permanent generation (gc.freeze)",
                 registry=registry,
             ),
-            holiday_days_left=Gauge(
-                "stationwatch_holiday_calendar_days_left",
-                "Days until the last day the holiday calendar knows (package and holidays file); "
-                "later days are judged as ordinary days",
+            holiday_left=Gauge(
+                "stationwatch_holiday_calendar_left_seconds",
+                "Time (whole days, in seconds) until the last day the holiday calendar knows "
+                "(package and holidays file); later days are judged as ordinary days",
                 registry=registry,
             ),
             alerts=Counter(
