@@ -65,12 +65,12 @@ def seconds(interval: str) -> float:
 
 
 def sql_value(variable: dict[str, Any], values: list[str]) -> str:
-    """The PostgreSQL datasource: a single value as it is; a multi-value or include-all
-    variable's values quoted as literals and joined with commas."""
+    """The PostgreSQL datasource: a single value with its quotes doubled (the query quotes
+    it); a multi-value or include-all variable's values quoted as literals, comma-joined."""
     if variable.get("multi") or variable.get("includeAll"):
         return ",".join("'" + v.replace("'", "''") + "'" for v in values)
     (value,) = values
-    return value
+    return value.replace("'", "''")
 
 
 def prometheus_value(variable: dict[str, Any], values: list[str] | None) -> str:

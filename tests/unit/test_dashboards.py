@@ -149,7 +149,8 @@ def test_panels_do_not_overlap_and_links_lead_to_shipped_dashboards(path: Path) 
         taken |= cells
         for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", []):
             uid = re.match(r"/d/([a-z-]+)/", link["url"])
-            assert uid and uid.group(1) in UIDS.values(), link["url"]
+            assert uid, link["url"]
+            assert uid.group(1) in UIDS.values(), link["url"]
 
 
 def test_the_availability_target_defaults_to_99_percent() -> None:
