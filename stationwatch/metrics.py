@@ -6,8 +6,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.alerts import AlertKind, AlertState
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class WorkerMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
-        return cls(
+        metrics = cls(
             events=Counter(
                 "stationwatch_events_total",
                 "Input messages processed, by topic and outcome (accepted, deadletter)",
@@ -116,6 +119,8 @@ class WorkerMetrics:
                 buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
             ),
         )
+        every_alert_series(metrics.alerts)
+        return metrics
 
     def observe_processing_delays(
         self, event_times: Iterable[tuple[str, datetime]], now: datetime
@@ -176,7 +181,7 @@ class NotifierMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> NotifierMetrics:
-        return cls(
+        metrics = cls(
             alerts=Counter(
                 "stationwatch_notifier_alerts_total",
                 "Alert messages the notifier read, by kind and state",
@@ -219,3 +224,14 @@ class NotifierMetrics:
                 registry=registry,
             ),
         )
+        every_alert_series(metrics.alerts)
+        return metrics
+
+
+def every_alert_series(counter: Counter) -> None:
+    """A series at 0 for every alert kind and state from the start: the first alert of a kind
+    then shows in ``rate()`` (a series born at 1 does not), and dashboards show 0, not no
+    data."""
+    for kind in get_args(AlertKind):
+        for state in get_args(AlertState):
+            counter.labels(kind, state)

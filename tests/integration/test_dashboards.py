@@ -49,7 +49,13 @@ from tests.integration.prometheus_harness import (
     promtool_binary,
     promtool_check_metrics,
 )
-from tests.integration.test_liveness import liveness_env, running_fleet, wait_online
+from tests.integration.test_liveness import (
+    OFFLINE_AFTER,
+    Fleet,
+    liveness_env,
+    running_fleet,
+    wait_online,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +114,11 @@ async def bad_input(producer: Producer, station_id: str) -> None:
     await producer.flush()
 
 
-async def play(stack: Stack, broker: EmbeddedBroker, env: dict[str, str], sink: Sink) -> None:
-    """The scenario the dashboards then show."""
+async def play(
+    stack: Stack, fleet: Fleet, broker: EmbeddedBroker, env: dict[str, str], sink: Sink
+) -> None:
+    """The scenario the dashboards then show; ``fleet`` goes on beating for the stations
+    online at the end while the tests look."""
     url, own, silent, quiet = stack.database_url, stack.own, stack.silent, stack.quiet
     prefix = env["STATIONWATCH_TOPIC_PREFIX"]
     settings = Settings(
@@ -123,72 +132,68 @@ async def play(stack: Stack, broker: EmbeddedBroker, env: dict[str, str], sink: 
         return bool(rows(url, sql, *params))
 
     try:
-        async with running_fleet(broker, prefix) as fleet:
-            send = fleet.producer.send
-            await fleet.register(
-                [
-                    profile(own, name="空港祥云工会驿站", heartbeat_interval_s=1, capacity=6),
-                    profile(
-                        silent, name="后沙峪镇工会驿站", street="后沙峪镇", heartbeat_interval_s=1
-                    ),
-                    profile(quiet, name="无设备驿站", heartbeat_interval_s=None),
-                ]
-            )
-            fleet.beating.update({own, silent})
-            await wait_online(stack.worker, [own, silent], timeout_s=60)
-            now = datetime.now(UTC)
-            await send("station.status", own, dumps(status(own, now, "open")))
-            for n, people in enumerate((2, 4, 7, 5)):
-                at = now + timedelta(seconds=n)
-                await send("station.occupancy", own, dumps(occupancy(own, at, people, capacity=6)))
-            await bad_input(fleet.producer, own)
+        send = fleet.producer.send
+        await fleet.register(
+            [
+                profile(own, name="空港祥云工会驿站", heartbeat_interval_s=1, capacity=6),
+                profile(silent, name="后沙峪镇工会驿站", street="后沙峪镇", heartbeat_interval_s=1),
+                profile(quiet, name="无设备驿站", heartbeat_interval_s=None),
+            ]
+        )
+        fleet.beating.update({own, silent})
+        await wait_online(stack.worker, [own, silent], timeout_s=60)
+        now = datetime.now(UTC)
+        await send("station.status", own, dumps(status(own, now, "open")))
+        for n, people in enumerate((2, 4, 7, 5)):
+            at = now + timedelta(seconds=n)
+            await send("station.occupancy", own, dumps(occupancy(own, at, people, capacity=6)))
+        await bad_input(fleet.producer, own)
 
-            fleet.beating.difference_update({own, silent})
-            offline = (
-                "SELECT alert_id FROM stationwatch.alerts WHERE station_id = %s"
-                " AND kind = 'offline'"
-            )
-            await wait_for(lambda: has(offline, own), timeout_s=60, what=f"{own} offline")
-            (episode,) = (row[0] for row in rows(url, offline, own))
-            notified = (
-                "SELECT 1 FROM stationwatch.deliveries WHERE %s = ANY(alert_ids)"
-                " AND outcome = 'delivered'"
-            )
-            await wait_for(
-                lambda: has(notified, episode),
-                timeout_s=60,
-                what=f"a delivered notice of {own} offline",
-            )
-            fleet.beating.add(own)
-            await wait_for(
-                lambda: has(offline + " AND ends_at IS NOT NULL", own),
-                timeout_s=60,
-                what=f"{own} back online",
-            )
-            later = datetime.now(UTC)
-            await send("station.status", own, dumps(status(own, later, "closed", reason="manual")))
-            back = later + timedelta(seconds=1)
-            await send("station.status", own, dumps(status(own, back, "open", reason="manual")))
-            await bad_input(fleet.producer, own)
-            await stack.worker.get(f"/stations/{own}")
-            await stack.worker.get("/summary")
+        fleet.beating.difference_update({own, silent})
+        offline = (
+            "SELECT alert_id FROM stationwatch.alerts WHERE station_id = %s AND kind = 'offline'"
+        )
+        await wait_for(lambda: has(offline, own), timeout_s=60, what=f"{own} offline")
+        (episode,) = (row[0] for row in rows(url, offline, own))
+        notified = (
+            "SELECT 1 FROM stationwatch.deliveries WHERE %s = ANY(alert_ids)"
+            " AND outcome = 'delivered'"
+        )
+        await wait_for(
+            lambda: has(notified, episode),
+            timeout_s=60,
+            what=f"a delivered notice of {own} offline",
+        )
+        fleet.beating.add(own)
+        await wait_for(
+            lambda: has(offline + " AND ends_at IS NOT NULL", own),
+            timeout_s=60,
+            what=f"{own} back online",
+        )
+        later = datetime.now(UTC)
+        await send("station.status", own, dumps(status(own, later, "closed", reason="manual")))
+        back = later + timedelta(seconds=1)
+        await send("station.status", own, dumps(status(own, back, "open", reason="manual")))
+        await bad_input(fleet.producer, own)
+        await stack.worker.get(f"/stations/{own}")
+        await stack.worker.get("/summary")
 
-            async def resolved_told() -> bool:
-                return any(
-                    a["labels"]["station_id"] == own and a["labels"]["kind"] == "offline"
-                    for a in sink.alerts("resolved")
-                )
-
-            await wait_for(resolved_told, timeout_s=60, what=f"{own} told resolved")
-            await wait_for(
-                lambda: has(
-                    "SELECT 1 FROM stationwatch.station_current WHERE station_id = %s"
-                    " AND open_state = 'open' AND liveness = 'online'",
-                    own,
-                ),
-                timeout_s=30,
-                what=f"{own} open and online in station_current",
+        async def resolved_told() -> bool:
+            return any(
+                a["labels"]["station_id"] == own and a["labels"]["kind"] == "offline"
+                for a in sink.alerts("resolved")
             )
+
+        await wait_for(resolved_told, timeout_s=60, what=f"{own} told resolved")
+        await wait_for(
+            lambda: has(
+                "SELECT 1 FROM stationwatch.station_current WHERE station_id = %s"
+                " AND open_state = 'open' AND liveness = 'online'",
+                own,
+            ),
+            timeout_s=30,
+            what=f"{own} open and online in station_current",
+        )
     finally:
         simulation.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -227,10 +232,11 @@ async def stack(
             await prometheus.wait_scraping()
         started = time.time()
         running = Stack(database_url, worker, notifier, prometheus, started, *ids(token))
-        await play(running, broker, env, sink)
-        if prometheus is not None:
-            await asyncio.sleep(3 * SCRAPE_S)  # the last of it scraped
-        yield running
+        async with running_fleet(broker, env["STATIONWATCH_TOPIC_PREFIX"]) as fleet:
+            await play(running, fleet, broker, env, sink)
+            if prometheus is not None:
+                await asyncio.sleep(3 * SCRAPE_S)  # the last of it scraped
+            yield running
     finally:
         if prometheus is not None:
             prometheus.stop()
@@ -357,6 +363,59 @@ async def test_the_station_variable_lists_every_station_with_its_chinese_name(
     simulated = [text for value, text in listed.items() if value.startswith("SY-")]
     assert len(simulated) == SIMULATED
     assert all(re.search(r"[\u4e00-\u9fff]", text) for text in simulated)
+
+
+def panel_rows(stack: Stack, uid: str, title: str, station: str = "") -> list[dict[str, Any]]:
+    """What one panel shows (its first query), as dicts by column."""
+    (query,) = [
+        q
+        for q in SQL_QUERIES
+        if q.dashboard["uid"] == uid and q.panel["title"] == title and q.target["refId"] == "A"
+    ]
+    columns, answer = run(stack, expand(stack, query, station or stack.own))
+    return [dict(zip([c.name for c in columns], row, strict=True)) for row in answer]
+
+
+async def test_the_station_dashboard_shows_the_outage_and_its_notices(stack: Stack) -> None:
+    uid = "stationwatch-station"
+    timeline = [r["liveness"] for r in panel_rows(stack, uid, "Liveness")]
+    assert "offline" in timeline
+    assert timeline[-1] == "online"  # the state now closes the timeline
+    gaps = panel_rows(stack, uid, "Heartbeat gaps")
+    longest = max(r["longest gap (s)"] or 0 for r in gaps)
+    assert longest >= OFFLINE_AFTER  # the silence that made it offline (1 s heartbeats)
+    assert {r["heartbeat interval (s)"] for r in gaps} == {1}
+    openings = [r["open_state"] for r in panel_rows(stack, uid, "Open or closed (as reported)")]
+    assert openings[-3:] == ["closed", "open", "open"]
+    people = panel_rows(stack, uid, "People inside against capacity")
+    assert max(r["most people"] for r in people) == 7
+    assert {r["capacity"] for r in people} == {6}
+    episodes = panel_rows(stack, uid, "Alert episodes")
+    assert ("offline", "resolved") in {(r["kind"], r["state"]) for r in episodes}
+    notices = panel_rows(stack, uid, "Notices sent about the station")
+    assert "delivered" in {r["outcome"] for r in notices}
+    assert all(r["receiver"] == "hook" for r in notices)
+
+
+async def test_the_availability_dashboard_ranks_the_stations_that_dropped_out(
+    stack: Stack,
+) -> None:
+    uid = "stationwatch-availability"
+    worst = panel_rows(stack, uid, "Worst ten stations, last 7 days")
+    ranked = [r["station_id"] for r in worst]
+    assert stack.silent in ranked
+    assert stack.own in ranked
+    assert ranked.index(stack.silent) < ranked.index(stack.own)  # offline until now: worse
+    by_id = {r["station_id"]: r for r in worst}
+    assert by_id[stack.silent]["name"] == "后沙峪镇工会驿站"
+    assert 0 < by_id[stack.own]["availability"] < 100
+    assert [r["availability"] for r in worst] == sorted(r["availability"] for r in worst)
+    (share,) = panel_rows(stack, uid, "Stations meeting the target")
+    assert share["stations meeting it"] < share["stations monitored"]
+    expected = 100 * share["stations meeting it"] / share["stations monitored"]
+    assert float(share["share meeting the target"]) == pytest.approx(expected)
+    streets = {r["metric"] for r in panel_rows(stack, uid, "Availability by street, by day")}
+    assert {"空港街道", "后沙峪镇"} <= streets
 
 
 # -- Prometheus --------------------------------------------------------------------------------

@@ -87,7 +87,10 @@ def check_promql(expr: str, metrics: set[str]) -> None:
 
 
 def test_there_are_dashboards_with_unique_fixed_uids() -> None:
-    assert {path.stem: load(path)["uid"] for path in DASHBOARDS} == UIDS
+    uids = {path.stem: load(path)["uid"] for path in DASHBOARDS}
+    assert {stem: uids.get(stem) for stem in UIDS} == UIDS
+    assert all(uids.values())
+    assert len(set(uids.values())) == len(uids)
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)

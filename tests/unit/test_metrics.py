@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 from prometheus_client import CollectorRegistry
 
-from stationwatch.metrics import WorkerMetrics
+from schemas.alerts import AlertKind
+from stationwatch.metrics import NotifierMetrics, WorkerMetrics
 
 NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 NAME = "stationwatch_processing_delay_seconds"
@@ -45,3 +47,14 @@ def test_an_event_time_in_the_future_counts_as_no_delay() -> None:
     labels = {"topic": "station.occupancy"}
     assert registry.get_sample_value(f"{NAME}_sum", labels) == 0
     assert registry.get_sample_value(f"{NAME}_bucket", {**labels, "le": "0.1"}) == 1
+
+
+def test_every_alert_kind_and_state_is_counted_from_zero() -> None:
+    """Worker and notifier: the first alert of a kind shows in rate(), not only the second."""
+    registry = CollectorRegistry()
+    WorkerMetrics.create(registry)
+    NotifierMetrics.create(registry)
+    for name in ("stationwatch_alerts_total", "stationwatch_notifier_alerts_total"):
+        for kind in get_args(AlertKind):
+            for state in ("firing", "resolved"):
+                assert registry.get_sample_value(name, {"kind": kind, "state": state}) == 0
