@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stationwatch.metrics import ApiMetrics, NotifierMetrics, WorkerMetrics
+from tests.integration.grafana import Expansion, TimeRange, prometheus_value, sql_value
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -170,3 +172,44 @@ def test_the_station_dashboard_picks_a_station_by_id_and_name() -> None:
     assert "stationwatch.stations" in station["query"]
     for target in targets(dashboard):
         assert "'$station'" in target["rawSql"], target
+
+
+# The expansion the integration test applies, against the examples of Grafana's PostgreSQL
+# datasource documentation (times in UTC, RFC 3339).
+SPAN = TimeRange(
+    datetime(2017, 4, 21, 5, 1, 17, tzinfo=UTC), datetime(2017, 4, 21, 5, 6, 17, tzinfo=UTC)
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "expanded"),
+    [
+        (
+            "WHERE $__timeFilter(b.time)",
+            "WHERE b.time BETWEEN '2017-04-21T05:01:17Z' AND '2017-04-21T05:06:17Z'",
+        ),
+        ("$__timeFrom()::timestamptz", "'2017-04-21T05:01:17Z'::timestamptz"),
+        ("$__timeTo()", "'2017-04-21T05:06:17Z'"),
+        ("$__timeGroup(time, '5m')", "floor(extract(epoch from time)/300)*300"),
+        (
+            "SELECT $__timeGroupAlias(time, $__interval), 1",
+            'SELECT floor(extract(epoch from time)/60)*60 AS "time", 1',
+        ),
+        ("INTERVAL '$__interval' / ${__interval_ms}", "INTERVAL '1m' / 60000"),
+        ("s.street IN ($street) AND x = '$station'", "s.street IN ('a','b''c') AND x = 'SY-1'"),
+        ("[[station]] $stationx", "SY-1 $stationx"),
+    ],
+)
+def test_grafana_expansion_as_documented(query: str, expanded: str) -> None:
+    chosen = {
+        "street": sql_value({"multi": True}, ["a", "b'c"]),
+        "station": sql_value({"multi": False}, ["SY-1"]),
+    }
+    assert Expansion(SPAN, "1m", chosen).sql(query) == expanded
+
+
+def test_prometheus_variables_as_grafana_formats_them() -> None:
+    variable = {"allValue": ".*"}
+    assert prometheus_value(variable, None) == ".*"
+    assert prometheus_value(variable, ["127.0.0.1:6066"]) == r"127\.0\.0\.1:6066"
+    assert prometheus_value(variable, ["a", "b"]) == "(a|b)"
