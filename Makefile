@@ -2,7 +2,10 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-COMPOSE ?= docker-compose
+# `docker compose` (the Compose v2 plugin) when it answers, else `docker-compose` (v1, e.g.
+# Debian's); `make compose-check COMPOSE=...` to choose.
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
 # extra arguments, e.g. `make test PYTEST_ARGS='tests/unit -x'`, `make bench BENCH_ARGS=...`
 PYTEST_ARGS ?=
 # Test files run in 3 processes (most integration tests wait on brokers, thresholds and group
@@ -46,8 +49,8 @@ bench: venv
 	$(BIN)/stationwatch bench $(BENCH_ARGS)
 
 compose-check:
-	@command -v $(firstword $(COMPOSE)) >/dev/null || { \
-		echo "make compose-check: $(COMPOSE) not found;" \
-			"install it (Debian: apt-get install docker-compose)" >&2; exit 1; }
+	@if [ -z "$(strip $(COMPOSE))" ]; then \
+		echo "make compose-check: neither 'docker compose' nor 'docker-compose' found;" \
+			"install one (Debian: apt-get install docker-compose)" >&2; exit 1; fi
 	$(COMPOSE) config -q
-	@echo "docker-compose.yml is valid"
+	@echo "docker-compose.yml is valid ($(COMPOSE))"

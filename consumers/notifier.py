@@ -97,6 +97,9 @@ class Notifier:
         self.registry = registry or CollectorRegistry()
         self.metrics = NotifierMetrics.create(self.registry)
         self.metrics.database_available.set(1)
+        for name, channel in self.channels.items():  # both outcomes a series from the start
+            for outcome in ("delivered", "failed"):
+                self.metrics.notices.labels(name, channel.kind, outcome)
         self.store = NotifyStore(settings.dsn)
         self.alerts_topic = settings.topic(ALERTS)
         self.groups_topic = groups_topic_name(settings)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.alerts import AlertKind, AlertState
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,12 @@ class WorkerMetrics:
     consumer_lag: Gauge
     alerts: Counter
     gc_frozen: Gauge
-    holiday_days_left: Gauge
+    holiday_left: Gauge
+    processing_delay: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WorkerMetrics:
-        return cls(
+        metrics = cls(
             events=Counter(
                 "stationwatch_events_total",
                 "Input messages processed, by topic and outcome (accepted, deadletter)",
@@ -91,10 +98,10 @@ class WorkerMetrics:
                 "Objects in the garbage collector's permanent generation (gc.freeze)",
                 registry=registry,
             ),
-            holiday_days_left=Gauge(
-                "stationwatch_holiday_calendar_days_left",
-                "Days until the last day the holiday calendar knows (package and holidays file); "
-                "later days are judged as ordinary days",
+            holiday_left=Gauge(
+                "stationwatch_holiday_calendar_left_seconds",
+                "Time (whole days, in seconds) until the last day the holiday calendar knows "
+                "(package and holidays file); later days are judged as ordinary days",
                 registry=registry,
             ),
             alerts=Counter(
@@ -103,7 +110,29 @@ class WorkerMetrics:
                 ["kind", "state"],
                 registry=registry,
             ),
+            processing_delay=Histogram(
+                "stationwatch_processing_delay_seconds",
+                "From an input's event time (sent_at, observed_at, at) to its batch being "
+                "durable and the live state updated, by topic; a time in the future counts as 0",
+                ["topic"],
+                registry=registry,
+                buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400),
+            ),
         )
+        every_alert_series(metrics.alerts)
+        return metrics
+
+    def observe_processing_delays(
+        self, event_times: Iterable[tuple[str, datetime]], now: datetime
+    ) -> None:
+        """One observation per input, ``now`` minus its event time (at least 0)."""
+        delays: defaultdict[str, list[float]] = defaultdict(list)
+        for topic, at in event_times:
+            delays[topic].append(max((now - at).total_seconds(), 0.0))
+        for topic, seconds in delays.items():
+            child = self.processing_delay.labels(topic)
+            for value in seconds:
+                child.observe(value)
 
 
 @dataclass(frozen=True)
@@ -152,7 +181,7 @@ class NotifierMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> NotifierMetrics:
-        return cls(
+        metrics = cls(
             alerts=Counter(
                 "stationwatch_notifier_alerts_total",
                 "Alert messages the notifier read, by kind and state",
@@ -195,3 +224,14 @@ class NotifierMetrics:
                 registry=registry,
             ),
         )
+        every_alert_series(metrics.alerts)
+        return metrics
+
+
+def every_alert_series(counter: Counter) -> None:
+    """A series at 0 for every alert kind and state from the start: the first alert of a kind
+    then shows in ``rate()`` (a series born at 1 does not), and dashboards show 0, not no
+    data."""
+    for kind in get_args(AlertKind):
+        for state in get_args(AlertState):
+            counter.labels(kind, state)

@@ -466,6 +466,7 @@ async def handle_batch(
     for i in range(0, len(writes), PART):
         apply_state_writes(runtime, dict(writes[i : i + PART]))
         await asyncio.sleep(0)
+    runtime.metrics.observe_processing_delays(outcome.event_times, utcnow())
     for event in tick_refs.values():
         runtime.positions[event.message.tp] = event.message.offset + 1
 

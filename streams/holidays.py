@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 30.0  # how often the worker looks whether the file changed
+SECONDS_PER_DAY = 86_400  # stationwatch_holiday_calendar_left_seconds is in base units
 LIBRARY_FIRST_DAY = date(min(_library_holidays).year, 1, 1)
 LIBRARY_LAST_DAY = date(max(_library_holidays).year, 12, 31)
 _SECTIONS = ("holidays", "workdays")
@@ -287,7 +288,7 @@ class HolidayWatch:
         self.reload_if_changed()
         today = today or datetime.now(self.zone).date()
         if self.gauge is not None:
-            self.gauge.set(days_left(self.calendar, today))
+            self.gauge.set(days_left(self.calendar, today) * SECONDS_PER_DAY)
         if self.announce and self.warned_on != today:
             for warning in calendar_warnings(self.calendar, today, self.warn_days):
                 logger.warning("%s", warning)
@@ -304,7 +305,7 @@ async def follow_holidays_file(watch: HolidayWatch) -> None:
 def install_holiday_reload(runtime: Runtime) -> HolidayWatch:
     """Load the holidays file (stopping the worker when it is invalid) and look for changes
     every ``CHECK_INTERVAL_S``."""
-    watch = HolidayWatch.start(runtime.settings, runtime.metrics.holiday_days_left)
+    watch = HolidayWatch.start(runtime.settings, runtime.metrics.holiday_left)
 
     @runtime.app.timer(interval=CHECK_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def reload_holidays() -> None:

@@ -88,6 +88,8 @@ class Outcome:
     alerts: list[Alert] = field(default_factory=list)
     state_writes: dict[str, StateWrite] = field(default_factory=dict)
     misplaced: list[Misplaced] = field(default_factory=list)
+    # (topic, event time) of every telemetry input, for stationwatch_processing_delay_seconds
+    event_times: list[tuple[str, datetime]] = field(default_factory=list)
 
     def add_alert_row(self, row: tuple[Any, ...]) -> None:
         alert_id = row[0]
@@ -109,6 +111,7 @@ class Outcome:
         self.dead_letters.extend(later.dead_letters)
         self.alerts.extend(later.alerts)
         self.misplaced.extend(later.misplaced)
+        self.event_times.extend(later.event_times)
         for station_id, write in later.state_writes.items():
             earlier = self.state_writes.get(station_id)
             if earlier is not None and write.value is None and not write.remove:
@@ -292,6 +295,7 @@ def process_records(
             state = apply_heartbeat(
                 state, decoded, now, gap_limit_s=interval * gap_limit if interval else None
             )
+            out.event_times.append((record.topic, decoded.sent_at))
         elif isinstance(decoded, Occupancy):
             out.batch.add(
                 "occupancy",
@@ -306,6 +310,7 @@ def process_records(
                 record,
             )
             state = apply_occupancy(state, decoded, now)
+            out.event_times.append((record.topic, decoded.observed_at))
         elif isinstance(decoded, StatusEvent):
             out.batch.add(
                 "status_events",
@@ -313,6 +318,7 @@ def process_records(
                 record,
             )
             state = apply_status(state, decoded, now)
+            out.event_times.append((record.topic, decoded.at))
         elif isinstance(decoded, StationProfile):
             state = apply_profile(state, decoded, now)
             if state.profile is not None and state.profile_updated_at is not None:

@@ -18,7 +18,9 @@ COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 README = ROOT / "README.md"
 
-SERVICES = {"kafka", "timescaledb", "migrate", "worker-1", "worker-2", "prometheus", "grafana"}
+SERVICES = {
+    "kafka", "timescaledb", "migrate", "worker-1", "worker-2", "notifier", "prometheus", "grafana",
+}  # fmt: skip
 SETTINGS_VARS = {f"STATIONWATCH_{name.upper()}" for name in Settings.model_fields}
 ENV_NAME = re.compile(r"\bSTATIONWATCH_[A-Z0-9_]+")
 

@@ -40,6 +40,7 @@ from tests import factories
 
 SH = ZoneInfo("Asia/Shanghai")
 ROOT = Path(__file__).resolve().parents[3]
+DAY_S = 86_400
 OFFICE: dict[str, Any] = {
     "always_open": False,
     "weekly": {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
@@ -218,7 +219,7 @@ def test_the_worker_follows_the_file_on_a_timer(tmp_path: Path) -> None:
     class Runtime:
         settings = Settings(holidays_file=path)
         app = App()
-        metrics = type("M", (), {"holiday_days_left": Gauge("d", "d", registry=None)})()
+        metrics = type("M", (), {"holiday_left": Gauge("d", "d", registry=None)})()
 
     install_holiday_reload(Runtime())  # type: ignore[arg-type]
     assert active_calendar().source == str(path)
@@ -263,16 +264,16 @@ def test_health_shows_the_last_known_day_and_warns_without_failing() -> None:
 
 def test_gauge_and_a_warning_once_a_day(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     registry = CollectorRegistry()
-    gauge = Gauge("stationwatch_holiday_calendar_days_left", "d", registry=registry)
+    gauge = Gauge("stationwatch_holiday_calendar_left_seconds", "d", registry=registry)
     caplog.set_level(logging.WARNING, logger="streams.holidays")
     settings = Settings(holidays_file=write(tmp_path / "h.yaml", ""))
     day = date(2026, 12, 2)
     watch = HolidayWatch.start(settings, gauge, today=day - timedelta(days=1))
     for _ in range(3):  # the timer, many times a day
         watch.check(day)
-        assert registry.get_sample_value("stationwatch_holiday_calendar_days_left") == 29
+        assert registry.get_sample_value("stationwatch_holiday_calendar_left_seconds") == 29 * DAY_S
     watch.check(day + timedelta(days=1))
-    assert registry.get_sample_value("stationwatch_holiday_calendar_days_left") == 28
+    assert registry.get_sample_value("stationwatch_holiday_calendar_left_seconds") == 28 * DAY_S
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     # at start (2026-12-01), then once on 2026-12-02 and once on 2026-12-03
     assert sum("known only until 2026-12-31 (30 days left)" in w for w in warnings) == 1

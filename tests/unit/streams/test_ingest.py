@@ -518,6 +518,7 @@ def effect(out: Outcome, table: dict[str, Any]) -> dict[str, Any]:
         "alerts": out.alerts,
         "dead letters": out.dead_letters,
         "misplaced": out.misplaced,
+        "event times": out.event_times,
         "table": after,
         "schedule": {
             sid: (w.partition, w.next_due, w.liveness)
@@ -726,3 +727,23 @@ def test_a_station_whose_partition_clock_is_unknown_is_folded_but_not_judged() -
     assert state_of(write).occupants == 3
     assert out.alerts == []
     assert out.batch.liveness_changes == []
+
+
+def test_every_telemetry_input_gives_its_event_time_for_the_processing_delay() -> None:
+    """Heartbeats, counts and status events carry the time they happened; dead letters and
+    registry records do not count (master data is no event of the station's)."""
+    out = run(
+        [
+            record(REGISTRY, profile(NOW - timedelta(days=1)), offset=0),
+            record(HEARTBEAT, beat(NOW - 10 * S, 7), offset=1),
+            record(OCCUPANCY, count(NOW - 20 * S, 3), offset=2),
+            record(STATUS, status(NOW - 30 * S, "open"), offset=3),
+            record(HEARTBEAT, {"station_id": SID}, offset=4),  # no sent_at: dead-lettered
+        ]
+    )
+    assert out.event_times == [
+        (HEARTBEAT, NOW - 10 * S),
+        (OCCUPANCY, NOW - 20 * S),
+        (STATUS, NOW - 30 * S),
+    ]
+    assert len(out.dead_letters) == 1
