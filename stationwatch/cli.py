@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -44,12 +42,11 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(settings: Settings, level: str | None = None) -> None:
+    """Log lines on standard error, timed in STATIONWATCH_TIMEZONE (as every shown time)."""
+    from stationwatch.zone import configure_logging
+
+    configure_logging(level or settings.log_level, settings.timezone)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -95,6 +92,9 @@ def dev(
     from stationwatch.dev import run_dev
 
     settings = _settings()
+    # The in-process notifier and simulator log warnings (any level, when chosen) above the
+    # live summary; the worker logs to its own file.
+    _logging(settings, None if "log_level" in settings.model_fields_set else "WARNING")
     try:
         code = run_dev(settings, duration=duration, stations=stations)
     except StationwatchError as exc:
@@ -142,7 +142,7 @@ def bench(
     from stationwatch.bench import run_bench
 
     settings = _settings()
-    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    _logging(settings, "WARNING")
     try:
         result = asyncio.run(
             run_bench(
