@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
@@ -81,8 +82,10 @@ def decode(
     max_bytes: int,
     max_skew: timedelta,
     max_age: timedelta = MAX_AGE,
+    zone: ZoneInfo | None = None,
 ) -> Decoded:
-    """``topic`` is the contract's name (without any deployment prefix)."""
+    """``topic`` is the contract's name (without any deployment prefix); a time an error
+    names is shown in ``zone`` (the display zone) when given, else as the message gave it."""
     if key is None or not key:
         return Rejected("key", "key: missing (must be the station id)")
     try:
@@ -108,16 +111,17 @@ def decode(
         return Rejected("key", f"key: {station_key[:40]!r} differs from station_id {station_id!r}")
     field = _TIME_FIELD[topic]
     stamp: datetime = getattr(message, field)
+    shown = stamp.astimezone(zone) if zone is not None else stamp
     if stamp - received_at > max_skew:
         return Rejected(
             "future",
-            f"{field}: {stamp.isoformat()} is more than "
+            f"{field}: {shown.isoformat()} is more than "
             f"{int(max_skew.total_seconds())} s in the future",
         )
     if topic in _AGED and received_at - stamp > max_age:
         return Rejected(
             "past",
-            f"{field}: {stamp.isoformat()} is more than {_span(max_age)} in the past",
+            f"{field}: {shown.isoformat()} is more than {_span(max_age)} in the past",
         )
     return message
 
