@@ -40,7 +40,7 @@ from consumers.config import NotifyConfig
 from consumers.grouping import Grouper, notice_alert
 from consumers.http import serve
 from consumers.inhibit import Inhibitor, mute_reason
-from consumers.notice import AlertChannel, DeliveryResult, Notice, NoticeAlert
+from consumers.notice import AlertChannel, DeliveryResult, Notice, NoticeAlert, in_zone
 from consumers.offsets import OffsetTracker
 from consumers.routing import RouteTree
 from consumers.silences import Silence
@@ -52,6 +52,7 @@ from stationwatch.broker import bootstrap_servers, ensure_topics
 from stationwatch.errors import DatabaseUnavailableError, RowRefusedError
 from stationwatch.metrics import NotifierMetrics
 from stationwatch.settings import Settings
+from stationwatch.zone import display_zone
 from streams.tracker import partition_for
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Notifier:
         channels: dict[str, AlertChannel] | None = None,
     ) -> None:
         self.settings = settings
+        self.zone = display_zone(settings.timezone)  # every notice is shown in it
         self.config = config
         self.routes = RouteTree.from_config(config)
         self.channels = channels if channels is not None else build_channels(config, console)
@@ -299,7 +301,7 @@ class Notifier:
         settings = self.settings
         while True:
             attempt += 1
-            result = await _deliver_safely(channel, notice)
+            result = await _deliver_safely(channel, in_zone(notice, self.zone))
             at = utcnow()
             tried = attempt
             await self._retrying(partial(self.store.record_attempt, notice, tried, at, result))
