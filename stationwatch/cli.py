@@ -68,7 +68,16 @@ def migrate() -> None:
     typer.echo(result.describe())
 
 
-@app.command()
+WORKER_HELP = (
+    "Run one stream-processing worker (several may share the partitions).\n\n"
+    "Liveness: online; stale after STATIONWATCH_STALE_AFTER heartbeat intervals of silence; "
+    "offline after STATIONWATCH_OFFLINE_AFTER. A station never heard from is counted from its "
+    "registration: unknown for its first STALE_AFTER intervals, then stale, then offline, with "
+    "alerts when it is expected open. Every time shown is in STATIONWATCH_TIMEZONE."
+)
+
+
+@app.command(help=WORKER_HELP)
 def worker() -> None:
     """Run one stream-processing worker (several may share the partitions)."""
     from streams.worker import run_worker

@@ -25,9 +25,18 @@ class Settings(BaseSettings):
         None, description="host name other workers reach this one by (default: bind or hostname)"
     )
     partitions: int = Field(8, ge=1, le=1024, description="partitions of every topic created")
-    stale_after: float = Field(3.0, gt=0, description="heartbeat intervals before stale")
+    stale_after: float = Field(
+        3.0,
+        gt=0,
+        description="heartbeat intervals of silence before stale (a station never heard from: "
+        "counted from its registration)",
+    )
     offline_after: float = Field(10.0, gt=0, description="heartbeat intervals before offline")
-    timezone: str = Field("Asia/Shanghai", description="zone of opening hours and holidays")
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="zone of opening hours and holidays, and of every time shown (API, alerts, "
+        "dead letters, notices, logs)",
+    )
 
     # Extensions of the contract (all optional).
     replication_factor: int | None = Field(
