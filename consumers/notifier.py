@@ -296,12 +296,14 @@ class Notifier:
             logger.info("notice %s to %s: already delivered", notice.notice_id, notice.receiver)
             return
         detected = max((a.detected_at for a in notice.alerts), default=None)
-        attempt = await self._retrying(partial(self.store.record_notice, notice, kind, detected))
+        # what the receiver is told, and what the notices table keeps of it: one clock
+        shown = in_zone(notice, self.zone)
+        attempt = await self._retrying(partial(self.store.record_notice, shown, kind, detected))
         before = attempt  # tries of earlier rounds (a failed notice is tried again later)
         settings = self.settings
         while True:
             attempt += 1
-            result = await _deliver_safely(channel, in_zone(notice, self.zone))
+            result = await _deliver_safely(channel, shown)
             at = utcnow()
             tried = attempt
             await self._retrying(partial(self.store.record_attempt, notice, tried, at, result))
