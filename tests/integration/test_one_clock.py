@@ -67,6 +67,7 @@ TIME_KEY = re.compile(r"(_at|At|_since|as_of|_until)$")
 class Clockwatch:
     """Collects every time found, by where it was found, and every problem."""
 
+    zone: ZoneInfo = ZONE
     checked: dict[str, list[str]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -76,8 +77,8 @@ class Clockwatch:
             self.problems.append(f"{where}: {text!r} is not ISO 8601 with an offset")
             return
         moment = datetime.fromisoformat(text)
-        if moment.utcoffset() != moment.astimezone(ZONE).utcoffset():
-            self.problems.append(f"{where}: {text!r} is not in {ZONE_NAME}")
+        if moment.utcoffset() != moment.astimezone(self.zone).utcoffset():
+            self.problems.append(f"{where}: {text!r} is not in {self.zone.key}")
 
     def text(self, where: str, text: str) -> None:
         """Free text (a log line, an error, a notice's description): every date with a time
