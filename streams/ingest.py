@@ -394,7 +394,11 @@ async def send_dead_letters(
     (the display zone) when given."""
     for letter in letters:
         key = letter.key.encode("utf-8") if letter.key is not None else None
-        value = orjson.dumps(wire(letter, zone)) if zone else letter.model_dump_json().encode()
+        value = (
+            orjson.dumps(wire(letter, zone))
+            if zone is not None
+            else letter.model_dump_json().encode()
+        )
         await send(key, value)
     if letters:
         logger.info("dead-lettered %d records", len(letters))
