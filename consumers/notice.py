@@ -8,9 +8,10 @@ its wire format and sends it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
 
 NoticeStatus = Literal["firing", "resolved"]
 
@@ -64,6 +65,29 @@ class Notice:
     @property
     def resolved(self) -> tuple[NoticeAlert, ...]:
         return tuple(a for a in self.alerts if a.status == "resolved")
+
+
+def in_zone(notice: Notice, zone: ZoneInfo) -> Notice:
+    """The same notice with every time in ``zone`` (the display zone): what a channel is
+    given, so every receiver reads one clock whatever zone the alerts came in (the worker's
+    messages, the database's UTC after a restart)."""
+
+    def alert_in_zone(alert: NoticeAlert) -> NoticeAlert:
+        return replace(
+            alert,
+            starts_at=alert.starts_at.astimezone(zone),
+            ends_at=alert.ends_at.astimezone(zone) if alert.ends_at else None,
+            detected_at=alert.detected_at.astimezone(zone),
+            last_heartbeat_at=(
+                alert.last_heartbeat_at.astimezone(zone) if alert.last_heartbeat_at else None
+            ),
+        )
+
+    return replace(
+        notice,
+        alerts=tuple(alert_in_zone(alert) for alert in notice.alerts),
+        created_at=notice.created_at.astimezone(zone),
+    )
 
 
 @dataclass(frozen=True, slots=True)

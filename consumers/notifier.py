@@ -40,7 +40,7 @@ from consumers.config import NotifyConfig
 from consumers.grouping import Grouper, notice_alert
 from consumers.http import serve
 from consumers.inhibit import Inhibitor, mute_reason
-from consumers.notice import AlertChannel, DeliveryResult, Notice, NoticeAlert
+from consumers.notice import AlertChannel, DeliveryResult, Notice, NoticeAlert, in_zone
 from consumers.offsets import OffsetTracker
 from consumers.routing import RouteTree
 from consumers.silences import Silence
@@ -53,6 +53,7 @@ from stationwatch.errors import DatabaseUnavailableError, RowRefusedError
 from stationwatch.kafka_auth import client_auth
 from stationwatch.metrics import NotifierMetrics
 from stationwatch.settings import Settings
+from stationwatch.zone import display_zone
 from streams.tracker import partition_for
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Notifier:
         channels: dict[str, AlertChannel] | None = None,
     ) -> None:
         self.settings = settings
+        self.zone = display_zone(settings.timezone)  # every notice is shown in it
         self.config = config
         self.routes = RouteTree.from_config(config)
         self.channels = channels if channels is not None else build_channels(config, console)
@@ -303,12 +305,14 @@ class Notifier:
             logger.info("notice %s to %s: already delivered", notice.notice_id, notice.receiver)
             return
         detected = max((a.detected_at for a in notice.alerts), default=None)
-        attempt = await self._retrying(partial(self.store.record_notice, notice, kind, detected))
+        # what the receiver is told, and what the notices table keeps of it: one clock
+        shown = in_zone(notice, self.zone)
+        attempt = await self._retrying(partial(self.store.record_notice, shown, kind, detected))
         before = attempt  # tries of earlier rounds (a failed notice is tried again later)
         settings = self.settings
         while True:
             attempt += 1
-            result = await _deliver_safely(channel, notice)
+            result = await _deliver_safely(channel, shown)
             at = utcnow()
             tried = attempt
             await self._retrying(partial(self.store.record_attempt, notice, tried, at, result))

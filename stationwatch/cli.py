@@ -51,12 +51,11 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(settings: Settings, level: str | None = None) -> None:
+    """Log lines on standard error, timed in STATIONWATCH_TIMEZONE (as every shown time)."""
+    from stationwatch.zone import configure_logging
+
+    configure_logging(level or settings.log_level, settings.timezone)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -78,7 +77,16 @@ def migrate() -> None:
     typer.echo(result.describe())
 
 
-@app.command()
+WORKER_HELP = (
+    "Run one stream-processing worker (several may share the partitions).\n\n"
+    "Liveness: online; stale after STATIONWATCH_STALE_AFTER heartbeat intervals of silence; "
+    "offline after STATIONWATCH_OFFLINE_AFTER. A station never heard from is counted from its "
+    "registration: unknown for its first STALE_AFTER intervals, then stale, then offline, with "
+    "alerts when it is expected open. Every time shown is in STATIONWATCH_TIMEZONE."
+)
+
+
+@app.command(help=WORKER_HELP)
 def worker() -> None:
     """Run one stream-processing worker (several may share the partitions)."""
     from streams.worker import run_worker
@@ -102,6 +110,9 @@ def dev(
     from stationwatch.dev import run_dev
 
     settings = _settings()
+    # The in-process notifier and simulator log warnings (any level, when chosen) above the
+    # live summary; the worker logs to its own file.
+    _logging(settings, None if "log_level" in settings.model_fields_set else "WARNING")
     try:
         code = run_dev(settings, duration=duration, stations=stations)
     except StationwatchError as exc:
@@ -149,7 +160,7 @@ def bench(
     from stationwatch.bench import run_bench
 
     settings = _settings()
-    logging.basicConfig(level="WARNING", stream=sys.stderr)
+    _logging(settings, "WARNING")
     try:
         result = asyncio.run(
             run_bench(

@@ -73,9 +73,18 @@ class Settings(BaseSettings):
         description="file holding the database password, put into DATABASE_URL (keeps it out "
         "of the environment)",
     )
-    stale_after: float = Field(3.0, gt=0, description="heartbeat intervals before stale")
+    stale_after: float = Field(
+        3.0,
+        gt=0,
+        description="heartbeat intervals of silence before stale (a station never heard from: "
+        "counted from its registration)",
+    )
     offline_after: float = Field(10.0, gt=0, description="heartbeat intervals before offline")
-    timezone: str = Field("Asia/Shanghai", description="zone of opening hours and holidays")
+    timezone: str = Field(
+        "Asia/Shanghai",
+        description="zone of opening hours and holidays, and of every time shown (API, alerts, "
+        "dead letters, notices, logs)",
+    )
 
     # Extensions of the contract (all optional).
     replication_factor: int | None = Field(

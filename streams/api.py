@@ -36,6 +36,7 @@ from yarl import URL
 from schemas.common import STATION_ID_PATTERN
 from stationwatch.metrics import ApiMetrics
 from stationwatch.settings import Settings
+from stationwatch.zone import iso
 from streams.board import ASSETS, BoardItems, load_assets, local_board, merge_board
 from streams.ingest import utcnow
 from streams.openapi import build_openapi
@@ -348,7 +349,7 @@ class Api:
         return json_response(
             {
                 "items": merged,
-                "as_of": now.isoformat(),
+                "as_of": iso(now, zone),
                 "occupancy_fresh_s": fresh_s,
                 "complete": not missing,
                 "missing_partitions": missing,
@@ -385,7 +386,7 @@ class Api:
                 "total": sum(answer["total"] for answer in answers),
                 "limit": query.limit,
                 "offset": query.offset,
-                "as_of": now.isoformat(),
+                "as_of": iso(now, self.zone),
                 "complete": not missing,
                 "missing_partitions": missing,
             }
@@ -412,7 +413,7 @@ class Api:
         for answer in answers:
             total["total"] += answer["total"]
             total["open_now"] += answer["open_now"]
-        total.update(as_of=now.isoformat(), complete=not missing, missing_partitions=missing)
+        total.update(as_of=iso(now, self.zone), complete=not missing, missing_partitions=missing)
         return json_response(total)
 
     async def board(self, request: web.Request) -> web.Response:

@@ -33,6 +33,7 @@ from stationwatch.errors import DatabaseUnavailableError, WorkerStoppingError
 from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
+from stationwatch.zone import wire
 from streams.feed import ApiFeed, Snapshot
 from streams.freshness import fresh_until
 from streams.ingest import (
@@ -449,18 +450,19 @@ async def handle_batch(
                 outcome, result.refused, config=runtime.config, now=now, metrics=runtime.metrics
             )
         )
+    zone = runtime.config.liveness.zone  # the display zone: output times are shown in it
     for alert in outcome.alerts:
-        await send_alert(alert.station_id.encode(), orjson.dumps(alert.model_dump(mode="json")))
+        await send_alert(alert.station_id.encode(), orjson.dumps(wire(alert, zone)))
         runtime.metrics.alerts.labels(alert.kind, alert.state).inc()
         logger.info(
             "alert %s %s %s (starts %s, id %s)",
             alert.station_id,
             alert.kind,
             alert.state,
-            alert.starts_at.isoformat(),
+            alert.starts_at,
             alert.alert_id,
         )
-    await send_dead_letters(outcome.dead_letters, send_deadletter)
+    await send_dead_letters(outcome.dead_letters, send_deadletter, zone=zone)
     report_misplaced(runtime, outcome.misplaced)
     writes = list(outcome.state_writes.items())
     for i in range(0, len(writes), PART):

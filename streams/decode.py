@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
@@ -81,8 +82,10 @@ def decode(
     max_bytes: int,
     max_skew: timedelta,
     max_age: timedelta = MAX_AGE,
+    zone: ZoneInfo | None = None,
 ) -> Decoded:
-    """``topic`` is the contract's name (without any deployment prefix)."""
+    """``topic`` is the contract's name (without any deployment prefix); a time an error
+    names is shown in ``zone`` (the display zone) when given, else as the message gave it."""
     if key is None or not key:
         return Rejected("key", "key: missing (must be the station id)")
     try:
@@ -111,15 +114,20 @@ def decode(
     if stamp - received_at > max_skew:
         return Rejected(
             "future",
-            f"{field}: {stamp.isoformat()} is more than "
+            f"{field}: {_shown(stamp, zone)} is more than "
             f"{int(max_skew.total_seconds())} s in the future",
         )
     if topic in _AGED and received_at - stamp > max_age:
         return Rejected(
             "past",
-            f"{field}: {stamp.isoformat()} is more than {_span(max_age)} in the past",
+            f"{field}: {_shown(stamp, zone)} is more than {_span(max_age)} in the past",
         )
     return message
+
+
+def _shown(stamp: datetime, zone: ZoneInfo | None) -> str:
+    """Only for a rejected message: the accepted ones never pay for the conversion."""
+    return (stamp.astimezone(zone) if zone is not None else stamp).isoformat()
 
 
 def _span(span: timedelta) -> str:

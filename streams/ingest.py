@@ -9,11 +9,15 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import orjson
 
 from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, StatusEvent
 from schemas.deadletter import RAW_LIMIT
 from stationwatch.db.sink import Batch, Refused, station_row
 from stationwatch.metrics import WorkerMetrics
+from stationwatch.zone import wire
 from streams.decode import MAX_AGE, Rejected, Tombstone, decode
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
 from streams.state import (
@@ -265,6 +269,7 @@ def process_records(
             max_bytes=config.max_bytes,
             max_skew=config.max_skew,
             max_age=config.max_age,
+            zone=config.liveness.zone,
         )
         if isinstance(decoded, Rejected):
             out.dead_letters.append(
@@ -388,11 +393,19 @@ def refused_letters(
 async def send_dead_letters(
     letters: list[DeadLetter],
     send: Callable[[bytes | None, bytes], Awaitable[Any]],
+    *,
+    zone: ZoneInfo | None = None,
 ) -> None:
-    """Send every dead letter and wait until the broker has each one."""
+    """Send every dead letter and wait until the broker has each one; ``at`` in ``zone``
+    (the display zone) when given."""
     for letter in letters:
         key = letter.key.encode("utf-8") if letter.key is not None else None
-        await send(key, letter.model_dump_json().encode("utf-8"))
+        value = (
+            orjson.dumps(wire(letter, zone))
+            if zone is not None
+            else letter.model_dump_json().encode()
+        )
+        await send(key, value)
     if letters:
         logger.info("dead-lettered %d records", len(letters))
 

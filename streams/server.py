@@ -22,6 +22,7 @@ from aiohttp import web
 
 from stationwatch.errors import ConfigurationError
 from stationwatch.settings import Settings
+from stationwatch.zone import configure_logging
 from streams.api import Replica, build_app
 from streams.feed import ALIVE_INTERVAL_S, EXIT_CANNOT_BIND, encode_frame, read_frame
 from streams.holidays import HolidayWatch, follow_holidays_file
@@ -185,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the worker's end of the feed")
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.timezone)
     # Ctrl-C reaches the whole process group: the worker stops first, then closes the feed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The KD-tree build thread runs Python too: give requests the interpreter back quickly.

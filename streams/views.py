@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from stationwatch.settings import Settings
+from stationwatch.zone import display_zone, iso
 from streams.ingest import utcnow
 from streams.schedule import scheduled_open
 from streams.state import StationState
 
 
-@lru_cache(maxsize=8)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """Every time in ``zone`` (the display zone, which is also the schedules' zone)."""
     profile = state.profile or {}
     hours = profile.get("opening_hours")
     return {
@@ -36,16 +28,16 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
         "lifecycle": state.lifecycle,
         "heartbeat_interval_s": state.heartbeat_interval_s,
         "liveness": state.liveness,
-        "liveness_since": _iso(state.liveness_since),
-        "last_heartbeat_at": _iso(state.last_heartbeat_at),
+        "liveness_since": iso(state.liveness_since, zone),
+        "last_heartbeat_at": iso(state.last_heartbeat_at, zone),
         "last_seq": state.last_seq,
         "open_state": state.open_state,
-        "open_state_since": _iso(state.open_state_since),
+        "open_state_since": iso(state.open_state_since, zone),
         "scheduled_open": scheduled_open(hours, now, zone) if hours else None,
         "occupants": state.occupants,
         "capacity": state.capacity,
-        "occupancy_at": _iso(state.occupancy_at),
-        "updated_at": _iso(state.updated_at),
+        "occupancy_at": iso(state.occupancy_at, zone),
+        "updated_at": iso(state.updated_at, zone),
     }
 
 
@@ -55,4 +47,4 @@ def stored_view(raw: dict[str, Any], zone: ZoneInfo, now: datetime) -> dict[str,
 
 
 def station_view(raw: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    return stored_view(raw, _zone(settings.timezone), utcnow())
+    return stored_view(raw, display_zone(settings.timezone), utcnow())

@@ -106,7 +106,9 @@ class AlertmanagerChannel:
         self._poster = JsonPoster(timeout=timeout, headers=headers, session=session)
 
     def payload(self, notice: Notice) -> list[dict[str, Any]]:
-        until = None if self._resend_within is None else self._clock() + self._resend_within
+        until = None
+        if self._resend_within is not None:  # in the notice's zone: one clock per notice
+            until = (self._clock() + self._resend_within).astimezone(notice.created_at.tzinfo)
         return [
             postable_alert(alert, self._station_url, firing_until=until)
             for alert in ordered(notice.alerts)

@@ -5,7 +5,7 @@ a notice reads the same everywhere. Pure and deterministic: the same notice give
 
     空港街道: 2 个驿站离线，1 个已恢复
     告警中 (2):
-    - 空港祥云工会驿站 (SY-0001) 离线，自 2026-11-30 08:05:00 +08:00，最后心跳 …
+    - 空港祥云工会驿站 (SY-0001) 离线，自 2026-11-30T08:05:00+08:00，最后心跳 …
 """
 
 from __future__ import annotations
@@ -88,15 +88,9 @@ WORDS: dict[Language, _Words] = {"zh": ZH, "en": EN}
 
 
 def clock(moment: datetime) -> str:
-    """``2026-11-30 08:05:00 +08:00``: to the second, in the moment's own offset as given."""
-    text = f"{moment:%Y-%m-%d %H:%M:%S}"
-    offset = moment.utcoffset()
-    if offset is None:
-        return text
-    minutes = int(offset.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{text} {sign}{hours:02d}:{rest:02d}"
+    """``2026-11-30T08:05:00+08:00``: ISO 8601 to the second, in the moment's own offset as
+    given (the notifier hands channels every notice in STATIONWATCH_TIMEZONE)."""
+    return moment.isoformat(timespec="seconds")
 
 
 def kind_text(kind: str, language: Language = "zh") -> str:

@@ -400,7 +400,7 @@ def check_mail(server: SmtpServer, *, to: list[str], user: str | None) -> None:
     assert body.get_content_charset() == "utf-8"
     text = body.get_content()
     assert text.startswith("空港街道: 2 个驿站离线，1 个已恢复\n")
-    assert "- 空港祥云工会驿站 (SY-0001) 离线，自 2026-11-30 08:05:00 +08:00" in text
+    assert "- 空港祥云工会驿站 (SY-0001) 离线，自 2026-11-30T08:05:00+08:00" in text
 
 
 def mail(server: SmtpServer, **settings: Any) -> EmailChannel:

@@ -11,12 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
 from stationwatch.broker import free_port
 from tests.integration.conftest import drop_database
+from tests.integration.test_one_clock import Clockwatch
 
 pytestmark = pytest.mark.integration
 
@@ -58,16 +60,22 @@ def fresh_database() -> Iterator[str]:
 
 
 def test_dev_runs_the_stack_and_writes_rows(tmp_path: Path, fresh_database: str) -> None:
-    done = _run(
-        ["dev", "--duration", "20", "--stations", "60"], _env(tmp_path, fresh_database), 180
-    )
+    env = _env(tmp_path, fresh_database) | {"STATIONWATCH_TIMEZONE": "America/Sao_Paulo"}
+    done = _run(["dev", "--duration", "20", "--stations", "60"], env, 180)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"using PostgreSQL at {fresh_database}" in done.stdout
     assert re.search(r"live board on http://127\.0\.0\.1:\d+/$", done.stdout, re.MULTILINE)
     assert "stopped after" in done.stdout
     assert _heartbeat_rows(fresh_database) > 0
-    assert (tmp_path / "logs" / "worker.log").exists()
+    worker_log = tmp_path / "logs" / "worker.log"
+    assert worker_log.exists()
+    # One clock: what dev prints and logs, and its worker's log, show times in the zone.
+    watch = Clockwatch(zone=ZoneInfo("America/Sao_Paulo"))
+    assert watch.log("worker.log", worker_log.read_text(errors="replace")) > 5
+    watch.log("dev stderr", done.stderr)
+    watch.text("dev stdout", done.stdout)
+    assert watch.problems == [], "\n".join(watch.problems[:20])
 
 
 def test_dev_falls_back_to_embedded_postgres(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ SQL statement takes them as parameters, never as text of the statement."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -31,7 +32,7 @@ NAMES = [
 STREETS = ["街道'; TRUNCATE stationwatch.alerts; --", 'a"b\\c%_', "$$ ; SELECT pg_sleep(30); $$"]
 
 
-def rows(database_url: str, query: str, *params: object) -> list[tuple[object, ...]]:
+def rows(database_url: str, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
         return conn.execute(query.encode(), params or None).fetchall()
 

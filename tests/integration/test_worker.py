@@ -130,7 +130,11 @@ async def test_live_state_holds_the_newest_values_whatever_the_arrival_order(
         body: dict[str, Any] = response.json()
         return (
             body
-            if body["last_seq"] == 29 and body["occupancy_at"] == counts[-1]["observed_at"]
+            if body["last_seq"] == 29
+            and body["occupancy_at"] is not None
+            # the same instant, shown in STATIONWATCH_TIMEZONE whatever offset it came in
+            and datetime.fromisoformat(body["occupancy_at"])
+            == datetime.fromisoformat(counts[-1]["observed_at"])
             else None
         )
 

@@ -222,6 +222,60 @@ def test_never_heard_station_is_judged_from_when_watching_began() -> None:
     assert result.alerts[0].last_heartbeat_at is None
 
 
+NEVER_HEARD_OFFLINE = [("stale", "firing"), ("stale", "resolved"), ("offline", "firing")]
+
+
+@pytest.mark.parametrize(
+    ("after", "liveness", "since", "alerts"),
+    [
+        pytest.param(timedelta(0), "unknown", T0, [], id="just-registered"),
+        pytest.param(STALE, "unknown", T0, [], id="at-the-stale-threshold"),
+        pytest.param(STALE + S, "stale", T0 + STALE, [("stale", "firing")], id="stale"),
+        pytest.param(OFFLINE, "stale", T0 + STALE, [("stale", "firing")], id="at-offline"),
+        pytest.param(OFFLINE + S, "offline", T0 + OFFLINE, NEVER_HEARD_OFFLINE, id="offline"),
+        pytest.param(timedelta(hours=6), "offline", T0 + OFFLINE, NEVER_HEARD_OFFLINE, id="later"),
+    ],
+)
+def test_a_station_never_heard_from_is_unknown_then_stale_then_offline(
+    after: timedelta, liveness: str, since: datetime, alerts: list[tuple[str, str]]
+) -> None:
+    """Registered at T0 (active, always open, a device every 30 s), not one heartbeat: judged
+    from its registration like any silent station, so a device never connected is found."""
+    station = Station(T0)
+    station.walk(T0, T0 + after)
+    assert (station.state.liveness, station.state.liveness_since) == (liveness, since)
+    assert station.state.last_heartbeat_at is None
+    assert sent(station.alerts) == alerts
+    firing = [a for a in station.alerts if a.state == "firing"]
+    assert [a.starts_at for a in firing] == [T0 + STALE, T0 + OFFLINE][: len(firing)]
+    assert {a.last_heartbeat_at for a in station.alerts} <= {None}
+
+
+SATURDAY = T0 + timedelta(days=5)  # 2026-12-05 10:00, an ordinary Saturday: office hours closed
+
+
+@pytest.mark.parametrize(
+    ("at", "registered", "profile", "liveness"),
+    [
+        pytest.param(T0, False, {}, "unknown", id="missing-from-the-registry"),
+        pytest.param(T0, True, {"heartbeat_interval_s": None}, "not_monitored", id="no-device"),
+        pytest.param(
+            T0, True, {"lifecycle": "temporarily_closed"}, "offline", id="temporarily-closed"
+        ),
+        pytest.param(
+            SATURDAY, True, {"opening_hours": OFFICE_HOURS}, "offline", id="outside-its-hours"
+        ),
+    ],
+)
+def test_a_station_never_heard_from_raises_alerts_only_when_expected_alive(
+    at: datetime, registered: bool, profile: dict[str, Any], liveness: str
+) -> None:
+    station = Station(at, registered=registered, **profile)
+    station.walk(at, at + OFFLINE + S)
+    assert station.state.liveness == liveness
+    assert station.alerts == []
+
+
 def test_first_heartbeat_makes_an_unknown_station_online() -> None:
     station = Station(T0)
     result = station.beat(T0 + 10 * S)

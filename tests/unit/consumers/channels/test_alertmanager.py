@@ -45,7 +45,8 @@ def test_resend_within_keeps_firing_alerts_firing_until_the_next_send() -> None:
     )
     ends = {a["labels"]["station_id"]: a["endsAt"] for a in channel.payload(NOTICE)}
     assert ends == {
-        "SY-0001": "2026-11-30T04:40:05+00:00",
-        "SY-0002": "2026-11-30T04:40:05+00:00",
+        # now + resend_within, in the notice's zone: one clock per notice
+        "SY-0001": "2026-11-30T12:40:05+08:00",
+        "SY-0002": "2026-11-30T12:40:05+08:00",
         "SY-0003": "2026-11-30T08:10:00+08:00",  # resolved: its own end
     }

@@ -32,4 +32,4 @@ def test_the_header_is_in_the_alerts_zone_not_utc() -> None:
         created_at=datetime(2026, 12, 2, 5, 27, 3, tzinfo=UTC),
     )
     header = ConsoleChannel().text(notice).splitlines()[0]
-    assert header == "── console · 2026-12-02 13:27:03 +08:00 ──"
+    assert header == "── console · 2026-12-02T13:27:03+08:00 ──"

@@ -77,9 +77,9 @@ def test_station_line_keeps_the_alerts_own_offset() -> None:
     utc = station_alert("SY-0001", "空港祥云工会驿站", starts_at=at(0, 5, tz=UTC))
     newfoundland = timezone(timedelta(hours=-3, minutes=-30))
     west = station_alert("SY-0001", "空港祥云工会驿站", starts_at=at(0, 5, tz=newfoundland))
-    assert "自 2026-11-30 00:05:00 +00:00" in render.station_line(utc)
-    assert "自 2026-11-30 00:05:00 -03:30" in render.station_line(west)
-    assert render.clock(datetime(2026, 11, 30, 8, 5)) == "2026-11-30 08:05:00"  # noqa: DTZ001
+    assert "自 2026-11-30T00:05:00+00:00" in render.station_line(utc)
+    assert "自 2026-11-30T00:05:00-03:30" in render.station_line(west)
+    assert render.clock(datetime(2026, 11, 30, 8, 5)) == "2026-11-30T08:05:00"  # noqa: DTZ001
 
 
 def test_lines_are_ordered_by_station_whatever_the_notice_order() -> None:
