@@ -1,0 +1,415 @@
+"""Spreadsheet rows to registry profiles and back, with errors per row and column.
+
+Pure: no I/O. :func:`read_header` maps a file's headers to the template's columns and tells its
+language; :func:`profile_from_row` turns one row into a :class:`StationProfile` validated against
+the registry schema, or into every error the row has; :func:`row_from_profile` writes a profile
+as a template row, so that reading it back gives the same profile.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from schemas.common import STATION_ID_PATTERN
+from schemas.registry import StationProfile
+from stationwatch.registry.bilingual import BilingualError, Language, Said
+from stationwatch.registry.opening_hours import HoursError, format_hours, parse_hours
+from stationwatch.registry.sheet_columns import (
+    BY_FIELD,
+    COLUMNS,
+    FALSE_WORDS,
+    TRUE_WORDS,
+    Column,
+    code_of,
+    known_values,
+    label_of,
+    match_header,
+    normalize,
+    yes_no,
+)
+
+# set by the import itself, never read from a file
+NOT_COMPARED = ("updated_at", "changed_by", "changed_via")
+
+
+@dataclass(frozen=True)
+class RowError:
+    """What is wrong, where: ``row`` as the spreadsheet numbers it (the header is row 1), or
+    ``None`` for the header itself."""
+
+    row: int | None
+    column: Column | None
+    said: Said
+
+    def render(self, language: Language) -> str:
+        where = self.column.label(language) if self.column else ""
+        text = self.said.in_(language)
+        if language == "zh":
+            head = "表头" if self.row is None else f"第 {self.row} 行"
+            return f"{head}，{where}: {text}" if where else f"{head}: {text}"
+        head = "header" if self.row is None else f"row {self.row}"
+        return f"{head}, {where}: {text}" if where else f"{head}: {text}"
+
+
+@dataclass(frozen=True)
+class Header:
+    columns: list[Column | None]  # by position; None: a column without a header
+    language: Language
+    errors: list[RowError]
+
+    @property
+    def present(self) -> frozenset[str]:
+        return frozenset(c.field for c in self.columns if c is not None)
+
+
+def read_header(headers: list[str]) -> Header:
+    """The template columns ``headers`` name, the file's language (the one most headers are
+    written in), and what is wrong with them: unknown, repeated or missing required columns."""
+    written = [h.strip() for h in headers]
+    ascii_count = sum(1 for h in written if h and h.isascii())
+    language: Language = "en" if ascii_count * 2 > sum(1 for h in written if h) else "zh"
+    columns: list[Column | None] = []
+    errors: list[RowError] = []
+    seen: set[str] = set()
+    for header in written:
+        found = match_header(header) if header else None
+        if header and found is None:
+            errors.append(
+                RowError(
+                    None,
+                    None,
+                    Said(
+                        f"不认识的列 '{header}'（可用的列: {'、'.join(c.zh for c in COLUMNS)}）",
+                        f"unknown column '{header}' (known columns: "
+                        f"{', '.join(c.field for c in COLUMNS)})",
+                    ),
+                )
+            )
+        column = found[0] if found else None
+        if column is not None and column.field in seen:
+            errors.append(
+                RowError(None, column, Said(f"'{header}' 这一列出现了两次", "appears twice"))
+            )
+            column = None
+        if column is not None:
+            seen.add(column.field)
+        columns.append(column)
+    errors.extend(
+        RowError(None, column, Said("缺少这一列", "this column is missing"))
+        for column in COLUMNS
+        if column.required and column.field not in seen
+    )
+    return Header(columns, language, errors)
+
+
+# -- cells -----------------------------------------------------------------------------------
+
+_LIST_SEPARATORS = re.compile(r"[,，、;；/\s]+")
+_ID = re.compile(STATION_ID_PATTERN)
+_NONE_WORDS = frozenset({"无", "没有", "-", "—", "none", "no device", "n/a"})
+
+
+def _integer(text: str, low: int, high: int) -> int:
+    try:
+        number = float(text)
+    except ValueError:
+        number = float("nan")
+    if number != number or number != int(number):  # NaN or a fraction
+        raise BilingualError(Said(f"'{text}' 不是整数", f"'{text}' is not a whole number"))
+    if not low <= number <= high:
+        raise BilingualError(
+            Said(f"{text} 不在 {low} 到 {high} 之间", f"{text} is not between {low} and {high}")
+        )
+    return int(number)
+
+
+def _degrees(text: str, limit: int) -> float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise BilingualError(Said(f"'{text}' 不是数字", f"'{text}' is not a number")) from None
+    if not -limit <= number <= limit:
+        raise BilingualError(
+            Said(
+                f"{text} 不在 -{limit} 到 {limit} 之间",
+                f"{text} is not between -{limit} and {limit}",
+            )
+        )
+    return number
+
+
+def _coded(field: str, text: str) -> str:
+    code = code_of(field, text)
+    if code is None:
+        column = BY_FIELD[field]
+        raise BilingualError(
+            Said(
+                f"'{text}' 不是有效的{column.zh}（可填: {known_values(field, 'zh')}）",
+                f"'{text}' is not a known {column.en_label} ({known_values(field, 'en')})",
+            )
+        )
+    return code
+
+
+def _services(text: str) -> list[str]:
+    services: list[str] = []
+    for item in _LIST_SEPARATORS.split(text):
+        if not item:
+            continue
+        code = _coded("services", item)
+        if code in services:
+            raise BilingualError(Said(f"'{item}' 重复了", f"'{item}' is listed twice"))
+        services.append(code)
+    return services
+
+
+def _yes_no(text: str) -> bool:
+    word = normalize(text)
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise BilingualError(Said(f"'{text}' 请填 是 或 否", f"'{text}' is not yes or no"))
+
+
+def _moment(text: str, zone: ZoneInfo) -> str:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BilingualError(
+            Said(
+                f"'{text}' 不是有效的时间（如 2026-12-05 或 2026-12-05T18:00）",
+                f"'{text}' is not a date or time like 2026-12-05 or 2026-12-05T18:00",
+            )
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.isoformat()
+
+
+def _text(text: str) -> str | None:
+    return text or None
+
+
+def _station_id(text: str) -> str:
+    if not _ID.fullmatch(text):
+        raise BilingualError(
+            Said(
+                f"'{text}' 不是有效的编号（大写字母-数字，如 SY-0001）",
+                f"'{text}' is not a station id like SY-0001",
+            )
+        )
+    return text
+
+
+def _required(text: str) -> str:
+    if not text:
+        raise BilingualError(Said("没有填写", "is empty"))
+    return text
+
+
+# -- a row -----------------------------------------------------------------------------------
+
+_PYDANTIC_ZH: dict[str, Callable[[dict[str, Any]], str]] = {
+    "string_too_long": lambda ctx: f"最多 {ctx.get('max_length')} 个字符",
+    "string_too_short": lambda ctx: "没有填写",
+    "text_nul": lambda ctx: "不能含 NUL 字符",
+    "greater_than_equal": lambda ctx: f"不能小于 {ctx.get('ge')}",
+    "less_than_equal": lambda ctx: f"不能大于 {ctx.get('le')}",
+    "time_range": lambda ctx: "须在 2000 年到 2099 年之间",
+}
+
+
+def _schema_errors(row_no: int, exc: ValidationError) -> list[RowError]:
+    errors: list[RowError] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        field = loc[0] if loc else ""
+        if field == "location" and len(loc) > 1:
+            field = loc[1]
+        elif not field and ":" in message:  # a model check names its field first
+            field, _, message = message.partition(": ")
+        column = BY_FIELD.get(field)
+        zh = _PYDANTIC_ZH.get(error["type"])
+        errors.append(
+            RowError(row_no, column, Said(zh(error.get("ctx") or {}) if zh else message, message))
+        )
+    return errors
+
+
+def profile_from_row(
+    row_no: int,
+    cells: dict[str, str],
+    language: Language,
+    *,
+    live: StationProfile | None,
+    now: datetime,
+    zone: ZoneInfo,
+    changed_by: str | None,
+    changed_via: str,
+) -> StationProfile | list[RowError]:
+    """The profile a row describes, or every error it has.
+
+    ``cells`` holds the columns the file has (stripped text); a column the file lacks keeps the
+    ``live`` profile's value (the schema's default for a new station), and so do fields the
+    template does not hold."""
+    data: dict[str, Any] = live.model_dump(mode="json") if live else {}
+    errors: list[RowError] = []
+
+    def cell(field: str, parse: Callable[[str], Any]) -> Any:
+        try:
+            return parse(cells[field])
+        except BilingualError as exc:
+            errors.append(RowError(row_no, BY_FIELD[field], exc.said))
+            return None
+
+    simple: dict[str, Callable[[str], Any]] = {
+        "station_id": _station_id,
+        "name": _required,
+        "district": lambda t: t,
+        "street": lambda t: t,
+        "category": lambda t: _coded("category", t) if t else "standard",
+        "host": lambda t: _coded("host", t) if t else "other",
+        "services": _services,
+        "capacity": lambda t: _integer(t, 0, 100_000) if t else None,
+        "heartbeat_interval_s": lambda t: (
+            None if not t or normalize(t) in _NONE_WORDS else _integer(t, 1, 86_400)
+        ),
+        "contact_phone": _text,
+        "responsible_person": _text,
+        "responsible_phone": _text,
+        "lifecycle": lambda t: _coded("lifecycle", t) if t else "active",
+        "closed_until": lambda t: _moment(t, zone) if t else None,
+        "closure_reason": _text,
+    }
+    for field, parse in simple.items():
+        if field in cells:
+            data[field] = cell(field, parse)
+    location = dict(data.get("location") or {})
+    if "lat" in cells:
+        location["lat"] = cell("lat", lambda t: _degrees(_required(t), 90))
+    if "lon" in cells:
+        location["lon"] = cell("lon", lambda t: _degrees(_required(t), 180))
+    data["location"] = location
+    _hours(row_no, cells, data, errors)
+    if errors:
+        return errors
+    if data.get("closed_until") and data.get("lifecycle") != "temporarily_closed":
+        return [
+            RowError(
+                row_no,
+                BY_FIELD["closed_until"],
+                Said(
+                    f"只有状态为{label_of('lifecycle', 'temporarily_closed', 'zh')}"
+                    "的驿站才有关闭期限",
+                    "only a temporarily_closed station has one",
+                ),
+            )
+        ]
+    data |= {"updated_at": now.isoformat(), "changed_by": changed_by, "changed_via": changed_via}
+    try:
+        return StationProfile.model_validate(data, strict=False)
+    except ValidationError as exc:
+        return _schema_errors(row_no, exc)
+
+
+def _hours(
+    row_no: int, cells: dict[str, str], data: dict[str, Any], errors: list[RowError]
+) -> None:
+    """Opening hours and the holidays column, which must agree with what the hours text says.
+
+    Whether it opens on holidays comes from the column, else from the hours text, else (no
+    column in the file) stays as it was."""
+    hours = dict(data.get("opening_hours") or {})
+    hours.setdefault("holidays_open", False)
+    said_in_text: bool | None = None
+    if "opening_hours" in cells:
+        try:
+            parsed = parse_hours(cells["opening_hours"])
+        except HoursError as exc:
+            errors.append(RowError(row_no, BY_FIELD["opening_hours"], exc.said))
+            return
+        said_in_text = parsed.holidays_open
+        hours["always_open"], hours["weekly"] = parsed.always_open, parsed.weekly
+        if said_in_text is not None:
+            hours["holidays_open"] = said_in_text
+        elif "holidays_open" in cells:
+            hours["holidays_open"] = False
+    if cells.get("holidays_open"):
+        try:
+            column = _yes_no(cells["holidays_open"])
+        except BilingualError as exc:
+            errors.append(RowError(row_no, BY_FIELD["holidays_open"], exc.said))
+            return
+        if said_in_text is not None and said_in_text != column:
+            errors.append(
+                RowError(
+                    row_no,
+                    BY_FIELD["holidays_open"],
+                    Said(
+                        f"'{cells['holidays_open']}' 与开放时间 '{cells['opening_hours']}' 矛盾",
+                        f"'{cells['holidays_open']}' contradicts the opening hours "
+                        f"'{cells['opening_hours']}'",
+                    ),
+                )
+            )
+            return
+        hours["holidays_open"] = column
+    data["opening_hours"] = hours
+
+
+def row_from_profile(profile: StationProfile, language: Language) -> list[str]:
+    """The template row of a profile, in the order of :data:`COLUMNS`."""
+    hours = profile.opening_hours
+    values: dict[str, str] = {
+        "station_id": profile.station_id,
+        "name": profile.name,
+        "district": profile.district,
+        "street": profile.street,
+        "category": label_of("category", profile.category, language),
+        "host": label_of("host", profile.host, language),
+        "lat": repr(profile.location.lat),
+        "lon": repr(profile.location.lon),
+        "services": ("、" if language == "zh" else ", ").join(
+            label_of("services", s, language) for s in profile.services
+        ),
+        "capacity": "" if profile.capacity is None else str(profile.capacity),
+        "opening_hours": format_hours(hours.always_open, dict(hours.weekly), language),
+        "holidays_open": yes_no(hours.holidays_open, language),
+        "heartbeat_interval_s": (
+            "" if profile.heartbeat_interval_s is None else str(profile.heartbeat_interval_s)
+        ),
+        "contact_phone": profile.contact_phone or "",
+        "responsible_person": profile.responsible_person or "",
+        "responsible_phone": profile.responsible_phone or "",
+        "lifecycle": label_of("lifecycle", profile.lifecycle, language),
+        "closed_until": profile.closed_until.isoformat() if profile.closed_until else "",
+        "closure_reason": profile.closure_reason or "",
+    }
+    return [values[column.field] for column in COLUMNS]
+
+
+def comparable(profile: StationProfile) -> dict[str, Any]:
+    """What an import compares: the profile without the fields the import itself sets."""
+    data = profile.model_dump(mode="json")
+    for field in NOT_COMPARED:
+        data.pop(field, None)
+    return data
+
+
+__all__ = [
+    "Header",
+    "RowError",
+    "comparable",
+    "profile_from_row",
+    "read_header",
+    "row_from_profile",
+]
