@@ -49,11 +49,11 @@ class Hours:
 
 # -- the scanner -------------------------------------------------------------------------------
 
-_DASH = r"(?:-|–|—|~|～|至|到|to\b)"
+_DASH = r"(?:-|－|–|—|~|～|至|到|to\b)"
 _ZH_DAY = "一二三四五六日天"
 _ZH_DAYS = re.compile(
     rf"(?:周|星期|礼拜)([{_ZH_DAY}])([{_ZH_DAY}]*)"
-    rf"(?:\s*(?:至|到|-|–|—|~|～)\s*(?:周|星期|礼拜)?([{_ZH_DAY}]))?"
+    rf"(?:\s*(?:至|到|-|－|–|—|~|～)\s*(?:周|星期|礼拜)?([{_ZH_DAY}]))?"
 )
 _EN_DAY = (
     r"(mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:r(?:s(?:day)?)?)?|fri(?:day)?"
@@ -64,7 +64,7 @@ _TIME = r"(\d{1,2})\s*[:：]\s*(\d{1,2})"
 _SPAN = re.compile(rf"{_TIME}\s*{_DASH}\s*{_TIME}", re.IGNORECASE)
 # what looks like a time span, to quote it whole when it is not one
 _LOOSE_SPAN = re.compile(
-    r"[\d:：.点时]+(?:\s*(?:-|–|—|~|～|至|到|to\b)\s*[\d:：.点时]*)?", re.IGNORECASE
+    r"[\d:：.点时]+(?:\s*(?:-|－|–|—|~|～|至|到|to\b)\s*[\d:：.点时]*)?", re.IGNORECASE
 )
 _SEPARATORS = re.compile(r"[\s,，、;；]+")
 _WORD = re.compile(r"[^\s,，、;；]+")

@@ -77,7 +77,7 @@ def read_header(headers: list[str]) -> Header:
     language: Language = "en" if ascii_count * 2 > sum(1 for h in written if h) else "zh"
     columns: list[Column | None] = []
     errors: list[RowError] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # field: the header that named it
     for header in written:
         found = match_header(header) if header else None
         if header and found is None:
@@ -94,12 +94,14 @@ def read_header(headers: list[str]) -> Header:
             )
         column = found[0] if found else None
         if column is not None and column.field in seen:
-            errors.append(
-                RowError(None, column, Said(f"'{header}' 这一列出现了两次", "appears twice"))
+            said = Said(
+                f"这一列出现了两次（'{seen[column.field]}' 和 '{header}'）",
+                f"this column appears twice ('{seen[column.field]}' and '{header}')",
             )
+            errors.append(RowError(None, column, said))
             column = None
         if column is not None:
-            seen.add(column.field)
+            seen[column.field] = header
         columns.append(column)
     errors.extend(
         RowError(None, column, Said("缺少这一列", "this column is missing"))
@@ -152,7 +154,8 @@ def _coded(field: str, text: str) -> str:
         raise BilingualError(
             Said(
                 f"'{text}' 不是有效的{column.zh}（可填: {known_values(field, 'zh')}）",
-                f"'{text}' is not a known {column.en_label} ({known_values(field, 'en')})",
+                f"'{text}' is not a known {column.en_label.removesuffix('s')} "
+                f"({known_values(field, 'en')})",
             )
         )
     return code
