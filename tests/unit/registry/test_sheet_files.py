@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from stationwatch.registry.sheet_columns import COLUMNS
+from stationwatch.registry.sheet_columns import COLUMNS, VALUE_LABELS
 from stationwatch.registry.sheet_files import SheetFileError, read_table, write_csv, write_xlsx
 from stationwatch.registry.sheet_import import check_table
 from stationwatch.registry.sheet_rows import comparable, read_header
@@ -164,3 +164,19 @@ def test_the_shipped_templates_are_valid_and_say_the_same() -> None:
     assert len(zh) == 6
     lifecycles = {p["lifecycle"] for p in zh}
     assert lifecycles == {"active", "temporarily_closed", "decommissioned"}
+
+
+def test_the_readme_documents_every_column_and_label() -> None:
+    """The README's header mapping names every column in both languages and every code's
+    Chinese label, as the code reads them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Station spreadsheets") :]
+    table = section[
+        section.index("| 中文表头") : section.index("\n\n", section.index("| 中文表头"))
+    ]
+    for column in COLUMNS:
+        assert column.zh in table, column.zh
+        assert f"`{column.field}`" in table, column.field
+    for field, labels in VALUE_LABELS.items():
+        for code, (label, _others) in labels.items():
+            assert f"{label} `{code}`" in table, (field, code)
