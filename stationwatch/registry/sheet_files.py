@@ -1,7 +1,8 @@
 """Reading and writing the registry spreadsheet as CSV or XLSX (openpyxl).
 
-A file is read as its header (the first row) and its rows as text, each with the row number a
-spreadsheet shows (the header is row 1); empty rows are skipped. CSV may be UTF-8 (with or
+A file is read as its header and its rows as text, each with the row number a spreadsheet
+shows; empty rows are skipped, and so are up to five title rows above the header (the header is
+the first row naming two template columns). CSV may be UTF-8 (with or
 without the byte-order mark Excel writes) or GB18030/GBK (what Excel on a Chinese Windows saves),
 separated by commas or tabs; exports are UTF-8 with the byte-order mark, so Excel shows the
 Chinese right. XLSX: the first worksheet is read; numbers, dates and times are turned into the
@@ -25,11 +26,13 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from stationwatch.errors import StationwatchError
+from stationwatch.registry.sheet_columns import match_header
 
 Format = Literal["csv", "xlsx"]
 FORMATS: dict[str, Format] = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx"}
 # numeric columns are written as numbers in XLSX, everything else as text (ids, phones)
 NUMERIC_FIELDS = frozenset({"lat", "lon", "capacity", "heartbeat_interval_s"})
+TITLE_ROWS_MAX = 5  # rows above the header (a title, a date) that are skipped
 
 
 class SheetFileError(StationwatchError):
@@ -60,18 +63,20 @@ def read_table(path: Path) -> Table:
         raise SheetFileError(f"{path}: no such file (文件不存在)")
     kind = format_of(path)
     raw = _read_csv(path) if kind == "csv" else _read_xlsx(path)
-    header: list[str] | None = None
-    rows: list[tuple[int, list[str]]] = []
-    for number, cells in raw:
-        if header is None:
-            if any(cells):
-                header = cells
-            continue
-        if any(cells):
-            rows.append((number, cells))
-    if header is None:
+    filled = [(number, cells) for number, cells in raw if any(cells)]
+    if not filled:
         raise SheetFileError(f"{path.name}: the file is empty (文件是空的)")
-    return Table(header, rows)
+    # A title row ("顺义区工会驿站登记表") may sit above the header: the header is the first of
+    # the first rows that names at least two template columns, else the first row.
+    start = next(
+        (
+            i
+            for i, (_number, cells) in enumerate(filled[: TITLE_ROWS_MAX + 1])
+            if sum(1 for cell in cells if cell and match_header(cell)) >= 2
+        ),
+        0,
+    )
+    return Table(filled[start][1], filled[start + 1 :])
 
 
 def _decode(path: Path) -> str:

@@ -180,3 +180,18 @@ def test_the_readme_documents_every_column_and_label() -> None:
     for field, labels in VALUE_LABELS.items():
         for code, (label, _others) in labels.items():
             assert f"{label} `{code}`" in table, (field, code)
+
+
+def test_title_rows_above_the_header_are_skipped(tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["顺义区工会驿站登记表"])
+    sheet.append(["填表日期: 2026-12-01"])
+    sheet.append(["编号", "名称", "纬度", "经度", "开放时间"])
+    sheet.append(["SY-0001", "站", 40.1, 116.6, "24小时"])
+    path = tmp_path / "titled.xlsx"
+    workbook.save(path)
+    table = read_table(path)
+    assert table.header == ["编号", "名称", "纬度", "经度", "开放时间"]
+    assert table.rows == [(4, ["SY-0001", "站", "40.1", "116.6", "24小时"])]
