@@ -8,7 +8,6 @@ as a template row, so that reading it back gives the same profile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,21 +16,16 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from schemas.common import STATION_ID_PATTERN
 from schemas.registry import StationProfile
+from stationwatch.registry import sheet_cells
 from stationwatch.registry.bilingual import BilingualError, Language, Said
 from stationwatch.registry.opening_hours import HoursError, format_hours, parse_hours
 from stationwatch.registry.sheet_columns import (
     BY_FIELD,
     COLUMNS,
-    FALSE_WORDS,
-    TRUE_WORDS,
     Column,
-    code_of,
-    known_values,
     label_of,
     match_header,
-    normalize,
     yes_no,
 )
 
@@ -111,113 +105,6 @@ def read_header(headers: list[str]) -> Header:
     return Header(columns, language, errors)
 
 
-# -- cells -----------------------------------------------------------------------------------
-
-_LIST_SEPARATORS = re.compile(r"[,，、;；/\s]+")
-_ID = re.compile(STATION_ID_PATTERN)
-_NONE_WORDS = frozenset({"无", "没有", "-", "—", "none", "no device", "n/a"})
-
-
-def _integer(text: str, low: int, high: int) -> int:
-    try:
-        number = float(text)
-    except ValueError:
-        number = float("nan")
-    if number != number or number != int(number):  # NaN or a fraction
-        raise BilingualError(Said(f"'{text}' 不是整数", f"'{text}' is not a whole number"))
-    if not low <= number <= high:
-        raise BilingualError(
-            Said(f"{text} 不在 {low} 到 {high} 之间", f"{text} is not between {low} and {high}")
-        )
-    return int(number)
-
-
-def _degrees(text: str, limit: int) -> float:
-    try:
-        number = float(text)
-    except ValueError:
-        raise BilingualError(Said(f"'{text}' 不是数字", f"'{text}' is not a number")) from None
-    if not -limit <= number <= limit:
-        raise BilingualError(
-            Said(
-                f"{text} 不在 -{limit} 到 {limit} 之间",
-                f"{text} is not between -{limit} and {limit}",
-            )
-        )
-    return number
-
-
-def _coded(field: str, text: str) -> str:
-    code = code_of(field, text)
-    if code is None:
-        column = BY_FIELD[field]
-        raise BilingualError(
-            Said(
-                f"'{text}' 不是有效的{column.zh}（可填: {known_values(field, 'zh')}）",
-                f"'{text}' is not a known {column.en_label.removesuffix('s')} "
-                f"({known_values(field, 'en')})",
-            )
-        )
-    return code
-
-
-def _services(text: str) -> list[str]:
-    services: list[str] = []
-    for item in _LIST_SEPARATORS.split(text):
-        if not item:
-            continue
-        code = _coded("services", item)
-        if code in services:
-            raise BilingualError(Said(f"'{item}' 重复了", f"'{item}' is listed twice"))
-        services.append(code)
-    return services
-
-
-def _yes_no(text: str) -> bool:
-    word = normalize(text)
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise BilingualError(Said(f"'{text}' 请填 是 或 否", f"'{text}' is not yes or no"))
-
-
-def _moment(text: str, zone: ZoneInfo) -> str:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BilingualError(
-            Said(
-                f"'{text}' 不是有效的时间（如 2026-12-05 或 2026-12-05T18:00）",
-                f"'{text}' is not a date or time like 2026-12-05 or 2026-12-05T18:00",
-            )
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.isoformat()
-
-
-def _text(text: str) -> str | None:
-    return text or None
-
-
-def _station_id(text: str) -> str:
-    if not _ID.fullmatch(text):
-        raise BilingualError(
-            Said(
-                f"'{text}' 不是有效的编号（大写字母-数字，如 SY-0001）",
-                f"'{text}' is not a station id like SY-0001",
-            )
-        )
-    return text
-
-
-def _required(text: str) -> str:
-    if not text:
-        raise BilingualError(Said("没有填写", "is empty"))
-    return text
-
-
 # -- a row -----------------------------------------------------------------------------------
 
 _PYDANTIC_ZH: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -275,32 +162,30 @@ def profile_from_row(
             return None
 
     simple: dict[str, Callable[[str], Any]] = {
-        "station_id": _station_id,
-        "name": _required,
+        "station_id": sheet_cells.station_id,
+        "name": sheet_cells.required,
         "district": lambda t: t,
         "street": lambda t: t,
-        "category": lambda t: _coded("category", t) if t else "standard",
-        "host": lambda t: _coded("host", t) if t else "other",
-        "services": _services,
-        "capacity": lambda t: _integer(t, 0, 100_000) if t else None,
-        "heartbeat_interval_s": lambda t: (
-            None if not t or normalize(t) in _NONE_WORDS else _integer(t, 1, 86_400)
-        ),
-        "contact_phone": _text,
-        "responsible_person": _text,
-        "responsible_phone": _text,
-        "lifecycle": lambda t: _coded("lifecycle", t) if t else "active",
-        "closed_until": lambda t: _moment(t, zone) if t else None,
-        "closure_reason": _text,
+        "category": lambda t: sheet_cells.coded("category", t) if t else "standard",
+        "host": lambda t: sheet_cells.coded("host", t) if t else "other",
+        "services": sheet_cells.services,
+        "capacity": lambda t: sheet_cells.integer(t, 0, 100_000) if t else None,
+        "heartbeat_interval_s": sheet_cells.heartbeat_interval,
+        "contact_phone": sheet_cells.optional_text,
+        "responsible_person": sheet_cells.optional_text,
+        "responsible_phone": sheet_cells.optional_text,
+        "lifecycle": lambda t: sheet_cells.coded("lifecycle", t) if t else "active",
+        "closed_until": lambda t: sheet_cells.moment(t, zone) if t else None,
+        "closure_reason": sheet_cells.optional_text,
     }
     for field, parse in simple.items():
         if field in cells:
             data[field] = cell(field, parse)
     location = dict(data.get("location") or {})
     if "lat" in cells:
-        location["lat"] = cell("lat", lambda t: _degrees(_required(t), 90))
+        location["lat"] = cell("lat", lambda t: sheet_cells.degrees(sheet_cells.required(t), 90))
     if "lon" in cells:
-        location["lon"] = cell("lon", lambda t: _degrees(_required(t), 180))
+        location["lon"] = cell("lon", lambda t: sheet_cells.degrees(sheet_cells.required(t), 180))
     data["location"] = location
     _hours(row_no, cells, data, errors)
     if errors:
@@ -348,7 +233,7 @@ def _hours(
             hours["holidays_open"] = False
     if cells.get("holidays_open"):
         try:
-            column = _yes_no(cells["holidays_open"])
+            column = sheet_cells.yes_or_no(cells["holidays_open"])
         except BilingualError as exc:
             errors.append(RowError(row_no, BY_FIELD["holidays_open"], exc.said))
             return

@@ -358,3 +358,20 @@ def test_the_simulated_fleet_reads_back_unchanged(language: str) -> None:
     assert checked.errors == []
     assert checked.language == language
     assert [comparable(p) for p in checked.profiles] == [comparable(p) for p in fleet]
+
+
+@pytest.mark.parametrize(
+    ("written", "interval"),
+    [
+        ("", None),
+        ("无", None),
+        ("无设备", None),
+        ("-", None),
+        ("none", None),
+        ("No device", None),
+        ("30", 30),
+        ("60.0", 60),
+    ],
+)
+def test_heartbeat_interval_or_no_device(written: str, interval: int | None) -> None:
+    assert read(GOOD_ZH | {"heartbeat_interval_s": written}).heartbeat_interval_s == interval
