@@ -99,7 +99,7 @@ async def publish(
             value = profile.model_dump_json().encode() if profile is not None else None
             future = await producer.send(topic, value, key=station_id.encode())
             pending.append((station_id, future))
-        await producer.flush()
+        # each delivery as its batch is acknowledged, so the progress bar moves as they do
         for station_id, future in pending:
             try:
                 await future
