@@ -150,6 +150,9 @@ def run_import(
     except SheetFileError as exc:
         err(f"error: {exc}")
         return EXIT_INVALID
+    if not table.rows:  # with --remove-missing it would empty the registry
+        err(f"error: {request.path.name}: no stations below the header (表头下没有驿站)")
+        return EXIT_INVALID
     live = asyncio.run(live_registry(settings))
     zone = ZoneInfo(settings.timezone)
     with _progress(console) as progress:

@@ -50,3 +50,12 @@ def test_the_progress_bar_shows_on_a_terminal_only() -> None:
         task = progress.add_task("checking", total=3)
         progress.advance(task, 3)
     assert "3/3" in terminal.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_file_without_stations_is_refused(tmp_path: Path) -> None:
+    """A header alone with --remove-missing would remove every station: never published."""
+    path = tmp_path / "empty.csv"
+    path.write_text("编号,名称,纬度,经度,开放时间\n,,,,\n", encoding="utf-8")
+    code, out, err = run(ImportRequest(path, yes=True, remove_missing=True))
+    assert (code, out) == (2, [])
+    assert err == ["error: empty.csv: no stations below the header (表头下没有驿站)"]
