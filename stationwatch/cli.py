@@ -310,6 +310,103 @@ def silence_expire(
     typer.echo(f"expired {silence_id}")
 
 
+def _confirm(question: str) -> bool:
+    """Ask on a terminal; anywhere else the answer is no (``--yes`` says yes)."""
+    if not sys.stdin.isatty():
+        typer.echo(question)
+        typer.echo("error: not on a terminal, so not asked: add --yes to publish", err=True)
+        return False
+    return typer.confirm(question, default=False)
+
+
+_IMPORT_HELP = (
+    "Import stations from a CSV or XLSX spreadsheet into the registry.\n\n"
+    "Headers in Chinese or English, as in the template deploy/stations-template.csv (README: "
+    "'Station spreadsheets'). Every row is checked first: on any error, each is listed by row "
+    "and column and nothing is published (exit code 2). Then the difference against the live "
+    "registry (the stations table) is shown: added, changed fields old → new, lifecycle "
+    "changes, and stations missing from the file. Confirmed (or --yes), new and changed "
+    "stations are published to station.registry; missing ones are only reported unless "
+    "--remove-missing.\n\n"
+    "\b\nExamples:\n"
+    "  stationwatch stations import 驿站.xlsx --dry-run\n"
+    "  stationwatch stations import 驿站.xlsx --yes --by 王芳\n"
+    "  stationwatch stations import stations.csv --remove-missing"
+)
+_EXPORT_HELP = (
+    "Export the live registry (the stations table) in the import template, as CSV or XLSX, "
+    "with Chinese or English headers: export, edit, import.\n\n"
+    "\b\nExamples:\n"
+    "  stationwatch stations export --format xlsx --out 驿站.xlsx\n"
+    "  stationwatch stations export --language en > stations.csv"
+)
+
+
+@stations_app.command("import", help=_IMPORT_HELP)
+def stations_import(
+    file: Annotated[Path, typer.Argument(help="the spreadsheet: .csv or .xlsx")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show the difference, publish nothing")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="publish without asking")] = False,
+    remove_missing: Annotated[
+        bool,
+        typer.Option(
+            "--remove-missing",
+            help="also remove (tombstone) the stations the file does not hold",
+        ),
+    ] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="who makes the change (kept in the history)")
+    ] = None,
+) -> None:
+    """Import stations from a CSV or XLSX spreadsheet into the registry (see _IMPORT_HELP)."""
+    from stationwatch.registry.sheet_import import ImportRequest, run_import
+
+    settings = _settings()
+    request = ImportRequest(
+        path=file, dry_run=dry_run, yes=yes, remove_missing=remove_missing, changed_by=by
+    )
+    try:
+        code = run_import(
+            settings,
+            request,
+            out=typer.echo,
+            err=lambda line: typer.echo(line, err=True),
+            confirm=_confirm,
+        )
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+@stations_app.command("export", help=_EXPORT_HELP)
+def stations_export(
+    format_: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or xlsx (default: from --out's name, else csv)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="file to write (default: CSV on stdout)")
+    ] = None,
+    language: Annotated[
+        str, typer.Option("--language", help="zh (Chinese headers and labels) or en")
+    ] = "zh",
+) -> None:
+    """Export the live registry in the import template (see _EXPORT_HELP)."""
+    from stationwatch.registry.sheet_export import ExportRequest, run_export
+
+    settings = _settings()
+    request = ExportRequest(out=out, format=format_, language=language)
+    try:
+        code = run_export(
+            settings, request, stdout=sys.stdout, err=lambda line: typer.echo(line, err=True)
+        )
+    except StationwatchError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[Path, typer.Argument(help="folder to write the JSON Schema files to")],
