@@ -7,6 +7,7 @@ because input is at-least-once and several producers race.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -117,6 +118,28 @@ class StationState:
 
 
 _FIELDS = tuple(StationState.__dataclass_fields__)
+
+
+def closure_end(profile: Mapping[str, Any] | None) -> datetime | None:
+    """When a temporary closure ends by itself (``closed_until``), or ``None``."""
+    if not profile or profile.get("lifecycle") != "temporarily_closed":
+        return None
+    until = profile.get("closed_until")
+    if until is None:
+        return None
+    return until if isinstance(until, datetime) else datetime.fromisoformat(str(until))
+
+
+def effective_lifecycle(profile: Mapping[str, Any] | None, now: datetime) -> str:
+    """The lifecycle a registry record (as JSON) stands for at ``now``: a ``temporarily_closed``
+    station whose ``closed_until`` has come is ``active`` again; ``unknown`` without a record."""
+    if not profile:
+        return "unknown"
+    lifecycle = str(profile["lifecycle"])
+    end = closure_end(profile)
+    if end is not None and end <= now:
+        return "active"
+    return lifecycle
 
 
 def _newer(candidate: datetime, current: datetime | None) -> bool:
