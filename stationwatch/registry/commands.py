@@ -181,7 +181,8 @@ def overdue_table(found: list[patrol.Overdue], zone: ZoneInfo, interval_days: in
 
     table = Table(title=f"Overdue for a patrol (every {interval_days} days)")
     for column in ("id", "name", "street", "responsible", "phone", "last inspection", "overdue"):
-        table.add_column(column)
+        # ids, phones and dates stay whole (searchable, copyable); names may wrap
+        table.add_column(column, no_wrap=column in ("id", "phone", "last inspection"))
     for o in found:
         last = o.row.last_inspection_at
         table.add_row(
