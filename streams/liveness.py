@@ -210,6 +210,8 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     lifecycle = effective_lifecycle(profile, now)
     interval = state.heartbeat_interval_s
     due: list[datetime] = [end] if (end := closure_end(profile)) is not None else []
+    if lifecycle != state.lifecycle_in_force:
+        state = replace(state, lifecycle_in_force=lifecycle)
 
     # -- the schedule ---------------------------------------------------------------------
     sched = bool(hours) and scheduled_open(hours, now, config.zone)  # type: ignore[arg-type]

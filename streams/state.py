@@ -64,6 +64,9 @@ class StationState:
     scheduled: bool | None = None  # the schedule's verdict at the last evaluation
     scheduled_since: datetime | None = None
     expected_since: datetime | None = None  # when it last became expected alive
+    # the lifecycle in force when last judged (effective_lifecycle): a closure that ends by
+    # itself changes the state then, so the table, the API and station_current follow
+    lifecycle_in_force: str | None = None
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)

@@ -169,6 +169,15 @@ async def test_a_closed_station_raises_no_alert_and_its_closure_ends_by_itself(
     starts_at = datetime.fromisoformat(offline["starts_at"])
     assert starts_at >= until + timedelta(seconds=OFFLINE_AFTER) - timedelta(milliseconds=1)
     assert await setup.lifecycle(until_closed) == "active"
+
+    async def current_active() -> bool:  # Grafana's live view follows
+        rows = setup.query(
+            "SELECT lifecycle FROM stationwatch.station_current WHERE station_id = %s",
+            until_closed,
+        )
+        return rows == [("active",)]
+
+    await wait_for(current_active, timeout_s=10, what="station_current lifecycle active")
     # the one closed without an end stays closed and quiet
     assert await setup.lifecycle(closed) == "temporarily_closed"
     assert setup.alerts_of(closed) == []

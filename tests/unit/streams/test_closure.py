@@ -124,3 +124,17 @@ def test_live_views_show_the_lifecycle_in_force() -> None:
     assert entry.lifecycle_at(UNTIL) == "active"
     assert not is_open_now(entry, UNTIL - S, SH)
     assert is_open_now(entry, UNTIL + S, SH)
+
+
+def test_the_end_of_a_closure_changes_the_state_even_of_a_station_without_device() -> None:
+    station = Station(
+        T0,
+        lifecycle="temporarily_closed",
+        closed_until=UNTIL.isoformat(),
+        heartbeat_interval_s=None,
+    )
+    before = station.judge(UNTIL - S).state
+    assert station.judge(UNTIL - S / 2).state == before  # nothing new: nothing to write
+    after = station.judge(UNTIL).state
+    assert after != before  # written to the table, so station_current and the API follow
+    assert (before.lifecycle_in_force, after.lifecycle_in_force) == ("temporarily_closed", "active")
