@@ -76,7 +76,7 @@ class Setup:
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.database_url) as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
     async def lifecycle(self, station_id: str) -> str:
         return str((await self.worker.get(f"/stations/{station_id}")).json().get("lifecycle"))
