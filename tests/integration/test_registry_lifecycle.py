@@ -358,6 +358,21 @@ async def test_overdue_lists_stations_never_inspected_not_one_just_inspected(
     assert inspected not in table
     assert closed not in table
 
+    # The interval is a setting: the command reads it, `migrate` records it for the view.
+    setup.env["STATIONWATCH_PATROL_INTERVAL_DAYS"] = "45"
+    try:
+        await setup.ok("migrate")
+        longer = json.loads(await setup.ok("stations", "overdue", "--json"))
+    finally:
+        del setup.env["STATIONWATCH_PATROL_INTERVAL_DAYS"]
+    assert [e["station_id"] for e in longer if e["station_id"] in mine] == [never]
+    viewed = setup.query(
+        "SELECT station_id, interval_days FROM stationwatch.stations_overdue"
+        " WHERE station_id = ANY(%s)",
+        mine,
+    )
+    assert viewed == [(never, 45)]
+
 
 async def test_bad_input_is_one_line_and_a_failing_exit_code(setup: Setup) -> None:
     (station,) = setup.ids("B", 1)
@@ -380,6 +395,7 @@ async def test_bad_input_is_one_line_and_a_failing_exit_code(setup: Setup) -> No
             "--until: 'next week' is not a day",
         ),
         (("stations", "reopen", station), 1, "is already active"),
+        (("stations", "history", "RG-NOSUCH99"), 1, "no station RG-NOSUCH99"),
         (("stations", "history", "not-an-id"), 2, "is not a station id"),
     ]
     for args, code, message in cases:
