@@ -6,15 +6,15 @@ import asyncio
 import logging
 import sys
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
 
 from stationwatch.errors import StationwatchError
+from stationwatch.registry.upkeep_cli import add_upkeep_commands
 from stationwatch.settings import Settings
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ stations_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stations_app, name="stations")
+add_upkeep_commands(stations_app)  # close, reopen, decommission, inspect, overdue, history
 
 
 def _settings() -> Settings:
@@ -299,209 +300,6 @@ def silence_expire(
         typer.echo(f"error: no active or pending silence {silence_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"expired {silence_id}")
-
-
-_BY_HELP = "who makes the change (default: your login name); kept in the station's history"
-_STATION_HELP = "the station's id, e.g. SY-0001"
-
-
-def _station(station_id: str) -> str:
-    from stationwatch.registry.commands import check_station_id
-    from stationwatch.registry.lifecycle import LifecycleError
-
-    try:
-        return check_station_id(station_id)
-    except LifecycleError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _by(by: str | None) -> str:
-    import getpass
-
-    return by if by else getpass.getuser()
-
-
-def _lifecycle(
-    action: Literal["close", "reopen", "decommission"],
-    station_id: str,
-    by: str | None,
-    *,
-    reason: str | None = None,
-    until: datetime | None = None,
-) -> None:
-    from stationwatch.registry import commands
-
-    settings = _settings()
-    request = commands.LifecycleRequest(action, _station(station_id), _by(by), reason, until)
-    now = datetime.now(ZoneInfo(settings.timezone))
-    try:
-        done = commands.change_lifecycle(settings, request, now)
-    except StationwatchError as exc:
-        raise _fail(exc) from None
-    typer.echo(done)
-
-
-@stations_app.command("close")
-def stations_close(
-    station_id: Annotated[str, typer.Argument(help=_STATION_HELP)],
-    reason: Annotated[str, typer.Option(help="why it closes (kept in its history)")],
-    until: Annotated[
-        str | None,
-        typer.Option(
-            help="reopens by itself then: a day (2026-12-10 = that day's start in "
-            "STATIONWATCH_TIMEZONE) or a time (2026-12-10T14:00, 2026-12-10T14:00+08:00); "
-            "without it, closed until `stations reopen`"
-        ),
-    ] = None,
-    by: Annotated[str | None, typer.Option(help=_BY_HELP)] = None,
-) -> None:
-    """Close a station temporarily (with --until: it reopens by itself then).
-
-    The worker honours it at once: no offline alert while closed; open alerts resolve.
-
-    Publishes the changed record to station.registry; kept in the station's history.
-
-    Example: stationwatch stations close SY-0001 --until 2026-12-10 --reason 供暖检修 --by 王芳
-    """
-    from stationwatch.registry.lifecycle import LifecycleError, parse_until
-
-    settings = _settings()
-    moment = None
-    if until is not None:
-        try:
-            moment = parse_until(
-                until, ZoneInfo(settings.timezone), datetime.now(ZoneInfo(settings.timezone))
-            )
-        except LifecycleError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    _lifecycle("close", station_id, by, reason=reason, until=moment)
-
-
-@stations_app.command("reopen")
-def stations_reopen(
-    station_id: Annotated[str, typer.Argument(help=_STATION_HELP)],
-    by: Annotated[str | None, typer.Option(help=_BY_HELP)] = None,
-) -> None:
-    """Open a temporarily closed station again (before its --until, or closed without one).
-
-    Its liveness is judged again at once: a silent device raises alerts as usual.
-
-    Example: stationwatch stations reopen SY-0001 --by 王芳
-    """
-    _lifecycle("reopen", station_id, by)
-
-
-@stations_app.command("decommission")
-def stations_decommission(
-    station_id: Annotated[str, typer.Argument(help=_STATION_HELP)],
-    by: Annotated[str | None, typer.Option(help=_BY_HELP)] = None,
-    reason: Annotated[str | None, typer.Option(help="why (kept in its history)")] = None,
-) -> None:
-    """Take a station out of service for good.
-
-    It stays in the registry and its history but is never monitored again.
-
-    Example: stationwatch stations decommission SY-0001 --reason 场地拆迁 --by 王芳
-    """
-    _lifecycle("decommission", station_id, by, reason=reason)
-
-
-class InspectionResult(StrEnum):
-    passed = "pass"
-    issues = "issues"
-
-
-@stations_app.command("inspect")
-def stations_inspect(
-    station_id: Annotated[str, typer.Argument(help=_STATION_HELP)],
-    result: Annotated[InspectionResult, typer.Option(help="pass, or issues found")],
-    note: Annotated[str, typer.Option(help="what was seen or done")],
-    by: Annotated[str, typer.Option(help="who inspected")],
-    at: Annotated[
-        str | None, typer.Option(help="when it was inspected (ISO time; default: now)")
-    ] = None,
-) -> None:
-    """Record a patrol or inspection of a station.
-
-    Written to PostgreSQL (tables inspections and station_history) for the dashboards.
-
-    The same inspection recorded twice (station, time, inspector, result, note) is kept once.
-
-    Example: stationwatch stations inspect SY-0001 --result issues --note 饮水机故障 --by 李强
-    """
-    from stationwatch.registry import commands
-
-    settings = _settings()
-    sid = _station(station_id)
-    now = datetime.now(ZoneInfo(settings.timezone))
-    moment = _moment(at, settings, "--at") or now
-    if moment > now:
-        typer.echo(f"error: --at: {moment.isoformat()} is in the future", err=True)
-        raise typer.Exit(2)
-    try:
-        done = commands.inspect(settings, sid, result=result.value, note=note, by=by, at=moment)
-    except StationwatchError as exc:
-        raise _fail(exc) from None
-    typer.echo(done)
-
-
-@stations_app.command("overdue")
-def stations_overdue(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
-) -> None:
-    """List the stations overdue for a patrol.
-
-    Stations in service not inspected for STATIONWATCH_PATROL_INTERVAL_DAYS (default 30).
-
-    Never inspected first, then the longest overdue; dashboards read view stations_overdue.
-
-    Example: stationwatch stations overdue --json
-    """
-    from rich.console import Console
-
-    from stationwatch.registry import commands
-
-    settings = _settings()
-    zone = ZoneInfo(settings.timezone)
-    try:
-        found = commands.overdue(settings, datetime.now(zone))
-    except StationwatchError as exc:
-        raise _fail(exc) from None
-    if as_json:
-        typer.echo(commands.overdue_json(found))
-        return
-    Console().print(commands.overdue_table(found, zone, settings.patrol_interval_days))
-    typer.echo(f"{len(found)} station(s) overdue")
-
-
-@stations_app.command("history")
-def stations_history(
-    station_id: Annotated[str, typer.Argument(help=_STATION_HELP)],
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of lines")] = False,
-) -> None:
-    """Show a station's history: every registry change and inspection, oldest first.
-
-    Each line: when, what, by whom, via which command or import file, old → new values.
-
-    Example: stationwatch stations history SY-0001
-    """
-    from stationwatch.registry import commands
-
-    settings = _settings()
-    sid = _station(station_id)
-    try:
-        entries = commands.history(settings, sid)
-    except StationwatchError as exc:
-        raise _fail(exc) from None
-    if as_json:
-        typer.echo(commands.history_json(entries))
-        return
-    for line in commands.history_lines(entries, ZoneInfo(settings.timezone)):
-        typer.echo(line)
-    if not entries:
-        typer.echo(f"no history for {sid}")
 
 
 @schemas_app.command("export")
