@@ -417,3 +417,28 @@ async def test_bad_input_is_one_line_and_a_failing_exit_code(setup: Setup) -> No
         assert message in done.stderr, (args, done.stderr)
         assert done.stderr.strip().count("\n") == 0, (args, done.stderr)
     assert await setup.lifecycle(station) == "active"  # nothing was published
+
+
+async def test_a_history_row_written_twice_is_one_row(setup: Setup) -> None:
+    """A registry record redelivered before the worker's table was updated gives the same
+    history row again (same key): the database keeps one."""
+    from stationwatch.db.sink import Batch, TimescaleSink
+    from stationwatch.registry.history import registry_change
+
+    (station,) = setup.ids("D", 1)
+    before = profile(station, updated_at="2026-11-01T00:00:00+00:00")
+    after = {**before, "capacity": 25, "updated_at": "2026-11-02T00:00:00+00:00"}
+    entry = registry_change(before, after)
+    assert entry is not None
+    sink = TimescaleSink(setup.database_url)
+    try:
+        for _ in range(2):
+            batch = Batch()
+            batch.add("station_history", entry.row(), None)
+            await sink.write(batch)
+    finally:
+        await sink.close()
+    rows = setup.query(
+        "SELECT what, old, new FROM stationwatch.station_history WHERE station_id = %s", station
+    )
+    assert rows == [("changed", {"capacity": 10}, {"capacity": 25})]
