@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from stationwatch.errors import StationwatchError
+from stationwatch.registry.upkeep_cli import add_upkeep_commands
 from stationwatch.settings import Settings
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ stations_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stations_app, name="stations")
+add_upkeep_commands(stations_app)  # close, reopen, decommission, inspect, overdue, history
 
 
 def _settings() -> Settings:
@@ -70,8 +72,11 @@ def migrate() -> None:
 
     settings = _settings()
     _logging(settings)
+    from stationwatch.registry.store import record_patrol_interval
+
     try:
         result = run_migrations(settings.dsn, settings.db_flavor)
+        record_patrol_interval(settings.dsn, settings.patrol_interval_days)
     except StationwatchError as exc:
         raise _fail(exc) from None
     typer.echo(result.describe())

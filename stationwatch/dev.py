@@ -155,6 +155,7 @@ class _Dev:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop.set)
         from stationwatch.db.migrate import migrate
+        from stationwatch.registry.store import record_patrol_interval
 
         with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="stationwatch-dev-") as tmp:
             database = await asyncio.to_thread(resolve_database, self.settings)
@@ -163,6 +164,8 @@ class _Dev:
             kafka = await asyncio.to_thread(_broker, self.settings, stack, self.say)
             result = await asyncio.to_thread(migrate, database.url)
             self.say.print(result.describe())
+            days = self.settings.patrol_interval_days  # as `migrate` does, for the dashboards
+            await asyncio.to_thread(record_patrol_interval, database.url, days)
             names = [self.settings.topic(t) for t in (*topics.INPUT_TOPICS, *topics.OUTPUT_TOPICS)]
             registry = self.settings.topic(topics.REGISTRY)
             await ensure_topics(

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         60.0, gt=0, le=3600, description="longest wait between two tries of a notice"
     )
     api_token: SecretStr | None = Field(None, description="bearer token for the HTTP API")
+    patrol_interval_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="days between patrols of a station in service: one not inspected for "
+        "longer is overdue (`stations overdue`, the stations_overdue view)",
+    )
 
     @field_validator("timezone")
     @classmethod

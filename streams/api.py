@@ -223,7 +223,7 @@ def summarize(index: LiveIndex, now: Any, zone: ZoneInfo) -> dict[str, Any]:
         by["by_liveness"][entry.liveness] += 1
         by["by_category"][entry.category or "unknown"] += 1
         by["by_street"][entry.street or "unknown"] += 1
-        by["by_lifecycle"][entry.lifecycle] += 1
+        by["by_lifecycle"][entry.lifecycle_at(now)] += 1
         open_now += is_open_now(entry, now, zone)
     return {
         **{key: dict(counter) for key, counter in by.items()},

@@ -17,6 +17,7 @@ from schemas import Alert, DeadLetter, Heartbeat, Occupancy, StationProfile, Sta
 from schemas.deadletter import RAW_LIMIT
 from stationwatch.db.sink import Batch, Refused, station_row
 from stationwatch.metrics import WorkerMetrics
+from stationwatch.registry.history import registry_change
 from stationwatch.zone import wire
 from streams.decode import MAX_AGE, Rejected, Tombstone, decode
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
@@ -108,6 +109,7 @@ class Outcome:
         self.batch.occupancy.extend(later.batch.occupancy)
         self.batch.status_events.extend(later.batch.status_events)
         self.batch.liveness_changes.extend(later.batch.liveness_changes)
+        self.batch.station_history.extend(later.batch.station_history)
         self.batch.stations.update(later.batch.stations)
         self.batch.origins.update(later.batch.origins)
         for row in later.batch.alerts.values():
@@ -288,6 +290,8 @@ def process_records(
                 out.alerts.extend(closing.alerts)
             store(decoded.station_id, None, record.ref)
             out.batch.stations[decoded.station_id] = None
+            if previous is not None:
+                _add_history(out, previous.profile, None, record, now)
             continue
         station_id: str = decoded.station_id  # type: ignore[attr-defined]
         state = current(station_id, record.ref, record.partition) or new_state(station_id, now)
@@ -325,7 +329,10 @@ def process_records(
             state = apply_status(state, decoded, now)
             out.event_times.append((record.topic, decoded.at))
         elif isinstance(decoded, StationProfile):
+            held = state.profile
             state = apply_profile(state, decoded, now)
+            if state.profile is not held:
+                _add_history(out, held, state.profile, record, now)
             if state.profile is not None and state.profile_updated_at is not None:
                 row = station_row(state.profile, state.profile_updated_at)
                 out.batch.stations[station_id] = row
@@ -358,6 +365,19 @@ def process_records(
     for alert in out.alerts:
         out.add_alert_row(alert_row(alert))
     return out
+
+
+def _add_history(
+    out: Outcome,
+    old: dict[str, Any] | None,
+    new: dict[str, Any] | None,
+    record: Record,
+    now: datetime,
+) -> None:
+    """A ``station_history`` row when the registry record applied differs from the one held."""
+    entry = registry_change(old, new, removed_at=now)
+    if entry is not None:
+        out.batch.add("station_history", entry.row(), record)
 
 
 def refused_letters(

@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 
 from schemas.alerts import SEVERITY, Alert
 from streams.schedule import next_change, previous_change, scheduled_open
-from streams.state import Liveness, StationState
+from streams.state import Liveness, StationState, closure_end, effective_lifecycle
 
 _NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
 _DEGRADED = ("stale", "offline")
@@ -207,9 +207,11 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     now = clock.judge
     profile = state.profile
     hours = profile.get("opening_hours") if profile else None
-    lifecycle = state.lifecycle
+    lifecycle = effective_lifecycle(profile, now)
     interval = state.heartbeat_interval_s
-    due: list[datetime] = []
+    due: list[datetime] = [end] if (end := closure_end(profile)) is not None else []
+    if lifecycle != state.lifecycle_in_force:
+        state = replace(state, lifecycle_in_force=lifecycle)
 
     # -- the schedule ---------------------------------------------------------------------
     sched = bool(hours) and scheduled_open(hours, now, config.zone)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from schemas.registry import Category, Lifecycle, Service
 from streams.schedule import scheduled_open
-from streams.state import Liveness
+from streams.state import Liveness, closure_end
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 MAX_RADIUS_M = 50_000.0
@@ -99,13 +99,20 @@ class Entry:
     category: str | None
     street: str | None
     services: frozenset[str]
-    lifecycle: str
+    lifecycle: str  # as registered; see lifecycle_at
     liveness: str
     open_state: str
     hours: dict[str, Any] | None  # shared between stations with the same schedule: read only
     occupants: int | None
     capacity: int | None
     occupancy_at: datetime | None
+    closed_until: datetime | None = None  # a temporary closure ends by itself then
+
+    def lifecycle_at(self, now: datetime) -> str:
+        """The lifecycle at ``now``: a temporary closure past its end is ``active``."""
+        if self.closed_until is not None and self.closed_until <= now:
+            return "active"
+        return self.lifecycle
 
     @property
     def state(self) -> dict[str, Any]:
@@ -166,12 +173,13 @@ def entry_from_state(
         occupants=state.get("occupants"),
         capacity=capacity,
         occupancy_at=datetime.fromisoformat(occupancy_at) if occupancy_at else None,
+        closed_until=closure_end(profile),
     )
 
 
 def is_open_now(entry: Entry, now: datetime, zone: ZoneInfo) -> bool:
     return (
-        entry.lifecycle == "active"
+        entry.lifecycle_at(now) == "active"
         and entry.hours is not None
         and entry.open_state != "closed"
         and scheduled_open(entry.hours, now, zone)
@@ -184,7 +192,7 @@ def matches(entry: Entry, query: ListQuery, now: datetime, zone: ZoneInfo) -> bo
         and (query.category is None or entry.category == query.category)
         and (query.street is None or entry.street == query.street)
         and (query.service is None or query.service in entry.services)
-        and (query.lifecycle is None or entry.lifecycle == query.lifecycle)
+        and (query.lifecycle is None or entry.lifecycle_at(now) == query.lifecycle)
         and (query.open_now is None or is_open_now(entry, now, zone) == query.open_now)
     )
 

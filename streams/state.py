@@ -7,6 +7,7 @@ because input is at-least-once and several producers race.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -63,6 +64,9 @@ class StationState:
     scheduled: bool | None = None  # the schedule's verdict at the last evaluation
     scheduled_since: datetime | None = None
     expected_since: datetime | None = None  # when it last became expected alive
+    # the lifecycle in force when last judged (effective_lifecycle): a closure that ends by
+    # itself changes the state then, so the table, the API and station_current follow
+    lifecycle_in_force: str | None = None
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
@@ -117,6 +121,28 @@ class StationState:
 
 
 _FIELDS = tuple(StationState.__dataclass_fields__)
+
+
+def closure_end(profile: Mapping[str, Any] | None) -> datetime | None:
+    """When a temporary closure ends by itself (``closed_until``), or ``None``."""
+    if not profile or profile.get("lifecycle") != "temporarily_closed":
+        return None
+    until = profile.get("closed_until")
+    if until is None:
+        return None
+    return until if isinstance(until, datetime) else datetime.fromisoformat(str(until))
+
+
+def effective_lifecycle(profile: Mapping[str, Any] | None, now: datetime) -> str:
+    """The lifecycle a registry record (as JSON) stands for at ``now``: a ``temporarily_closed``
+    station whose ``closed_until`` has come is ``active`` again; ``unknown`` without a record."""
+    if not profile:
+        return "unknown"
+    lifecycle = str(profile["lifecycle"])
+    end = closure_end(profile)
+    if end is not None and end <= now:
+        return "active"
+    return lifecycle
 
 
 def _newer(candidate: datetime, current: datetime | None) -> bool:

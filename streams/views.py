@@ -10,7 +10,7 @@ from stationwatch.settings import Settings
 from stationwatch.zone import display_zone, iso
 from streams.ingest import utcnow
 from streams.schedule import scheduled_open
-from streams.state import StationState
+from streams.state import StationState, effective_lifecycle
 
 
 def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
         "street": profile.get("street"),
         "location": profile.get("location"),
         "services": profile.get("services", []),
-        "lifecycle": state.lifecycle,
+        "lifecycle": effective_lifecycle(state.profile, now),
         "heartbeat_interval_s": state.heartbeat_interval_s,
         "liveness": state.liveness,
         "liveness_since": iso(state.liveness_since, zone),

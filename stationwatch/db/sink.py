@@ -34,6 +34,7 @@ from stationwatch.errors import (
     StationwatchError,
     WorkerStoppingError,
 )
+from stationwatch.registry.history import HISTORY_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ _APPEND_TABLES = {
     "occupancy": OCCUPANCY_COLUMNS,
     "status_events": STATUS_COLUMNS,
     "liveness_changes": LIVENESS_COLUMNS,
+    "station_history": HISTORY_COLUMNS,
 }
 
 
@@ -101,6 +103,8 @@ class Batch:
     occupancy: list[tuple[Any, ...]] = field(default_factory=list)
     status_events: list[tuple[Any, ...]] = field(default_factory=list)
     liveness_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    # registry changes (stationwatch.registry.history), keyed (station_id, time, what)
+    station_history: list[tuple[Any, ...]] = field(default_factory=list)
     # The last registry action per station in this batch: a row to upsert, or None to delete.
     stations: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     # One row per alert episode touched (firing, resolved, or both merged).
@@ -140,6 +144,7 @@ class Batch:
             + len(self.occupancy)
             + len(self.status_events)
             + len(self.liveness_changes)
+            + len(self.station_history)
             + len(self.stations)
             + len(self.alerts)
         )

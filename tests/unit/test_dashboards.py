@@ -24,6 +24,10 @@ CONTRACT_RELATIONS = {
 }  # fmt: skip
 # The pipeline's own state (README, "Never a stale picture"), readable by dashboards.
 PIPELINE_RELATIONS = {"pipeline_status"}
+# beyond the contract: the registry's history, inspections and patrols (migration 0007)
+REGISTRY_RELATIONS = {
+    "station_history", "inspections", "patrol_policy", "stations_patrol", "stations_overdue",
+}  # fmt: skip
 # The notifier's relations the README names as readable by dashboards.
 NOTIFIER_RELATIONS = {"deliveries", "notices", "notice_attempts", "suppressed_alerts", "silences"}
 # Dashboards by file and uid: links and bookmarks use the uids, so they never change.
@@ -32,6 +36,7 @@ UIDS = {
     "station": "stationwatch-station",
     "availability": "stationwatch-availability",
     "pipeline": "stationwatch-pipeline",
+    "station-registry": "stationwatch-registry",
 }
 PROMETHEUS_BUILTINS = {"up"}  # series Prometheus itself makes for every target
 GRAFANA_VARIABLES = {"__interval", "__interval_ms", "__rate_interval", "__range", "__range_s"}
@@ -79,7 +84,7 @@ def metric_names() -> set[str]:
 def check_sql(sql: str) -> None:
     relations = set(re.findall(r"stationwatch\.([a-z_0-9]+)", sql))
     assert relations
-    allowed = CONTRACT_RELATIONS | NOTIFIER_RELATIONS | PIPELINE_RELATIONS
+    allowed = CONTRACT_RELATIONS | NOTIFIER_RELATIONS | PIPELINE_RELATIONS | REGISTRY_RELATIONS
     assert relations <= allowed, relations - allowed
 
 

@@ -21,8 +21,14 @@ CONTRACT_RELATIONS = {
     "heartbeats_1h",
     "availability_daily",
 }
-# Relations beyond the contract's (extensions): the notifier's state and its deliveries view.
+# Relations beyond the contract's (extensions): the notifier's state and its deliveries view;
+# the registry's history, inspections and patrols.
 EXTENSIONS = {
+    "station_history",
+    "inspections",
+    "patrol_policy",
+    "stations_patrol",
+    "stations_overdue",
     "notify_log",
     "notices",
     "notice_attempts",

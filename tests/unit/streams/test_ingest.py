@@ -239,7 +239,8 @@ def test_a_valid_record_gives_its_row_and_folds_into_the_state(
         list(out.batch.stations.values()) if table == "stations" else getattr(out.batch, table)
     )
     assert len(rows) == 1
-    assert len(out.batch) == 1
+    # a station's first registry record also lands in its history, as "added"
+    assert len(out.batch) == (2 if table == "stations" else 1)
     got = dict(zip(columns, rows[0], strict=True))
     assert {name: got[name] for name in row} == row
     assert out.batch.origin(rows[0]) is source  # a refused row can be dead-lettered as it
@@ -747,3 +748,52 @@ def test_every_telemetry_input_gives_its_event_time_for_the_processing_delay() -
         (STATUS, NOW - 30 * S),
     ]
     assert len(out.dead_letters) == 1
+
+
+# -- station_history ----------------------------------------------------------------------
+def history_rows(out: Outcome) -> list[tuple[str, datetime, str, str | None]]:
+    return [(r[0], r[1], r[2], r[3]) for r in out.batch.station_history]
+
+
+def test_every_registry_change_the_worker_applies_is_a_history_row() -> None:
+    first = profile(NOW - 3 * MIN)
+    closed = profile(
+        NOW - 2 * MIN,
+        lifecycle="temporarily_closed",
+        closed_until=(NOW + MIN).isoformat(),
+        closure_reason="供暖检修",
+        changed_by="王芳",
+        changed_via="stations close",
+    )
+    bookkeeping_only = {**closed, "updated_at": (NOW - MIN).isoformat(), "changed_by": "x"}
+    records = [
+        record(REGISTRY, first, offset=1),
+        record(REGISTRY, closed, offset=2),
+        record(REGISTRY, closed, offset=3),  # delivered twice
+        record(REGISTRY, bookkeeping_only, offset=4),
+        record(REGISTRY, None, offset=5),  # removed
+    ]
+    out = run(records)
+    assert history_rows(out) == [
+        (SID, NOW - 3 * MIN, "added", None),
+        (SID, NOW - 2 * MIN, "lifecycle", "王芳"),
+        (SID, NOW, "removed", None),
+    ]
+    closure = out.batch.station_history[1]
+    assert closure[4] == "stations close"
+    assert json.loads(closure[5]) == {
+        "closed_until": None,
+        "closure_reason": None,
+        "lifecycle": "active",
+    }
+    assert json.loads(closure[6])["closure_reason"] == "供暖检修"
+    assert out.batch.origin(closure) is records[1]  # a refused row is dead-lettered as it
+
+
+def test_an_older_record_arriving_late_writes_no_history() -> None:
+    newer = run([record(REGISTRY, profile(NOW - MIN, capacity=20))])
+    table = {SID: newer.state_writes[SID].value}
+    late = run([record(REGISTRY, profile(NOW - 2 * MIN, capacity=5))], table)
+    assert late.batch.station_history == []
+    redelivered = run([record(REGISTRY, profile(NOW - MIN, capacity=20))], table)
+    assert redelivered.batch.station_history == []
