@@ -13,13 +13,14 @@ from pydantic import ValidationError
 
 from schemas import topics
 from schemas.registry import StationProfile
-from stationwatch.broker import bootstrap_servers, ensure_topics
+from stationwatch.broker import BROKER_HINT, bootstrap_servers, ensure_topics, quiet_client_logs
 from stationwatch.errors import (
     BrokerUnavailableError,
     ConfigurationError,
     DatabaseUnavailableError,
     StationwatchError,
 )
+from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,19 +79,24 @@ async def publish(
         settings.partitions,
         compacted=[topic],
         replication_factor=settings.replication_factor,
+        auth=client_auth(settings),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(settings.kafka),
-        client_id="stationwatch-import",
+        client_id="stationwatch-registry",
         acks="all",
         linger_ms=5,
         max_batch_size=max(settings.producer_max_batch_bytes, 1),
+        **client_auth(settings),
     )
     try:
-        await producer.start()
+        with quiet_client_logs():
+            await producer.start()
     except KafkaError as exc:
         await producer.stop()
-        raise BrokerUnavailableError(f"broker {settings.kafka} unreachable: {exc}") from exc
+        raise BrokerUnavailableError(
+            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
+        ) from exc
     failed: list[tuple[str, BaseException]] = []
     delivered = 0
     try:
