@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from stationwatch.broker import EmbeddedBroker
+from stationwatch.registry.commands import inspect
 from stationwatch.settings import Settings
 from stationwatch.simulator import run_simulator
 from tests.factories import dumps, occupancy, profile, status
@@ -148,6 +149,38 @@ async def play(
             at = now + timedelta(seconds=n)
             await send("station.occupancy", own, dumps(occupancy(own, at, people, capacity=6)))
         await bad_input(fleet.producer, own)
+        # the registry's upkeep: the device-less station closed for a while, an inspection
+        await fleet.register(
+            [
+                profile(
+                    quiet,
+                    name="无设备驿站",
+                    heartbeat_interval_s=None,
+                    lifecycle="temporarily_closed",
+                    closure_reason="供暖检修",
+                    changed_by="王芳",
+                    changed_via="stations close",
+                    updated_at=now.isoformat(),
+                )
+            ]
+        )
+        inspect(
+            Settings(database_url=url),
+            own,
+            result="issues",
+            note="饮水机漏水",
+            by="张伟",
+            at=now,
+        )
+        await wait_for(
+            lambda: has(
+                "SELECT 1 FROM stationwatch.stations WHERE station_id = %s"
+                " AND lifecycle = 'temporarily_closed'",
+                quiet,
+            ),
+            timeout_s=30,
+            what=f"{quiet} closed in the registry",
+        )
 
         fleet.beating.difference_update({own, silent})
         offline = (
