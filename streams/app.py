@@ -15,7 +15,6 @@ import asyncio
 import gc
 import logging
 import socket
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +22,6 @@ from typing import Any
 
 import faust
 import orjson
-from faust.streams import _current_event
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -90,6 +88,8 @@ class Runtime:
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
     started_at: datetime = field(default_factory=utcnow)
+    # the tables hold the current assignment's state (from Faust's rebalance signals)
+    recovered: bool = False
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -163,12 +163,16 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         value_serializer="raw",
         processing_guarantee="at_least_once",
     )
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        key_type=str,  # raw bytes on the changelog, hashed like the input keys
-        value_type=None,  # JSON
+    table = app.tables.add(
+        StationTable(
+            app,
+            name=STATE_TABLE,
+            default=None,
+            beacon=app.tables.beacon,
+            partitions=settings.partitions,
+            key_type=str,  # raw bytes on the changelog, hashed like the input keys
+            value_type=None,  # JSON
+        )
     )
     sink = TimescaleSink(
         settings.dsn,
@@ -241,8 +245,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def send_ticks() -> None:
         """Ask the agent to judge the partitions that have stations due (or need indexing)."""
-        recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
-        if app.rebalancing or not recovery.completed.is_set():
+        if app.rebalancing or not runtime.recovered:
             return
         if not runtime.indexed:
             index_owned_stations(runtime)
@@ -291,8 +294,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         if refused:
             logger.error("station_current: the database refused the rows of %s", refused)
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type] # mode's signal typing
+    async def _on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        runtime.recovered = False  # a rebalance begins: the tables are recovered again
+
     @app.on_rebalance_complete.connect  # type: ignore[arg-type] # mode's signal typing
     async def _on_rebalance(sender: Any, **kwargs: Any) -> None:
+        """Sent once the tables are recovered for the new assignment (before the streams
+        resume; ``app.rebalancing`` stays true until they have)."""
+        runtime.recovered = True
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
         runtime.due.reset()
@@ -308,8 +318,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     def snapshot() -> Snapshot | None:
         """The owned stations for a (re)started API server, unless a rebalance is under way
         (then index_owned_stations feeds it once the partitions are recovered)."""
-        recovery = app.tables.recovery  # type: ignore[attr-defined] # not on TableManagerT
-        if not runtime.indexed or app.rebalancing or not recovery.completed.is_set():
+        if not runtime.indexed or app.rebalancing or not runtime.recovered:
             return None
         active = runtime.active_partitions()
         return sorted(active), owned_states(runtime, active)
@@ -512,19 +521,39 @@ def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
             )
 
 
+class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics are untyped
+    """The live table. A station's changelog record goes to the partition its input arrived on
+    (whatever its producers' partitioner), which the writer names: :meth:`put`, :meth:`drop`."""
+
+    _partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if self._partition is None:
+            raise TypeError(f"{key!r}: the live table is written with put() or drop() only")
+        return self._partition
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self._partition = partition
+        try:
+            self[key] = value
+        finally:
+            self._partition = None
+
+    def drop(self, key: str, partition: int) -> None:
+        self._partition = partition
+        try:
+            self.pop(key, None)
+        finally:
+            self._partition = None
+
+
 def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
     table, feed = runtime.table, runtime.feed
     for station_id, write in writes.items():
-        if write.remove or write.value is not None:
-            # The changelog record must go to the partition the station's input came from.
-            token = _current_event.set(weakref.ref(write.ref))
-            try:
-                if write.remove:
-                    table.pop(station_id, None)
-                else:
-                    table[station_id] = write.value
-            finally:
-                _current_event.reset(token)
+        if write.remove:
+            table.drop(station_id, write.partition)
+        elif write.value is not None:
+            table.put(station_id, write.value, write.partition)
         if write.remove:
             runtime.due.forget(station_id)
             if feed is not None:

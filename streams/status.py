@@ -51,7 +51,7 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         problems.append("no partitions assigned yet")
     if total_lag > runtime.settings.health_max_lag:
         problems.append(f"behind by {total_lag} messages")
-    db_ok = runtime.metrics.db_available._value.get() != 0
+    db_ok = runtime.sink.available
     if not db_ok:
         problems.append("database unavailable, writes are being retried")
     body = {

@@ -272,6 +272,11 @@ class TimescaleSink:
         self._max_backoff_s = max_backoff_s
         self._down_since: float | None = None
 
+    @property
+    def available(self) -> bool:
+        """False from a failed write until the next one succeeds."""
+        return self._down_since is None
+
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None

@@ -118,6 +118,14 @@ def make_runtime(
 
 
 # -- health ------------------------------------------------------------------------------------
+class UnavailableSink(TimescaleSink):
+    """A sink whose last write failed (health reads the sink's own state)."""
+
+    @property
+    def available(self) -> bool:
+        return False
+
+
 HB0, HB1, OCC0, REG3 = tp(HEARTBEAT, 0), tp(HEARTBEAT, 1), tp(OCCUPANCY, 0), tp(REGISTRY, 3)
 TICKS0 = TP(ticks_topic_name(SETTINGS), 0)
 CHANGELOG0 = TP("stationwatch-station_state-changelog", 0)
@@ -224,7 +232,8 @@ async def test_health_report(
     lag_by_topic: dict[str, int],
 ) -> None:
     runtime = make_runtime(consumer, positions=positions, rebalancing=rebalancing)
-    runtime.metrics.db_available.set(1 if db_ok else 0)
+    if not db_ok:
+        runtime.sink = UnavailableSink(SETTINGS.dsn)
 
     healthy, body = await health_report(runtime)
 
