@@ -26,6 +26,7 @@ _TIME_FIELDS = (
     "watch_since",
     "scheduled_since",
     "expected_since",
+    "expected_changed_at",
     "flapping_since",
 )
 
@@ -63,6 +64,10 @@ class StationState:
     scheduled: bool | None = None  # the schedule's verdict at the last evaluation
     scheduled_since: datetime | None = None
     expected_since: datetime | None = None  # when it last became expected alive
+    # streams.expected: when the verdict last changed either way, and the registry record's
+    # parts it rested on (lifecycle, device, opening hours' fingerprint) at the last judgement
+    expected_changed_at: datetime | None = None
+    expect_basis: dict[str, Any] | None = None
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
