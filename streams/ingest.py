@@ -15,6 +15,7 @@ from schemas.deadletter import RAW_LIMIT
 from stationwatch.db.sink import Batch, Refused, station_row
 from stationwatch.metrics import WorkerMetrics
 from streams.decode import MAX_AGE, Rejected, Tombstone, decode
+from streams.expected import ExpectedChange, removed
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
 from streams.state import (
     StationState,
@@ -102,6 +103,7 @@ class Outcome:
         self.batch.occupancy.extend(later.batch.occupancy)
         self.batch.status_events.extend(later.batch.status_events)
         self.batch.liveness_changes.extend(later.batch.liveness_changes)
+        self.batch.expected_changes.extend(later.batch.expected_changes)
         self.batch.stations.update(later.batch.stations)
         self.batch.origins.update(later.batch.origins)
         for row in later.batch.alerts.values():
@@ -173,6 +175,10 @@ def heartbeat_row(
         beat.firmware,
         interval_s,
     )
+
+
+def expected_row(change: ExpectedChange) -> tuple[Any, ...]:
+    return (change.time, change.station_id, change.expected, change.reason)
 
 
 _DETECTED_AT = 7
@@ -275,9 +281,13 @@ def process_records(
             metrics.events.labels(record.topic, "accepted").inc()
         if isinstance(decoded, Tombstone):
             previous = current(decoded.station_id, record.ref, record.partition)
-            if previous is not None and previous.episodes:
-                closing = resolve_all(previous, clocks.get(record.partition) or Clock(now, now))
-                out.alerts.extend(closing.alerts)
+            if previous is not None:
+                clock = clocks.get(record.partition) or Clock(now, now)
+                if previous.episodes:
+                    out.alerts.extend(resolve_all(previous, clock).alerts)
+                out.batch.expected_changes.extend(
+                    expected_row(c) for c in removed(previous, clock.judge)
+                )
             store(decoded.station_id, None, record.ref)
             out.batch.stations[decoded.station_id] = None
             continue
@@ -337,6 +347,7 @@ def process_records(
             out.batch.liveness_changes.extend(
                 (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
             )
+            out.batch.expected_changes.extend(expected_row(c) for c in judged.expected_changes)
         out.state_writes[station_id] = StateWrite(
             ref,
             partition,

@@ -71,6 +71,7 @@ STATION_COLUMNS = (
     "profile",
 )
 LIVENESS_COLUMNS = ("time", "station_id", "from_liveness", "to_liveness")
+EXPECTED_COLUMNS = ("time", "station_id", "expected", "reason")
 ALERT_COLUMNS = (
     "alert_id",
     "fingerprint",
@@ -90,6 +91,7 @@ _APPEND_TABLES = {
     "occupancy": OCCUPANCY_COLUMNS,
     "status_events": STATUS_COLUMNS,
     "liveness_changes": LIVENESS_COLUMNS,
+    "expected_changes": EXPECTED_COLUMNS,
 }
 
 
@@ -101,6 +103,7 @@ class Batch:
     occupancy: list[tuple[Any, ...]] = field(default_factory=list)
     status_events: list[tuple[Any, ...]] = field(default_factory=list)
     liveness_changes: list[tuple[Any, ...]] = field(default_factory=list)
+    expected_changes: list[tuple[Any, ...]] = field(default_factory=list)
     # The last registry action per station in this batch: a row to upsert, or None to delete.
     stations: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     # One row per alert episode touched (firing, resolved, or both merged).
@@ -140,6 +143,7 @@ class Batch:
             + len(self.occupancy)
             + len(self.status_events)
             + len(self.liveness_changes)
+            + len(self.expected_changes)
             + len(self.stations)
             + len(self.alerts)
         )
