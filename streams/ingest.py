@@ -282,11 +282,11 @@ def process_records(
         if isinstance(decoded, Tombstone):
             previous = current(decoded.station_id, record.ref, record.partition)
             if previous is not None:
-                clock = clocks.get(record.partition) or Clock(now, now)
+                gone_at = clocks.get(record.partition) or Clock(now, now)
                 if previous.episodes:
-                    out.alerts.extend(resolve_all(previous, clock).alerts)
+                    out.alerts.extend(resolve_all(previous, gone_at).alerts)
                 out.batch.expected_changes.extend(
-                    expected_row(c) for c in removed(previous, clock.judge)
+                    expected_row(c) for c in removed(previous, gone_at.judge)
                 )
             store(decoded.station_id, None, record.ref)
             out.batch.stations[decoded.station_id] = None
