@@ -3,16 +3,20 @@ and that nothing is reported twice (replays, restarts, two judgements at one ins
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import StationProfile
 from streams.expected import ExpectedChange, removed
 from streams.liveness import Clock, LivenessConfig, evaluate
+from streams.schedule import scheduled_open
 from streams.state import StationState, apply_profile, new_state
 from tests import factories
 
@@ -296,3 +300,45 @@ def test_silence_counts_from_the_exact_opening() -> None:
     station.register(at(MON, "07:00"), opening_hours=OFFICE, heartbeat_interval_s=30)
     station.judge(at(MON, "08:00") + 20 * S)
     assert station.state.expected_since == at(MON, "08:00")
+
+
+# -- properties over random registry changes and judgements ------------------------------------
+_HOURS = {"always": ALWAYS, "office": OFFICE, "split": SPLIT, "mondays": MONDAYS}
+_step = st.one_of(
+    st.tuples(st.just("wait"), st.integers(1, 3 * 86400)),
+    st.tuples(st.just("lifecycle"), st.sampled_from(["active", "temporarily_closed"])),
+    st.tuples(st.just("device"), st.sampled_from([None, 30])),
+    st.tuples(st.just("hours"), st.sampled_from(sorted(_HOURS))),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(_step, max_size=30))
+def test_changes_alternate_increase_and_agree_with_the_verdict_at_every_judgement(
+    steps: list[tuple[str, Any]],
+) -> None:
+    station = Station()
+    record: dict[str, Any] = {"opening_hours": OFFICE}
+    moment = at(MON, "07:30")
+    station.register(moment, **record)
+    for kind, value in steps:
+        moment += 13 * S
+        if kind == "wait":
+            moment += value * S
+            station.judge(moment)
+        else:
+            key = {"lifecycle": "lifecycle", "device": "heartbeat_interval_s"}.get(kind)
+            record[key or "opening_hours"] = _HOURS[value] if kind == "hours" else value
+            station.register(moment, **record)
+        verdict = (
+            record.get("lifecycle", "active") == "active"
+            and record.get("heartbeat_interval_s", 30) is not None
+            and scheduled_open(record["opening_hours"], moment, SH)
+        )
+        running = station.changes[-1][1] if station.changes else False
+        assert running == verdict, (moment, station.changes[-3:])
+        assert (station.state.expected_since is not None) == verdict
+    times = [t for t, _, _ in station.changes]
+    assert times == sorted(set(times))
+    flags = [e for _, e, _ in station.changes]
+    assert all(a != b for a, b in itertools.pairwise([False, *flags]))
