@@ -10,7 +10,8 @@ it happened:
 
 - a schedule opening or closing at the schedule's own boundary, even when the station is judged
   later: every boundary passed since the last judgement is walked, with the registry record as
-  it was then (the record the state held before; see ``basis``);
+  it was then (its ``basis``, and the opening hours then in force: ``hours_before`` when the
+  registry has changed them since);
 - a registry change (lifecycle, device, opening hours) and the first sight of a station at the
   judge time it was processed.
 
@@ -151,12 +152,14 @@ def judge_expected(
             if state.expected_since is not None:
                 log.set(state.expected_since, True, "first_seen")
             before = current
-        if before["hours"] == current["hours"]:
-            for moment, verdict in schedule_flips(
-                hours, scheduled_since, bool(scheduled), now, zone
-            ):
-                scheduled, scheduled_since = verdict, moment
-                log.set(moment, eligible(before) and verdict, "schedule")
+        # the boundaries passed since the last judgement are those of the hours then in force
+        walked = hours
+        if before["hours"] != current["hours"]:
+            stashed = state.hours_before
+            walked = stashed if hours_key(stashed) == before["hours"] else None
+        for moment, verdict in schedule_flips(walked, scheduled_since, bool(scheduled), now, zone):
+            scheduled, scheduled_since = verdict, moment
+            log.set(moment, eligible(before) and verdict, "schedule")
         if is_open != scheduled:  # new opening hours, or a new holiday calendar
             reason = "registry" if before["hours"] != current["hours"] else "schedule"
             scheduled, scheduled_since = is_open, now
@@ -176,6 +179,7 @@ def judge_expected(
         expected_since=expected_since,
         expected_changed_at=changed_at,
         expect_basis=current,
+        hours_before=None,
     )
     return state, log.changes
 

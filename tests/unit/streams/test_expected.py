@@ -208,6 +208,22 @@ def test_new_hours_are_not_walked_into_the_past() -> None:
     assert station.judge(at(MON, "23:59") + LATE) == [(at(MON, "23:59"), False, "schedule")]
 
 
+def test_the_old_hours_closing_passed_unjudged_is_dated_at_its_time() -> None:
+    """New hours arrive just after the old hours closed, before that closing was judged: the
+    closing is dated at the old hours' time, the new hours' verdict from when processed."""
+    station = Station()
+    station.register(at(MON, "19:00"), opening_hours=OFFICE)
+    processed = at(MON, "20:00") + LATE
+    late_hours = {"always_open": False, "weekly": {"mon": [["21:00", "23:00"]]}}
+    assert station.register(processed, opening_hours=late_hours) == [
+        (at(MON, "20:00"), False, "schedule")
+    ]
+    assert station.state.hours_before is None
+    assert station.judge(at(MON, "21:00") + LATE) == [(at(MON, "21:00"), True, "schedule")]
+    station.register(at(MON, "21:30"), opening_hours=ALWAYS)
+    assert station.register(at(MON, "21:31"), opening_hours=ALWAYS) == []
+
+
 def test_a_boundary_passed_unjudged_uses_the_record_of_then() -> None:
     """Reactivated by the registry just after the opening, before the opening was judged: it
     was not expected at the opening (still closed then), but from the reactivation."""
