@@ -46,7 +46,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import SEVERITY, Alert
-from streams.expected import LONG_AGO as LONG_AGO  # re-exported
 from streams.expected import ExpectedChange as ExpectedChange  # part of an Evaluation
 from streams.expected import judge_expected
 from streams.schedule import next_change
