@@ -24,13 +24,10 @@ changelog, a restart or a rebalance reports nothing that was already reported.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
-
-import orjson
 
 from streams.schedule import next_change, previous_change, scheduled_open
 from streams.state import StationState
@@ -56,22 +53,11 @@ class ExpectedChange:
     reason: str
 
 
-def hours_key(hours: dict[str, Any] | None) -> int | None:
-    """A short fingerprint of the opening hours, to tell whether the registry changed them."""
-    if not hours:
-        return None
-    return zlib.crc32(orjson.dumps(hours, option=orjson.OPT_SORT_KEYS))
-
-
 def basis(state: StationState) -> dict[str, Any]:
-    """What of the registry record the verdict rests on (JSON-ready, kept in the state)."""
-    profile = state.profile
-    hours = profile.get("opening_hours") if profile else None
-    return {
-        "lifecycle": state.lifecycle,
-        "device": state.heartbeat_interval_s is not None,
-        "hours": hours_key(hours),
-    }
+    """What of the registry record, besides the opening hours, the verdict rests on (JSON-ready,
+    kept in the state). A change of the hours shows as ``hours_before`` (kept by
+    ``streams.state.apply_profile`` until the next judgement)."""
+    return {"lifecycle": state.lifecycle, "device": state.heartbeat_interval_s is not None}
 
 
 def eligible(record: dict[str, Any]) -> bool:
@@ -153,15 +139,13 @@ def judge_expected(
                 log.set(state.expected_since, True, "first_seen")
             before = current
         # the boundaries passed since the last judgement are those of the hours then in force
-        walked = hours
-        if before["hours"] != current["hours"]:
-            stashed = state.hours_before
-            walked = stashed if hours_key(stashed) == before["hours"] else None
+        new_hours = state.hours_before is not None
+        walked = state.hours_before if new_hours else hours
         for moment, verdict in schedule_flips(walked, scheduled_since, bool(scheduled), now, zone):
             scheduled, scheduled_since = verdict, moment
             log.set(moment, eligible(before) and verdict, "schedule")
         if is_open != scheduled:  # new opening hours, or a new holiday calendar
-            reason = "registry" if before["hours"] != current["hours"] else "schedule"
+            reason = "registry" if new_hours else "schedule"
             scheduled, scheduled_since = is_open, now
             log.set(now, eligible(before) and is_open, reason)
         reason = "lifecycle" if before["lifecycle"] != current["lifecycle"] else "registry"
@@ -172,15 +156,22 @@ def judge_expected(
         changed_at = log.changes[-1].time
         if log.running:
             expected_since = changed_at
-    state = replace(
-        state,
-        scheduled=scheduled,
-        scheduled_since=scheduled_since,
-        expected_since=expected_since,
-        expected_changed_at=changed_at,
-        expect_basis=current,
-        hours_before=None,
-    )
+    if (scheduled, scheduled_since, expected_since, changed_at, current) != (
+        state.scheduled,
+        state.scheduled_since,
+        state.expected_since,
+        state.expected_changed_at,
+        state.expect_basis,
+    ) or (state.hours_before is not None):
+        state = replace(
+            state,
+            scheduled=scheduled,
+            scheduled_since=scheduled_since,
+            expected_since=expected_since,
+            expected_changed_at=changed_at,
+            expect_basis=current,
+            hours_before=None,
+        )
     return state, log.changes
 
 
