@@ -20,6 +20,7 @@ from stationwatch.metrics import WorkerMetrics
 from stationwatch.registry.history import registry_change
 from stationwatch.zone import wire
 from streams.decode import MAX_AGE, Rejected, Tombstone, decode
+from streams.expected import ExpectedChange, removed
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
 from streams.state import (
     StationState,
@@ -110,6 +111,7 @@ class Outcome:
         self.batch.status_events.extend(later.batch.status_events)
         self.batch.liveness_changes.extend(later.batch.liveness_changes)
         self.batch.station_history.extend(later.batch.station_history)
+        self.batch.expected_changes.extend(later.batch.expected_changes)
         self.batch.stations.update(later.batch.stations)
         self.batch.origins.update(later.batch.origins)
         for row in later.batch.alerts.values():
@@ -182,6 +184,10 @@ def heartbeat_row(
         beat.firmware,
         interval_s,
     )
+
+
+def expected_row(change: ExpectedChange) -> tuple[Any, ...]:
+    return (change.time, change.station_id, change.expected, change.reason)
 
 
 _DETECTED_AT = 7
@@ -285,9 +291,13 @@ def process_records(
             metrics.events.labels(record.topic, "accepted").inc()
         if isinstance(decoded, Tombstone):
             previous = current(decoded.station_id, record.ref, record.partition)
-            if previous is not None and previous.episodes:
-                closing = resolve_all(previous, clocks.get(record.partition) or Clock(now, now))
-                out.alerts.extend(closing.alerts)
+            if previous is not None:
+                gone_at = clocks.get(record.partition) or Clock(now, now)
+                if previous.episodes:
+                    out.alerts.extend(resolve_all(previous, gone_at).alerts)
+                out.batch.expected_changes.extend(
+                    expected_row(c) for c in removed(previous, gone_at.judge)
+                )
             store(decoded.station_id, None, record.ref)
             out.batch.stations[decoded.station_id] = None
             if previous is not None:
@@ -355,6 +365,7 @@ def process_records(
             out.batch.liveness_changes.extend(
                 (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
             )
+            out.batch.expected_changes.extend(expected_row(c) for c in judged.expected_changes)
         out.state_writes[station_id] = StateWrite(
             ref,
             partition,

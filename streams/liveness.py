@@ -14,9 +14,11 @@ Rules:
   heartbeats: ``online`` → ``stale`` after ``stale_after`` intervals of silence → ``offline``
   after ``offline_after``. Never heard: judged from when watching began, and ``unknown`` until a
   threshold passes. Back from stale/offline only after ``recovery_beats`` consecutive beats.
-- Expected alive: monitored, lifecycle ``active``, scheduled open now. Only expected stations
-  fire ``stale``/``offline``; silence counts from the later of the last heartbeat and the moment
-  the station became expected (a device switched on at opening time is not late).
+- Expected alive: monitored, lifecycle ``active``, scheduled open now; its changes are reported
+  dated when they happened (``Evaluation.expected_changes``, :mod:`streams.expected`). Only
+  expected stations fire ``stale``/``offline``; silence counts from the later of the last
+  heartbeat and the moment the station became expected (a device switched on at opening time
+  is not late).
 - Flapping: more than ``flap_changes`` liveness changes inside ``flap_window`` → one
   ``flapping`` alert replaces stale/offline until the station has been steady for the window.
 - ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``.
@@ -39,21 +41,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from schemas.alerts import SEVERITY, Alert
-from streams.schedule import next_change, previous_change, scheduled_open
+from streams.expected import ExpectedChange as ExpectedChange  # part of an Evaluation
+from streams.expected import judge_expected
+from streams.schedule import next_change
 from streams.state import Liveness, StationState, closure_end, effective_lifecycle
 
 _NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
 _DEGRADED = ("stale", "offline")
 _RANK = {"online": 0, "stale": 1, "offline": 2}
-MAX_IDLE = timedelta(hours=1)
-LONG_AGO = datetime(
-    2000, 1, 1, tzinfo=UTC
-)  # "always", for a schedule that never changes  # look at every station at least this often
+MAX_IDLE = timedelta(hours=1)  # look at every station at least this often
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class Evaluation:
     changes: list[LivenessChange]
     alerts: list[Alert]
     next_due: datetime
+    # changes of "expected alive", each dated when it happened (streams.expected)
+    expected_changes: list[ExpectedChange] = field(default_factory=list)
 
 
 def alert_id(fingerprint: str, starts_at: datetime) -> str:
@@ -213,24 +216,15 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     if lifecycle != state.lifecycle_in_force:
         state = replace(state, lifecycle_in_force=lifecycle)
 
-    # -- the schedule ---------------------------------------------------------------------
-    sched = bool(hours) and scheduled_open(hours, now, config.zone)  # type: ignore[arg-type]
-    if state.scheduled_since is None:
-        # First sight: the schedule has said so since its last opening or closing time.
-        since = (previous_change(hours, now, config.zone) if hours else None) or LONG_AGO
-        state = replace(state, scheduled=sched, scheduled_since=min(since, now))
-    elif sched != state.scheduled:
-        state = replace(state, scheduled=sched, scheduled_since=now)
+    # -- the schedule, and who is expected alive (dated exactly: streams.expected) ---------
+    state, expected_changes = judge_expected(state, now, config.zone)
+    sched = bool(state.scheduled)
     if hours:
         boundary = next_change(hours, now, config.zone)
         if boundary is not None:
             due.append(boundary)
     monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
-    expected = monitored and lifecycle == "active" and sched
-    if expected and state.expected_since is None:
-        state = replace(state, expected_since=now)
-    elif not expected and state.expected_since is not None:
-        state = replace(state, expected_since=None)
+    expected = state.expected_since is not None
 
     # -- liveness -------------------------------------------------------------------------
     changes: list[LivenessChange] = []
@@ -371,6 +365,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         changes=changes,
         alerts=episodes.messages,
         next_due=min([*upcoming, now + MAX_IDLE]),
+        expected_changes=expected_changes,
     )
 
 

@@ -27,6 +27,7 @@ _TIME_FIELDS = (
     "watch_since",
     "scheduled_since",
     "expected_since",
+    "expected_changed_at",
     "flapping_since",
 )
 
@@ -67,6 +68,13 @@ class StationState:
     # the lifecycle in force when last judged (effective_lifecycle): a closure that ends by
     # itself changes the state then, so the table, the API and station_current follow
     lifecycle_in_force: str | None = None
+    # streams.expected: when the verdict last changed either way, and the registry record's
+    # parts it rested on (lifecycle, device, opening hours' fingerprint) at the last judgement
+    expected_changed_at: datetime | None = None
+    expect_basis: dict[str, Any] | None = None
+    # the opening hours in force when last judged, while the registry has changed them and the
+    # station has not been judged since (the boundaries passed meanwhile were theirs)
+    hours_before: dict[str, Any] | None = None
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
@@ -214,6 +222,9 @@ def apply_profile(state: StationState, profile: StationProfile, now: datetime) -
     if as_json == state.profile:
         return state
     updated = replace(state, profile=as_json, profile_updated_at=profile.updated_at, updated_at=now)
+    previous_hours = state.profile.get("opening_hours") if state.profile else None
+    if previous_hours and state.hours_before is None and as_json["opening_hours"] != previous_hours:
+        updated = replace(updated, hours_before=previous_hours)
     if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
         updated = replace(updated, liveness="not_monitored", liveness_since=now)
     elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":

@@ -72,6 +72,7 @@ STATION_COLUMNS = (
     "profile",
 )
 LIVENESS_COLUMNS = ("time", "station_id", "from_liveness", "to_liveness")
+EXPECTED_COLUMNS = ("time", "station_id", "expected", "reason")
 ALERT_COLUMNS = (
     "alert_id",
     "fingerprint",
@@ -92,6 +93,7 @@ _APPEND_TABLES = {
     "status_events": STATUS_COLUMNS,
     "liveness_changes": LIVENESS_COLUMNS,
     "station_history": HISTORY_COLUMNS,
+    "expected_changes": EXPECTED_COLUMNS,
 }
 
 
@@ -105,6 +107,7 @@ class Batch:
     liveness_changes: list[tuple[Any, ...]] = field(default_factory=list)
     # registry changes (stationwatch.registry.history), keyed (station_id, time, what)
     station_history: list[tuple[Any, ...]] = field(default_factory=list)
+    expected_changes: list[tuple[Any, ...]] = field(default_factory=list)
     # The last registry action per station in this batch: a row to upsert, or None to delete.
     stations: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
     # One row per alert episode touched (firing, resolved, or both merged).
@@ -145,6 +148,7 @@ class Batch:
             + len(self.status_events)
             + len(self.liveness_changes)
             + len(self.station_history)
+            + len(self.expected_changes)
             + len(self.stations)
             + len(self.alerts)
         )

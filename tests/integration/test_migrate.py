@@ -44,6 +44,7 @@ CONTRACT_COLUMNS: dict[str, set[str]] = {
     "occupancy": {"time", "station_id", "occupants", "capacity", "source", "received_at"},
     "status_events": {"time", "station_id", "state", "reason", "actor", "received_at"},
     "liveness_changes": {"time", "station_id", "from_liveness", "to_liveness"},
+    "expected_changes": {"time", "station_id", "expected", "reason"},
     "alerts": {
         "alert_id", "fingerprint", "station_id", "kind", "severity", "starts_at", "ends_at",
         "detected_at", "resolved_detected_at", "last_heartbeat_at", "labels", "summary",
@@ -169,21 +170,49 @@ def _insert_samples(url: str) -> None:
             # one interval over four local days
             ("SY-C", "2024-03-01T12:00:00+08:00", "unknown", "online"),
             ("SY-C", "2024-03-04T06:00:00+08:00", "online", "not_monitored"),
-            # stale still answers: online 1 h + stale 1 h of 4 h monitored
+            # stale is a late heartbeat, not online: online 1 h of 4 h expected
             ("SY-D", "2024-03-12T00:00:00+08:00", "unknown", "online"),
             ("SY-D", "2024-03-12T01:00:00+08:00", "online", "stale"),
             ("SY-D", "2024-03-12T02:00:00+08:00", "stale", "offline"),
             ("SY-D", "2024-03-12T04:00:00+08:00", "offline", "unknown"),
+            # online all day, expected only in its opening hours (09:00-17:00)
+            ("SY-F", "2024-03-12T20:00:00+08:00", "unknown", "online"),
+            # never heard from: stale, then offline, never online
+            ("SY-G", "2024-03-14T08:01:30+08:00", "unknown", "stale"),
+            ("SY-G", "2024-03-14T08:05:00+08:00", "stale", "offline"),
         ]
         conn.cursor().executemany(
             "INSERT INTO stationwatch.liveness_changes (station_id, time, from_liveness,"
             " to_liveness) VALUES (%s, %s, %s, %s)",
             changes,
         )
-        # the newest change stays open until now()
+        expected = [
+            ("SY-A", "2024-03-10T00:00:00+08:00", True),
+            ("SY-A", "2024-03-10T08:00:00+08:00", False),
+            ("SY-B", "2024-03-10T22:00:00+08:00", True),
+            ("SY-B", "2024-03-11T04:00:00+08:00", False),
+            ("SY-C", "2024-03-01T12:00:00+08:00", True),
+            ("SY-C", "2024-03-04T06:00:00+08:00", False),
+            ("SY-D", "2024-03-12T00:00:00+08:00", True),
+            ("SY-D", "2024-03-12T04:00:00+08:00", False),
+            ("SY-F", "2024-03-13T09:00:00+08:00", True),
+            ("SY-F", "2024-03-13T17:00:00+08:00", False),
+            ("SY-G", "2024-03-14T08:00:00+08:00", True),
+            ("SY-G", "2024-03-14T20:00:00+08:00", False),
+        ]
+        conn.cursor().executemany(
+            "INSERT INTO stationwatch.expected_changes (station_id, time, expected, reason)"
+            " VALUES (%s, %s, %s, 'schedule')",
+            expected,
+        )
+        # the newest changes stay open until now()
         conn.execute(
             "INSERT INTO stationwatch.liveness_changes VALUES"
-            " (now() - interval '1 hour', 'SY-E', 'unknown', 'online')"
+            " (now() - interval '2 hours', 'SY-E', 'unknown', 'online')"
+        )
+        conn.execute(
+            "INSERT INTO stationwatch.expected_changes VALUES"
+            " (now() - interval '1 hour', 'SY-E', true, 'first_seen')"
         )
 
 
@@ -219,7 +248,9 @@ def _check_availability(url: str) -> None:
         ("SY-C", date(2024, 3, 2), 24 * h, 24 * h, 1.0),
         ("SY-C", date(2024, 3, 3), 24 * h, 24 * h, 1.0),
         ("SY-C", date(2024, 3, 4), 6 * h, 6 * h, 1.0),
-        ("SY-D", date(2024, 3, 12), 4 * h, 2 * h, 0.5),
+        ("SY-D", date(2024, 3, 12), 4 * h, 1 * h, 0.25),
+        ("SY-F", date(2024, 3, 13), 8 * h, 8 * h, 1.0),
+        ("SY-G", date(2024, 3, 14), 12 * h, 0.0, 0.0),
     ]
     (open_until_now,) = _rows(
         url,
@@ -309,7 +340,7 @@ def test_timescale_branch_builds_hypertables_policies_and_aggregates(db_name: st
         " WHERE hypertable_schema = 'stationwatch' ORDER BY 1",
     )
     assert [n for (n,) in hypertables] == [
-        "heartbeats", "liveness_changes", "occupancy", "status_events",
+        "expected_changes", "heartbeats", "liveness_changes", "occupancy", "status_events",
     ]  # fmt: skip
     caggs = _rows(
         url,
@@ -319,7 +350,7 @@ def test_timescale_branch_builds_hypertables_policies_and_aggregates(db_name: st
     assert [n for (n,) in caggs] == ["heartbeats_1h", "occupancy_5m"]
     jobs = _rows(url, "SELECT proc_name FROM timescaledb_information.jobs")
     procs = [n for (n,) in jobs]
-    assert procs.count("policy_compression") == 4
+    assert procs.count("policy_compression") == 5
     assert procs.count("policy_retention") == 2
     assert procs.count("policy_refresh_continuous_aggregate") == 2
     _insert_samples(url)

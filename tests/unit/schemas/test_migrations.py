@@ -22,13 +22,15 @@ CONTRACT_RELATIONS = {
     "availability_daily",
 }
 # Relations beyond the contract's (extensions): the notifier's state and its deliveries view;
-# the registry's history, inspections and patrols.
+# the registry's history, inspections and patrols; when each station was expected alive
+# (availability_daily reads it).
 EXTENSIONS = {
     "station_history",
     "inspections",
     "patrol_policy",
     "stations_patrol",
     "stations_overdue",
+    "expected_changes",
     "notify_log",
     "notices",
     "notice_attempts",
@@ -124,7 +126,13 @@ def test_timescale_flavor_uses_hypertables_policies_and_continuous_aggregates(
 ) -> None:
     timescale = "\n".join(step.sql["timescale"] for step in migrations)
     postgres = "\n".join(step.sql["postgres"] for step in migrations)
-    for table in ("heartbeats", "occupancy", "status_events", "liveness_changes"):
+    for table in (
+        "heartbeats",
+        "occupancy",
+        "status_events",
+        "liveness_changes",
+        "expected_changes",
+    ):
         assert f"create_hypertable('stationwatch.{table}'" in timescale
         assert f"add_compression_policy('stationwatch.{table}'" in timescale
     assert "add_retention_policy('stationwatch.heartbeats', INTERVAL '90 days'" in timescale

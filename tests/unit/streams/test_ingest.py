@@ -240,7 +240,13 @@ def test_a_valid_record_gives_its_row_and_folds_into_the_state(
     )
     assert len(rows) == 1
     # a station's first registry record also lands in its history, as "added"
-    assert len(out.batch) == (2 if table == "stations" else 1)
+    history = 1 if table == "stations" else 0
+    assert len(out.batch.station_history) == history
+
+    # a registered station is expected alive from its first sight (always open here)
+    seen = [(NOW, SID, True, "first_seen")] if topic == REGISTRY else []
+    assert out.batch.expected_changes == seen
+    assert len(out.batch) == 1 + history + len(seen)
     got = dict(zip(columns, rows[0], strict=True))
     assert {name: got[name] for name in row} == row
     assert out.batch.origin(rows[0]) is source  # a refused row can be dead-lettered as it
@@ -381,6 +387,20 @@ def test_a_tombstone_removes_the_station_and_resolves_its_open_episodes() -> Non
     assert out.dead_letters == []
 
 
+def test_expected_changes_are_rows_of_the_batch_until_the_station_is_removed() -> None:
+    first = run([record(REGISTRY, profile(NOW - MIN))])
+    assert first.batch.expected_changes == [(NOW, SID, True, "first_seen")]
+    table = {SID: first.state_writes[SID].value}
+    assert run([record(REGISTRY, profile(NOW - MIN))], table).batch.expected_changes == []
+    gone = run([record(REGISTRY, None, offset=9)], table)
+    assert gone.batch.expected_changes == [
+        (NOW + timedelta(microseconds=1), SID, False, "registry")
+    ]
+    # the stations delete, the expected change, and the removal in the history
+    assert len(gone.batch) == 3
+    assert [row[2] for row in gone.batch.station_history] == ["removed"]
+
+
 def test_a_tombstone_for_a_station_never_seen_deletes_its_row_only() -> None:
     out = run([record(REGISTRY, None)])
     assert out.batch.stations == {SID: None}
@@ -510,7 +530,7 @@ def effect(out: Outcome, table: dict[str, Any]) -> dict[str, Any]:
         elif write.value is not None:
             after[sid] = write.value
     batch = out.batch
-    appended = ("heartbeats", "occupancy", "status_events", "liveness_changes")
+    appended = ("heartbeats", "occupancy", "status_events", "liveness_changes", "expected_changes")
     return {
         **{name: getattr(batch, name) for name in appended},
         "origins": [batch.origin(row) for name in appended for row in getattr(batch, name)],
