@@ -8,11 +8,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from stationwatch.broker import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from stationwatch.db.migrate import TimescaleState
 
 ADMIN_URL = os.environ.get(
     "STATIONWATCH_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -64,3 +68,28 @@ def database_url() -> Iterator[str]:
 def unique() -> str:
     """A short unique token for topic prefixes and group ids."""
     return uuid.uuid4().hex[:8]
+
+
+def timescale_state() -> TimescaleState:
+    """What the server offers of TimescaleDB; installed but not preloaded counts as not usable
+    (creating the extension would be a FATAL error there)."""
+    from stationwatch.db.migrate import TimescaleState
+    from stationwatch.db.migrate import timescale_state as read_state
+
+    try:
+        with psycopg.connect(ADMIN_URL) as conn:
+            return read_state(conn)
+    except psycopg.OperationalError:  # no server: the other tests report that
+        return TimescaleState(available=False, preloaded=False)
+
+
+def timescale_skip_reason() -> str:
+    """Why a TimescaleDB test cannot run on this server ("" when it can)."""
+    from stationwatch.db.migrate import PRELOAD_FIX
+
+    state = timescale_state()
+    if state.usable():
+        return ""
+    if state.available:
+        return f"timescaledb is installed on this server but not preloaded ({PRELOAD_FIX})"
+    return "timescaledb extension not available on this server"

@@ -27,7 +27,11 @@ from stationwatch.db.sink import TimescaleSink
 from streams.ingest import Outcome
 from tests.factories import dumps, profile
 from tests.integration import availability_sim as sim
-from tests.integration.conftest import ADMIN_URL, database_url_for, drop_database
+from tests.integration.conftest import (
+    database_url_for,
+    drop_database,
+    timescale_skip_reason,
+)
 from tests.integration.harness import Producer, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -125,14 +129,6 @@ async def test_availability_daily_matches_an_independent_recomputation(
     await _check(database_url, week)
 
 
-def _timescale_available() -> bool:
-    query = "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-    try:
-        return bool(_rows(ADMIN_URL, query))
-    except psycopg.OperationalError:
-        return False
-
-
 @pytest.fixture
 def timescale_url() -> Iterator[str]:
     name = f"stationwatch_avail_ts_{uuid.uuid4().hex[:10]}"
@@ -145,9 +141,7 @@ def timescale_url() -> Iterator[str]:
         drop_database(name)
 
 
-@pytest.mark.skipif(
-    not _timescale_available(), reason="timescaledb extension not available on this server"
-)
+@pytest.mark.skipif(bool(timescale_skip_reason()), reason=timescale_skip_reason())
 async def test_availability_daily_matches_on_timescaledb(
     timescale_url: str, week: tuple[list[sim.Station], list[Outcome]]
 ) -> None:

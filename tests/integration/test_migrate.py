@@ -14,17 +14,20 @@ import pytest
 
 import stationwatch.db.migrate as migrate_module
 from stationwatch.db.migrate import (
-    PRELOAD_FIX,
     Migration,
     MigrationResult,
-    TimescaleState,
     load_migrations,
     migrate,
     require_schema,
-    timescale_state,
 )
 from stationwatch.errors import MigrationError
-from tests.integration.conftest import ADMIN_URL, database_url_for, drop_database
+from tests.integration.conftest import (
+    ADMIN_URL,
+    database_url_for,
+    drop_database,
+    timescale_skip_reason,
+    timescale_state,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -76,26 +79,6 @@ def _rows(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def _exists(name: str) -> bool:
     return bool(_rows(ADMIN_URL, "SELECT 1 FROM pg_database WHERE datname = %s", name))
-
-
-def _timescale_state() -> TimescaleState:
-    """What the server offers; installed but not preloaded counts as not available (creating
-    the extension would be a FATAL error there)."""
-    try:
-        with psycopg.connect(ADMIN_URL) as conn:
-            return timescale_state(conn)
-    except psycopg.OperationalError:  # no server: the other tests report that
-        return TimescaleState(available=False, preloaded=False)
-
-
-def _timescale_available() -> bool:
-    return _timescale_state().usable()
-
-
-def _timescale_skip_reason() -> str:
-    if _timescale_state().available:
-        return f"timescaledb is installed on this server but not preloaded ({PRELOAD_FIX})"
-    return "timescaledb extension not available on this server"
 
 
 def test_creates_the_missing_database_and_applies_every_migration(db_name: str) -> None:
@@ -329,7 +312,7 @@ def test_unreachable_server_raises_a_clear_error_without_the_password() -> None:
     assert "\n" not in message
 
 
-@pytest.mark.skipif(not _timescale_available(), reason=_timescale_skip_reason())
+@pytest.mark.skipif(bool(timescale_skip_reason()), reason=timescale_skip_reason())
 def test_timescale_branch_builds_hypertables_policies_and_aggregates(db_name: str) -> None:
     url = database_url_for(db_name)
     result = migrate(url)
@@ -359,7 +342,7 @@ def test_timescale_branch_builds_hypertables_policies_and_aggregates(db_name: st
 
 
 def test_the_servers_timescaledb_state_is_read_without_creating_anything(db_name: str) -> None:
-    state = _timescale_state()
+    state = timescale_state()
     # this suite runs on servers with and without TimescaleDB: the choice follows the state
     result = migrate(database_url_for(db_name))
     assert result.flavor == ("timescale" if state.usable() else "postgres")
@@ -369,7 +352,7 @@ def test_plain_postgresql_can_be_insisted_on(db_name: str) -> None:
     assert migrate(database_url_for(db_name), "postgres").flavor == "postgres"
 
 
-@pytest.mark.skipif(_timescale_state().available, reason="this server has TimescaleDB installed")
+@pytest.mark.skipif(timescale_state().available, reason="this server has TimescaleDB installed")
 def test_insisting_on_timescaledb_where_it_is_missing_says_so(db_name: str) -> None:
     with pytest.raises(MigrationError, match="STATIONWATCH_DB_FLAVOR=timescale, but") as caught:
         migrate(database_url_for(db_name), "timescale")
