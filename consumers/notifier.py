@@ -498,8 +498,10 @@ def run_notifier(
     import signal
 
     from stationwatch.db.migrate import require_schema
+    from stationwatch.groups import leave_groups_on_stop
 
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
+    leave_groups_on_stop()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -108,7 +108,12 @@ class Settings(BaseSettings):
         description="heartbeats, occupancy counts and status events older than this when "
         "received are dead-lettered",
     )
-    broker_session_timeout_s: float = Field(60.0, gt=0, description="Kafka group session timeout")
+    broker_session_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Kafka group session timeout: a crashed worker's or notifier's partitions "
+        "move to the others after this long",
+    )
     broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
     recovery_heartbeats: int = Field(
         2, ge=1, le=100, description="consecutive heartbeats before a station is online again"

@@ -10,6 +10,7 @@ import faust
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
 from stationwatch.db.migrate import require_schema
+from stationwatch.groups import leave_groups_on_stop
 from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings
 from streams.app import create_app, ticks_topic_name
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 def run_worker(settings: Settings) -> None:
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
+    leave_groups_on_stop()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     topics = loop.run_until_complete(
