@@ -108,3 +108,11 @@ def test_a_bad_path_is_one_line(tmp_path: Path) -> None:
         code, stderr, _ = run(["schemas", "export", str(target)], {})
         assert code == 1
         assert str(target.parent) in one_line(stderr)
+
+
+def test_the_database_urls_sslmode_is_honoured(database_url: str, tmp_path: Path) -> None:
+    """This server speaks no TLS: a URL that requires it is refused, not quietly downgraded."""
+    code, stderr, _ = run(["worker"], no_broker_env(f"{database_url}?sslmode=require", tmp_path))
+    line = one_line(stderr)
+    assert code == 1
+    assert "SSL" in line
