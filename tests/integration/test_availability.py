@@ -101,6 +101,7 @@ async def _check(url: str, week: tuple[list[sim.Station], list[Outcome]]) -> Non
         if abs(m - monitored) >= 0.001 or abs(o - online) >= 0.001 or abs(a - o / m) > 1e-9:
             wrong.append((key, (m, o), (monitored, online)))
     assert wrong == [], f"{len(wrong)} station-days differ (view, recomputed): {wrong[:10]}"
+    _same_as_the_view_for_any_range(url, sorted({day for _, day in want}))
     # the week is not trivial: stations fell short, some never answered, holidays were closed
     ratios = [o / m for m, o in want.values()]
     assert min(ratios) == 0.0
@@ -223,3 +224,30 @@ async def test_the_worker_writes_when_a_station_stops_and_starts_being_expected(
             sid,
         )
         assert today[0] > 0
+
+
+def _same_as_the_view_for_any_range(url: str, days: list[date]) -> None:
+    """availability_between(first, last) answers exactly the view's rows for those days: the
+    whole week, every single day, and a stretch in the middle (which starts from the stations'
+    states at its first midnight)."""
+    ranges = [(days[0], days[-1]), (days[2], days[4]), *((day, day) for day in days)]
+    for first, last in ranges:
+        view = _rows(
+            url,
+            "SELECT day, station_id, monitored_s, online_s, availability"
+            " FROM stationwatch.availability_daily WHERE day BETWEEN %s AND %s"
+            " ORDER BY day, station_id",
+            first,
+            last,
+        )
+        ranged = _rows(
+            url,
+            "SELECT day, station_id, monitored_s, online_s, availability"
+            " FROM stationwatch.availability_between(%s, %s) ORDER BY day, station_id",
+            first,
+            last,
+        )
+        assert view, (first, last)
+        assert [row[:2] for row in ranged] == [row[:2] for row in view], (first, last)
+        for got, want in zip(ranged, view, strict=True):
+            assert got[2:] == pytest.approx(want[2:], abs=1e-6), (first, last, got, want)

@@ -24,6 +24,8 @@ CONTRACT_RELATIONS = {
 }  # fmt: skip
 # The pipeline's own state (README, "Never a stale picture"), readable by dashboards.
 PIPELINE_RELATIONS = {"pipeline_status"}
+# availability_daily for a range of days, reading only what it needs (migration 0009)
+FUNCTIONS = {"availability_between"}
 # beyond the contract: the registry's history, inspections and patrols (migration 0007)
 REGISTRY_RELATIONS = {
     "station_history", "inspections", "patrol_policy", "stations_patrol", "stations_overdue",
@@ -84,7 +86,13 @@ def metric_names() -> set[str]:
 def check_sql(sql: str) -> None:
     relations = set(re.findall(r"stationwatch\.([a-z_0-9]+)", sql))
     assert relations
-    allowed = CONTRACT_RELATIONS | NOTIFIER_RELATIONS | PIPELINE_RELATIONS | REGISTRY_RELATIONS
+    allowed = (
+        CONTRACT_RELATIONS
+        | NOTIFIER_RELATIONS
+        | PIPELINE_RELATIONS
+        | REGISTRY_RELATIONS
+        | FUNCTIONS
+    )
     assert relations <= allowed, relations - allowed
 
 

@@ -53,11 +53,23 @@ def _without_comments(text: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
 
 
+ATOMIC = re.compile(r"\bBEGIN\s+ATOMIC\b.*?\bEND\b(?=\s*;)", re.IGNORECASE | re.DOTALL)
+
+
 def _statements(text: str) -> list[str]:
-    """Top-level statements; our migrations use no dollar quoting, so `;` ends a statement."""
+    """Top-level statements; our migrations use no dollar quoting, so `;` ends a statement,
+    except inside a SQL-standard function body (``BEGIN ATOMIC … END;``), which is one."""
     body = _without_comments(text).strip()
     assert body.endswith(";"), "the last statement must end with ';'"
-    return [part.strip() for part in body.split(";")[:-1]]
+    bodies: list[str] = []
+
+    def hold(found: re.Match[str]) -> str:
+        bodies.append(found.group(0))
+        return f"\x00{len(bodies) - 1}\x00"
+
+    held = ATOMIC.sub(hold, body)
+    parts = [part.strip() for part in held.split(";")[:-1]]
+    return [re.sub(r"\x00(\d+)\x00", lambda m: bodies[int(m.group(1))], p) for p in parts]
 
 
 def _relations(migrations: list[Migration], flavor: Flavor) -> set[str]:
