@@ -1,6 +1,6 @@
-"""Security as an operator configures it: the worker and the simulator reach the broker over
-TLS only (verifying its certificate against the configured CA), and no configured secret shows
-in any log line or in `/health`."""
+"""Security as an operator configures it: the worker, the notifier and the simulator reach the
+broker over TLS only (verifying its certificate against the configured CA), and no configured
+secret shows in any log line, `/health` or `/metrics`."""
 
 # made-up passwords and tokens throughout, configured to be searched for
 # ruff: noqa: S105
@@ -21,12 +21,19 @@ import trustme
 from stationwatch.broker import EmbeddedBroker, free_port
 from stationwatch.settings import with_password
 from tests.integration.harness import WorkerProcess, wait_for, worker_env
+from tests.integration.notifier_harness import (
+    NotifierProcess,
+    notifier_env,
+    webhook_config,
+    write_config,
+)
 from tests.integration.pgproxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
 
 DB_SECRET = "db-pw-6b1e"  # trust authentication here ignores it, but it is configured
 API_SECRET = "api-token-93c2"
+HOOK_SECRET = "hook-key-5d7a"  # a receiver's key, in the notifier's configuration file
 
 
 @pytest.fixture
@@ -73,9 +80,15 @@ async def test_tls_to_the_broker_and_no_secret_in_logs_or_health(
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.headers = {"Authorization": f"Bearer {API_SECRET}"}
     worker.start()
+    config = write_config(
+        tmp_path / "notify.yaml",
+        webhook_config(f"http://127.0.0.1:{free_port()}/hook?key={HOOK_SECRET}"),
+    )
+    notifier = NotifierProcess(notifier_env(env, config), tmp_path / "notifier.log").start()
     simulator_log = tmp_path / "simulate.log"
     try:
         await worker.wait_healthy()
+        await notifier.wait_healthy()  # it consumes station.alerts over TLS too
         with simulator_log.open("wb") as log:
             simulator = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -101,14 +114,20 @@ async def test_tls_to_the_broker_and_no_secret_in_logs_or_health(
         await wait_for(written, timeout_s=60, what="the simulated fleet's rows, sent over TLS")
         health = (await worker.get("/health")).text
         metrics = (await worker.get("/metrics")).text
+        notifier_health = (await notifier.get("/health")).text
+        notifier_metrics = (await notifier.get("/metrics")).text
     finally:
+        notifier.stop()
         worker.stop()
     for name, text in {
         "worker log": worker.log(),
         "simulator log": simulator_log.read_text(),
         "/health": health,
         "/metrics": metrics,
+        "notifier log": notifier.log(),
+        "notifier /health": notifier_health,
+        "notifier /metrics": notifier_metrics,
     }.items():
         assert text, name
-        for secret in (DB_SECRET, API_SECRET):
+        for secret in (DB_SECRET, API_SECRET, HOOK_SECRET):
             assert secret not in text, f"{secret} in the {name}"
