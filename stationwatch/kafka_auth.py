@@ -1,4 +1,4 @@
-"""How every Kafka client of stationwatch authenticates: one description (Faust's
+"""How every Kafka client of stationwatch connects and authenticates: one description (Faust's
 credentials) built from the settings, given to the worker's Faust app and turned into the same
 keyword arguments for the notifier's, the simulator's and the topic creator's aiokafka clients."""
 
@@ -9,10 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
 
-from stationwatch.errors import ConfigurationError
+from stationwatch.broker import BROKER_HINT, bootstrap_servers, quiet_client_logs
+from stationwatch.errors import BrokerUnavailableError, ConfigurationError
 from stationwatch.settings import Settings
 
 
@@ -55,3 +58,20 @@ def client_auth(settings: Settings) -> Mapping[str, Any]:
     if credentials is None:
         return {}
     return dict(credentials_to_aiokafka_auth(credentials))
+
+
+async def start_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """A started producer for ``settings``' brokers, with their security settings; one line
+    (:class:`BrokerUnavailableError`) when the brokers do not answer."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers(settings.kafka), **options, **client_auth(settings)
+    )
+    try:
+        with quiet_client_logs():
+            await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise BrokerUnavailableError(
+            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
+        ) from exc
+    return producer

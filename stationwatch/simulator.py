@@ -22,18 +22,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from schemas import topics
 from stationwatch.broker import (
-    BROKER_HINT,
-    bootstrap_servers,
     ensure_topics,
-    quiet_client_logs,
 )
-from stationwatch.errors import BrokerUnavailableError
 from stationwatch.fleet import build_fleet
-from stationwatch.kafka_auth import client_auth
+from stationwatch.kafka_auth import client_auth, start_producer
 from stationwatch.settings import Settings
 from stationwatch.telemetry_sim import (
     LONG_CLOSURE_SHARE,
@@ -197,23 +192,13 @@ def _msg(topic: str, state: StationState, value: dict[str, object]) -> Message:
 
 
 async def _start_producer(settings: Settings) -> AIOKafkaProducer:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(settings.kafka),
+    return await start_producer(
+        settings,
         client_id="stationwatch-simulator",
         linger_ms=20,
         max_batch_size=512 * 1024,
         acks=1,
-        **client_auth(settings),
     )
-    try:
-        with quiet_client_logs():
-            await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise BrokerUnavailableError(
-            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
-        ) from exc
-    return producer
 
 
 async def _send(producer: AIOKafkaProducer, settings: Settings, batch: list[Message]) -> int:

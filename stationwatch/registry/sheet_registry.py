@@ -7,20 +7,18 @@ import logging
 from collections.abc import Callable, Sequence
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas import topics
 from schemas.registry import StationProfile
-from stationwatch.broker import BROKER_HINT, bootstrap_servers, ensure_topics, quiet_client_logs
+from stationwatch.broker import ensure_topics
 from stationwatch.errors import (
-    BrokerUnavailableError,
     ConfigurationError,
     DatabaseUnavailableError,
     StationwatchError,
 )
-from stationwatch.kafka_auth import client_auth
+from stationwatch.kafka_auth import client_auth, start_producer
 from stationwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,22 +79,13 @@ async def publish(
         replication_factor=settings.replication_factor,
         auth=client_auth(settings),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(settings.kafka),
+    producer = await start_producer(
+        settings,
         client_id="stationwatch-registry",
         acks="all",
         linger_ms=5,
         max_batch_size=max(settings.producer_max_batch_bytes, 1),
-        **client_auth(settings),
     )
-    try:
-        with quiet_client_logs():
-            await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise BrokerUnavailableError(
-            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
-        ) from exc
     failed: list[tuple[str, BaseException]] = []
     delivered = 0
     try:
