@@ -15,7 +15,7 @@ import asyncio
 import gc
 import logging
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -215,11 +215,15 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     alerts = raw_topic(settings.topic(ALERTS))
     ticks = raw_topic(ticks_topic_name(settings))
 
-    async def send_deadletter(key: bytes | None, value: bytes) -> Any:
-        return await (await deadletters.send(key=key, value=value))
+    # Each returns once the record is handed to the producer, with its delivery to await: a
+    # batch's records go out together and are awaited together (in order per partition).
+    async def send_deadletter(key: bytes | None, value: bytes) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await deadletters.send(key=key, value=value)
+        return delivery
 
-    async def send_alert(key: bytes, value: bytes) -> Any:
-        return await (await alerts.send(key=key, value=value))
+    async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
+        delivery: Awaitable[Any] = await alerts.send(key=key, value=value)
+        return delivery
 
     @app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -460,8 +464,11 @@ async def handle_batch(
             )
         )
     zone = runtime.config.liveness.zone  # the display zone: output times are shown in it
+    deliveries = []
     for alert in outcome.alerts:
-        await send_alert(alert.station_id.encode(), orjson.dumps(wire(alert, zone)))
+        deliveries.append(
+            await send_alert(alert.station_id.encode(), orjson.dumps(wire(alert, zone)))
+        )
         runtime.metrics.alerts.labels(alert.kind, alert.state).inc()
         logger.info(
             "alert %s %s %s (starts %s, id %s)",
@@ -471,6 +478,7 @@ async def handle_batch(
             alert.starts_at,
             alert.alert_id,
         )
+    await asyncio.gather(*deliveries)  # every alert is with the broker before the offsets move
     await send_dead_letters(outcome.dead_letters, send_deadletter, zone=zone)
     report_misplaced(runtime, outcome.misplaced)
     writes = list(outcome.state_writes.items())

@@ -3,6 +3,7 @@ and database rows. Called by the ingest agent; knows nothing of Faust beyond the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -423,12 +424,14 @@ def refused_letters(
 
 async def send_dead_letters(
     letters: list[DeadLetter],
-    send: Callable[[bytes | None, bytes], Awaitable[Any]],
+    send: Callable[[bytes | None, bytes], Awaitable[Awaitable[Any]]],
     *,
     zone: ZoneInfo | None = None,
 ) -> None:
     """Send every dead letter and wait until the broker has each one; ``at`` in ``zone``
-    (the display zone) when given."""
+    (the display zone) when given. ``send`` hands a record to the producer and returns its
+    delivery: all are sent, then awaited together."""
+    deliveries = []
     for letter in letters:
         key = letter.key.encode("utf-8") if letter.key is not None else None
         value = (
@@ -436,7 +439,8 @@ async def send_dead_letters(
             if zone is not None
             else letter.model_dump_json().encode()
         )
-        await send(key, value)
+        deliveries.append(await send(key, value))
+    await asyncio.gather(*deliveries)
     if letters:
         logger.info("dead-lettered %d records", len(letters))
 
