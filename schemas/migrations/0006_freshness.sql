@@ -24,6 +24,7 @@ CREATE TABLE stationwatch.pipeline_workers (
     started_at  timestamptz NOT NULL,
     seen_at     timestamptz NOT NULL,  -- its last report
     healthy     boolean NOT NULL,      -- consuming, caught up, writing (as its /health)
+    healthy_at  timestamptz,           -- its last report while healthy
     problems    text[] NOT NULL DEFAULT '{}',
     partitions  int NOT NULL DEFAULT 0,
     lag         bigint NOT NULL DEFAULT 0
@@ -37,9 +38,8 @@ WITH recent AS (
     FROM stationwatch.pipeline_workers AS w
 )
 SELECT max(seen_at) AS last_report_at,
-       max(seen_at) FILTER (WHERE healthy) AS last_healthy_at,
-       extract(epoch FROM now() - max(seen_at) FILTER (WHERE healthy))::double precision
-           AS data_age_s,
+       max(healthy_at) AS last_healthy_at,
+       extract(epoch FROM now() - max(healthy_at))::double precision AS data_age_s,
        count(*) FILTER (WHERE reporting)::int AS workers_reporting,
        count(*) FILTER (WHERE reporting AND healthy)::int AS workers_healthy,
        CASE WHEN count(*) FILTER (WHERE reporting AND healthy) > 0 THEN 'live'

@@ -517,12 +517,13 @@ class WorkerReport:
 
 _UPSERT_WORKER = """
 INSERT INTO stationwatch.pipeline_workers
-    (worker_id, host, pid, started_at, seen_at, healthy, problems, partitions, lag)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    (worker_id, host, pid, started_at, seen_at, healthy, healthy_at, problems, partitions, lag)
+VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 THEN $5::timestamptz END, $7, $8, $9)
 ON CONFLICT (worker_id) DO UPDATE SET
     host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
-    seen_at = EXCLUDED.seen_at, healthy = EXCLUDED.healthy, problems = EXCLUDED.problems,
-    partitions = EXCLUDED.partitions, lag = EXCLUDED.lag
+    seen_at = EXCLUDED.seen_at, healthy = EXCLUDED.healthy,
+    healthy_at = coalesce(EXCLUDED.healthy_at, stationwatch.pipeline_workers.healthy_at),
+    problems = EXCLUDED.problems, partitions = EXCLUDED.partitions, lag = EXCLUDED.lag
 """
 
 

@@ -144,8 +144,12 @@ async def test_a_worker_stopping_cleanly_says_so_at_once(
 
         await wait_for(lambda: reported("live"), timeout_s=15, what="pipeline_status live")
         assert worker.stop() == 0
-        # no waiting for its last report to age: down as soon as the worker is gone
-        assert pipeline(database_url)["state"] == "down"
+        # no waiting for its last report to age: down as soon as the worker is gone, and the
+        # picture's age still counts from its last healthy report
+        status = pipeline(database_url)
+        assert status["state"] == "down"
+        assert status["age"] is not None
+        assert 0 <= status["age"] < 30
         stopped = rows(
             database_url,
             "SELECT healthy, worker_id FROM stationwatch.pipeline_workers"
