@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
 from stationwatch.broker import EmbeddedBroker
+from tests.integration.reliability import Report
 
 ADMIN_URL = os.environ.get(
     "STATIONWATCH_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -64,3 +66,9 @@ def database_url() -> Iterator[str]:
 def unique() -> str:
     """A short unique token for topic prefixes and group ids."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def report(record_property: Any) -> Report:
+    """Figures a fault test measured, for `make reliability`'s table (see reliability.py)."""
+    return Report(record_property, {})

@@ -30,7 +30,7 @@ from tests import corpus
 from tests.factories import dumps, heartbeat, occupancy, profile, status
 from tests.integration.harness import WorkerProcess, wait_for, worker_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bad_input]
 
 PER_TOPIC = 300
 ROUNDS = 10

@@ -21,7 +21,7 @@ from tests.integration.harness import Producer, WorkerProcess, running_worker, w
 from tests.integration.pgproxy import CuttableProxy
 from tests.integration.test_worker import count_rows, read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bad_input]
 
 # A value validation accepts but this test's database refuses (a CHECK constraint, as an
 # operator might add): the worker cannot know in advance, so the sink must isolate the row.
