@@ -23,6 +23,7 @@ class PacedFleet:
         self.seq: Counter[str] = Counter()
         self.sent = 0  # heartbeats sent
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def register(self, profiles: Iterable[dict[str, Any]]) -> None:
         for message in profiles:
@@ -30,7 +31,7 @@ class PacedFleet:
         await self.producer.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             began = time.monotonic()
             now = datetime.now(UTC)
             for sid in sorted(self.beating):
@@ -41,13 +42,16 @@ class PacedFleet:
                 self.sent += 1
             await self.producer.flush()
             # the pace of the fleet, not a synchronisation
-            await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - began)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.0, self.period_s - (time.monotonic() - began))
+                )
 
     async def stop(self) -> None:
+        """Stop after the round under way, every heartbeat of it sent and counted."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping.set()
+            await asyncio.wait_for(self._task, timeout=60)
             self._task = None
 
     @classmethod

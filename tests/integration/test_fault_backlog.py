@@ -10,6 +10,7 @@ ways), and every heartbeat sent is in the database once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,11 @@ async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
             assert (await by_liveness(second)).get("online") == len(kept)
 
         async def all_written() -> bool:
-            return heartbeat_rows(database_url, stations)[0] == sent
+            return heartbeat_rows(database_url, stations)[0] >= sent
 
-        await wait_for(all_written, timeout_s=60, what="every heartbeat written")
+        # the figures are recorded and asserted below, whether or not this wait succeeds
+        with contextlib.suppress(AssertionError):
+            await wait_for(all_written, timeout_s=60, what="every heartbeat written")
         rows, duplicates = heartbeat_rows(database_url, stations)
         false_alarms = [a for a in alerts.records if a["station_id"] not in set(silent)]
         offline = {
@@ -134,6 +137,7 @@ async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
             stations=count,
             false_alarms=len(false_alarms),
         )
+        assert rows == sent, f"{rows} heartbeat rows for {sent} heartbeats sent"
         assert false_alarms == []
         assert offline == set(silent)
         assert duplicates == 0
