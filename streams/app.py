@@ -15,7 +15,6 @@ import asyncio
 import gc
 import logging
 import socket
-import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -60,7 +59,6 @@ STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
 MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
 STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
-END_MAX_AGE_S = 0.5  # how old an end offset asked of the broker may be to judge by
 PART = 25  # records (or due stations) handled between two yields to the event loop
 
 
@@ -92,8 +90,6 @@ class Runtime:
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
     started_at: datetime = field(default_factory=utcnow)
-    # per heartbeat partition: (monotonic time, end offset the broker gave then)
-    end_offsets: dict[TP, tuple[float, int]] = field(default_factory=dict)
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
@@ -124,38 +120,12 @@ class Runtime:
             position = await consumer.position(tp)
             if position is None:
                 return None
-        lag = self.settings.caught_up_lag
-        if highwater - position <= lag:
-            # The fetch highwater is as old as the partition's last fetch, which a worker busy
-            # with a backlog may not have made for seconds: what arrived since is unseen, and
-            # its stations would be judged silent by the wall clock. Ask the broker.
-            end = await self._end_offset(tp)
-            if end is None or max(highwater, end) - position <= lag:
-                return Clock(judge=wall, wall=wall)
+        if highwater - position <= self.settings.caught_up_lag:
+            return Clock(judge=wall, wall=wall)
         mark = self.watermarks.get(partition)
         if mark is None:
             return None
         return Clock(judge=min(mark, wall), wall=wall)
-
-    async def _end_offset(self, tp: TP) -> int | None:
-        """The partition's end offset as the broker gave it at most ``END_MAX_AGE_S`` ago
-        (None when it cannot say). On the embedded broker it may fall short of the true end
-        (it counts a producer batch as one record), never beyond it: enough to see that
-        records arrived after the last fetch."""
-        now = time.monotonic()
-        known = self.end_offsets.get(tp)
-        if known is not None and now - known[0] < END_MAX_AGE_S:
-            return known[1]
-        try:
-            ends = await self.app.consumer.highwaters(tp)
-        except Exception:  # judged as before; the fetch path reports the broker
-            logger.debug("end offset of %s/%d unavailable", tp.topic, tp.partition, exc_info=True)
-            return None
-        end = ends.get(tp)
-        if end is None:
-            return None
-        self.end_offsets[tp] = (now, int(end))
-        return int(end)
 
 
 def advertised_host(settings: Settings) -> str:
