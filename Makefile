@@ -11,13 +11,16 @@ PYTEST_ARGS ?=
 # Test files run in 3 processes (most integration tests wait on brokers, thresholds and group
 # joins, not on the CPU); `make test PYTEST_JOBS=` runs them one after another.
 PYTEST_JOBS ?= -n 3 --dist loadfile
+# The fault tests run at full size only in `make reliability`; `make test` runs their reduced
+# size (parametrised `reduced`), so CI still proves every property within its budget.
+PYTEST_MARKS ?= -m "not reliability"
 BENCH_ARGS ?=
 
 BIN := $(VENV)/bin
 # Reinstall only when pyproject.toml changed since the last install.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench compose-check
+.PHONY: venv demo test reliability lint bench compose-check
 
 venv: $(STAMP)
 
@@ -30,11 +33,17 @@ demo: venv
 	$(BIN)/stationwatch dev
 
 test: venv
-	@$(BIN)/pytest $(PYTEST_JOBS) $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/pytest $(PYTEST_JOBS) $(PYTEST_MARKS) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: pytest collected no tests (exit 5): nothing was tested" >&2; \
 	fi; \
 	exit $$rc
+
+# The fault tests of issue 12 at full size, and the bad-input fuzzing, one after another (they
+# measure times and fill the CPU); a table of what each measured at the end, and in
+# test-artifacts/reliability.json. `STATIONWATCH_RELIABILITY_SCALE=0.2` for a quicker run.
+reliability: venv
+	$(BIN)/pytest -m "reliability or bad_input" $(PYTEST_ARGS)
 
 # All three run even when one fails, so one run shows every problem.
 lint: venv

@@ -7,6 +7,7 @@ its wire format and sends it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 NoticeStatus = Literal["firing", "resolved"]
+DELIVERY_NAMESPACE = uuid.UUID("0d4e8f3a-2b71-5c96-8a1e-7f3b9c2d4e60")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,19 @@ class Notice:
     @property
     def resolved(self) -> tuple[NoticeAlert, ...]:
         return tuple(a for a in self.alerts if a.status == "resolved")
+
+
+def delivery_key(notice: Notice) -> str:
+    """The idempotency key of a notice's delivery (a webhook's ``Idempotency-Key``).
+
+    The same for every try at delivering the same notice — the same ``notice_id`` telling the
+    same alerts in the same states — across retries and notifier restarts, so a receiver that
+    drops a repeated key drops the copy a crash between sending and recording resends. A
+    notice sent again under its id with more to tell (a failed notice retried after new alerts
+    joined its group) gets a new key: such a receiver never drops news, nor answers it as a
+    reused key with a different body."""
+    told = ",".join(sorted(f"{a.alert_id}:{a.status}" for a in notice.alerts))
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{notice.notice_id}\x1f{told}"))
 
 
 def in_zone(notice: Notice, zone: ZoneInfo) -> Notice:

@@ -96,15 +96,18 @@ class JsonPoster:
         self._session = session
         self._owned = session is None
 
-    async def post(self, url: str, build: Callable[[], Any]) -> Answer | DeliveryResult:
+    async def post(
+        self, url: str, build: Callable[[], Any], *, headers: Mapping[str, str] | None = None
+    ) -> Answer | DeliveryResult:
         """POST the JSON ``build()`` makes (built here, so a notice that cannot be rendered is a
-        final failure too): the answer, or a failed result when no answer came. Never raises."""
+        final failure too): the answer, or a failed result when no answer came. Never raises.
+        ``headers``: this request's own, over the poster's."""
         try:
             data = json.dumps(build(), ensure_ascii=False, separators=(",", ":")).encode()
             async with self._open().post(
                 url,
                 data=data,
-                headers=self._headers,
+                headers={**self._headers, **(headers or {})},
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:

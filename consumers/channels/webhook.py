@@ -18,7 +18,9 @@ from consumers.channels.alertmanager import (
     rfc3339,
 )
 from consumers.channels.http import DEFAULT_TIMEOUT_S, DETAIL_CHARS, JsonPoster, classify_status
-from consumers.notice import DeliveryResult, Notice, NoticeAlert
+from consumers.notice import DeliveryResult, Notice, NoticeAlert, delivery_key
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def webhook_alert(alert: NoticeAlert, station_url: str = "") -> dict[str, Any]:
@@ -114,7 +116,11 @@ class WebhookChannel:
         )
 
     async def deliver(self, notice: Notice) -> DeliveryResult:
-        answer = await self._poster.post(self.url, partial(self.payload, notice))
+        """One POST, with ``Idempotency-Key`` (IETF draft-ietf-httpapi-idempotency-key-header:
+        a structured-field string, so quoted) set to :func:`delivery_key`: the same on every
+        try at the same notice, so a receiver that honours it takes a notice once."""
+        key = {IDEMPOTENCY_HEADER: f'"{delivery_key(notice)}"'}
+        answer = await self._poster.post(self.url, partial(self.payload, notice), headers=key)
         if isinstance(answer, DeliveryResult):
             return answer
         return classify_status(answer.status, answer.text[:DETAIL_CHARS])

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
 from stationwatch.broker import EmbeddedBroker
+from tests.integration.reliability import Report
 
 if TYPE_CHECKING:
     from stationwatch.db.migrate import TimescaleState
@@ -93,3 +94,9 @@ def timescale_skip_reason() -> str:
     if state.available:
         return f"timescaledb is installed on this server but not preloaded ({PRELOAD_FIX})"
     return "timescaledb extension not available on this server"
+
+
+@pytest.fixture
+def report(record_property: Any) -> Report:
+    """Figures a fault test measured, for `make reliability`'s table (see reliability.py)."""
+    return Report(record_property, {})

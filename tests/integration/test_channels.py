@@ -38,7 +38,7 @@ from consumers.channels import (
     WebhookChannel,
     WeComChannel,
 )
-from consumers.notice import Notice, NoticeAlert
+from consumers.notice import Notice, NoticeAlert, delivery_key
 from stationwatch.broker import free_port
 from tests.integration.harness import wait_for
 from tests.unit.consumers.channels.notices import NOTICE, station_alert
@@ -138,6 +138,7 @@ async def test_webhook_posts_the_alertmanager_payload(receiver: Receiver) -> Non
     got = receiver.last("/hook")
     assert got.headers["Authorization"] == "Bearer hook-token"
     assert got.headers["Content-Type"].startswith("application/json")
+    assert got.headers["Idempotency-Key"] == f'"{delivery_key(NOTICE)}"'
     assert got.body == channel.payload(NOTICE)
     assert got.body["version"] == "4"
     assert [a["labels"]["name"] for a in got.body["alerts"]] == [

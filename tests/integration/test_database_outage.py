@@ -1,9 +1,13 @@
-"""The database goes away under a running worker: nothing is lost, and the worker says so."""
+"""The database goes away under a running worker: nothing is lost, and the worker says so —
+for a few seconds, and (fault test 3 of issue 12) for a minute while the fleet keeps sending."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,8 +17,11 @@ import pytest
 
 from stationwatch.broker import EmbeddedBroker
 from tests.factories import dumps, heartbeat, profile
+from tests.integration.alerts_reader import TopicCollector
 from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
+from tests.integration.paced_fleet import PacedFleet
 from tests.integration.pgproxy import CuttableProxy
+from tests.integration.reliability import Report, sizes
 from tests.integration.test_worker import count_rows
 
 pytestmark = pytest.mark.integration
@@ -146,3 +153,91 @@ async def test_a_worker_killed_during_an_outage_loses_no_row(
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.parametrize("outage_s", sizes(reduced=8, full=60))
+async def test_a_long_outage_while_the_fleet_keeps_sending_loses_nothing(
+    broker: EmbeddedBroker,
+    database_url: str,
+    tmp_path: Path,
+    unique: str,
+    proxied: tuple[CuttableProxy, dict[str, str]],
+    report: Report,
+    outage_s: int,
+) -> None:
+    """Fault test 3 (issue 12): the database away for ``outage_s`` while heartbeats keep
+    coming. The worker stays up and says why on /health all along, then writes every held
+    row; the stations that kept sending raise no alert."""
+    proxy, env = proxied
+    prefix = env["STATIONWATCH_TOPIC_PREFIX"]
+    stations = [f"DL-{unique[:5].upper()}{n:03d}" for n in range(50)]
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        await worker.wait_healthy()
+        async with (
+            TopicCollector(broker.url, prefix + "station.alerts") as alerts,
+            PacedFleet.running(broker.url, prefix, period_s=1) as fleet,
+        ):
+            await fleet.register(profile(s, heartbeat_interval_s=5) for s in stations)
+            fleet.beating.update(stations)
+
+            async def flowing() -> bool:
+                return count_rows(database_url, "heartbeats", stations) >= 2 * len(stations)
+
+            await wait_for(flowing, timeout_s=60, what="rows written before the outage")
+            await proxy.cut()
+            cut_at = time.monotonic()
+
+            async def reports_outage() -> bool:
+                response = await worker.get("/health")
+                return response.status_code == 503 and response.json()["database"] == "retrying"
+
+            await wait_for(reports_outage, timeout_s=30, what="/health to report the outage")
+            detected_s = time.monotonic() - cut_at
+            answers: Counter[str] = Counter()
+            while time.monotonic() - cut_at < outage_s:  # the outage itself: /health all along
+                assert worker.process is not None
+                assert worker.process.poll() is None, "the worker died in the outage"
+                response = await worker.get("/health")
+                body = response.json()
+                answers[f"{response.status_code} {body['database']}"] += 1
+                assert "database unavailable, writes are being retried" in body["problems"]
+                await asyncio.sleep(1)
+            held = count_rows(database_url, "heartbeats", stations)
+            await proxy.restore()
+            restored_at = time.monotonic()
+
+            async def caught_up() -> bool:
+                return count_rows(database_url, "heartbeats", stations) >= fleet.sent
+
+            await wait_for(caught_up, timeout_s=120, what="the held rows written")
+            resumed_s = time.monotonic() - restored_at
+            await worker.wait_healthy(timeout_s=60)
+            await fleet.stop()
+            sent = fleet.sent
+
+            async def all_written() -> bool:
+                return count_rows(database_url, "heartbeats", stations) >= sent
+
+            with contextlib.suppress(AssertionError):  # asserted below, figures first
+                await wait_for(all_written, timeout_s=30, what="every heartbeat written")
+            await asyncio.sleep(1)  # an observation window: no alert may arrive in it
+        rows = count_rows(database_url, "heartbeats", stations)
+        report.record(
+            events_sent=sent,
+            rows_found=rows,
+            duplicates=max(0, rows - sent),
+            alerts_expected=0,
+            alerts_seen=len(alerts.records),
+            outage_s=outage_s,
+            detected_s=round(detected_s, 1),
+            resumed_s=round(resumed_s, 1),
+            rows_held_back=sent - held,
+        )
+        assert rows == sent
+        assert set(answers) == {"503 retrying"}, answers
+        assert held < sent  # the outage held rows back: the test tested something
+        assert alerts.records == []
+        assert "database writes recovered" in worker.log()
+    finally:
+        worker.stop()

@@ -29,8 +29,9 @@ from stationwatch.broker import EmbeddedBroker, bootstrap_servers
 from tests import corpus
 from tests.factories import dumps, heartbeat, occupancy, profile, status
 from tests.integration.harness import WorkerProcess, wait_for, worker_env
+from tests.integration.reliability import Report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bad_input]
 
 PER_TOPIC = 300
 ROUNDS = 10
@@ -111,7 +112,7 @@ def read_dead_letters(
 
 
 async def test_bad_input_is_dead_lettered_and_never_stalls_the_worker(
-    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str, report: Report
 ) -> None:
     started = time.monotonic()
     token = unique[:6].upper()
@@ -169,6 +170,16 @@ async def test_bad_input_is_dead_lettered_and_never_stalls_the_worker(
             read_dead_letters, broker.url, prefix + "station.deadletter", set(places)
         )
 
+        report.record(
+            events_sent=len(places) + len(good_places),
+            rows_found=len(good_places),  # each round waited until its good rows were written
+            duplicates=None,
+            alerts_expected=0,
+            alerts_seen=None,
+            bad_records=len(places),
+            dead_letters=sum(1 for p in places if p in letters),
+            longest_stall_s=round(max(stalls), 2),
+        )
         missing = [(p, places[p].kind) for p in places if p not in letters]
         assert not missing, f"{len(missing)} bad records not dead-lettered, e.g. {missing[:5]}"
         wrong = [

@@ -19,9 +19,10 @@ from stationwatch.broker import EmbeddedBroker
 from tests.factories import dumps, heartbeat, profile
 from tests.integration.harness import Producer, WorkerProcess, running_worker, wait_for, worker_env
 from tests.integration.pgproxy import CuttableProxy
+from tests.integration.reliability import Report
 from tests.integration.test_worker import count_rows, read_topic
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bad_input]
 
 # A value validation accepts but this test's database refuses (a CHECK constraint, as an
 # operator might add): the worker cannot know in advance, so the sink must isolate the row.
@@ -99,7 +100,12 @@ def letters_for(worker: WorkerProcess, sid: str) -> list[dict[str, Any]]:
     ],
 )
 async def test_one_bad_heartbeat_is_dead_lettered_and_the_rest_written(
-    worker: WorkerProcess, refusing_database: str, case: str, bad: dict[str, Any], reason: str
+    worker: WorkerProcess,
+    refusing_database: str,
+    case: str,
+    bad: dict[str, Any],
+    reason: str,
+    report: Report,
 ) -> None:
     sid = f"PZ-{case.upper()[:4]}{prefix(worker)[1:5].upper()}"
     await send_with_one_bad(worker, sid, bad, datetime.now(UTC))
@@ -117,6 +123,14 @@ async def test_one_bad_heartbeat_is_dead_lettered_and_the_rest_written(
         await producer.send("station.heartbeat", sid, dumps(later))
         await producer.flush()
     await written_within(refusing_database, sid, 21, timeout_s=10)
+    report.record(
+        events_sent=22,  # 21 heartbeats (one bad) and a later one
+        rows_found=count_rows(refusing_database, "heartbeats", [sid]),
+        duplicates=None,  # not measured here: (station, time) is the rows' key
+        alerts_expected=0,
+        alerts_seen=None,
+        dead_letters=len(letters),
+    )
     if case == "constraint":
         assert await worker.metric("stationwatch_rows_refused_total", table="heartbeats") >= 1
     health = await worker.get("/health")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from consumers.channels.webhook import WebhookChannel, common, payload
+from consumers.notice import delivery_key
 from tests.unit.consumers.channels.golden import check_golden_json
 from tests.unit.consumers.channels.notices import ALERTS, NOTICE, RESOLVED, at
 
@@ -112,3 +114,21 @@ def test_a_naive_time_is_taken_as_utc() -> None:
     naive = replace(ALERTS[0], starts_at=at(8, 5).replace(tzinfo=None))
     body = payload(replace(NOTICE, alerts=(naive,)))
     assert body["alerts"][0]["startsAt"] == "2026-11-30T08:05:00+00:00"
+
+
+def test_the_same_notice_always_has_the_same_delivery_key() -> None:
+    again = replace(NOTICE, created_at=at(9, 0))  # a later try at the same notice
+    assert delivery_key(again) == delivery_key(NOTICE)
+    uuid.UUID(delivery_key(NOTICE))  # a token any receiver stores as it is
+
+
+def test_a_notice_that_tells_more_under_its_id_has_a_new_delivery_key() -> None:
+    """A failed notice retried under its id with an alert more, or one resolved meanwhile,
+    must not be dropped by a receiver as a repeat of the first try."""
+    fewer = replace(NOTICE, alerts=NOTICE.alerts[:-1])
+    changed = replace(
+        NOTICE, alerts=(replace(NOTICE.alerts[0], status="resolved"), *NOTICE.alerts[1:])
+    )
+    other = replace(NOTICE, notice_id="another-notice")
+    keys = {delivery_key(n) for n in (NOTICE, fewer, changed, other)}
+    assert len(keys) == 4
