@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
@@ -58,6 +58,26 @@ def client_auth(settings: Settings) -> Mapping[str, Any]:
     if credentials is None:
         return {}
     return dict(credentials_to_aiokafka_auth(credentials))
+
+
+async def start_offset_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A started consumer outside any group, on connections of its own, for asking the
+    brokers for partitions' end offsets (it subscribes to nothing and reads nothing)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings.kafka),
+        client_id=f"{settings.app_id}-end-offsets",
+        enable_auto_commit=False,
+        **client_auth(settings),
+    )
+    try:
+        with quiet_client_logs():
+            await reader.start()
+    except KafkaError as exc:
+        await reader.stop()
+        raise BrokerUnavailableError(
+            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
+        ) from exc
+    return reader
 
 
 async def start_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:

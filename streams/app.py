@@ -22,13 +22,15 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink, station_current_row
-from stationwatch.errors import DatabaseUnavailableError, WorkerStoppingError
-from stationwatch.kafka_auth import broker_credentials
+from stationwatch.errors import DatabaseUnavailableError, StationwatchError, WorkerStoppingError
+from stationwatch.kafka_auth import broker_credentials, start_offset_reader
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from stationwatch.zone import wire
@@ -57,6 +59,8 @@ STATE_TABLE = "station_state"
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
 MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
 STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
+END_EVERY_S = 0.25  # how often the broker is asked for the heartbeat partitions' end offsets
+END_MAX_AGE_S = 2.0  # an older answer does not make a partition caught up
 PART = 25  # records (or due stations) handled between two yields to the event loop
 
 
@@ -88,6 +92,9 @@ class Runtime:
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
     started_at: datetime = field(default_factory=utcnow)
+    # per heartbeat partition: when the broker was asked for its end offset, and the answer
+    end_offsets: dict[TP, tuple[datetime, int]] = field(default_factory=dict)
+    offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
     # the tables hold the current assignment's state (from Faust's rebalance signals)
     recovered: bool = False
 
@@ -104,8 +111,13 @@ class Runtime:
     async def clock(self, partition: int) -> Clock | None:
         """The time stations of ``partition`` are judged at, or None while it cannot be known.
 
-        Caught up (few heartbeats unprocessed): the wall clock. Behind: the broker time of the
-        newest heartbeat processed there, so a backlog is not mistaken for silence.
+        Caught up: when the broker was last asked for the partition's end offset (at most
+        ``END_MAX_AGE_S`` ago, by :func:`install_end_offsets`) and everything up to that end has
+        been processed — then every heartbeat sent before that moment has been seen. The fetch
+        highwater alone is not enough: it is as old as the partition's last fetch, which a
+        worker busy with a backlog may not have repeated for seconds, and the stations whose
+        heartbeats arrived since would be judged silent. Behind: the broker time of the newest
+        heartbeat processed there, so a backlog is not mistaken for silence.
         """
         wall = utcnow()
         tp = TP(self.settings.topic(HEARTBEAT), partition)
@@ -120,8 +132,12 @@ class Runtime:
             position = await consumer.position(tp)
             if position is None:
                 return None
-        if highwater - position <= self.settings.caught_up_lag:
-            return Clock(judge=wall, wall=wall)
+        lag = self.settings.caught_up_lag
+        known = self.end_offsets.get(tp)
+        if known is not None and highwater - position <= lag:
+            asked, end = known
+            if end - position <= lag and (wall - asked).total_seconds() <= END_MAX_AGE_S:
+                return Clock(judge=min(asked, wall), wall=wall)
         mark = self.watermarks.get(partition)
         if mark is None:
             return None
@@ -309,6 +325,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         runtime.recovered = True
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
+        runtime.end_offsets.clear()
         runtime.due.reset()
         runtime.indexed = False
         if runtime.feed is not None:
@@ -342,6 +359,10 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                 ("the API server", runtime.feed.stop() if runtime.feed is not None else None),
                 ("the database sink", sink.close()),
                 ("the report of the stop", report_stopped(runtime)),
+                (
+                    "the end offset reader",
+                    runtime.offset_reader.stop() if runtime.offset_reader is not None else None,
+                ),
                 ("the station_current writer", runtime.current.close()),
             ]
             for name, step in steps:
@@ -354,6 +375,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
                         "stopping: %s did not stop within %d s; going on", name, STOP_STEP_S
                     )
 
+    install_end_offsets(runtime)
     from streams.status import install_status_report, report_stopped
 
     install_status_report(runtime)
@@ -361,6 +383,35 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
     install_holiday_reload(runtime)
     return runtime
+
+
+def install_end_offsets(runtime: Runtime) -> None:
+    app = runtime.app
+
+    @app.timer(interval=END_EVERY_S)  # type: ignore[untyped-decorator]
+    async def ask_end_offsets() -> None:
+        """Ask the broker for the end offsets of the heartbeat partitions this worker holds,
+        off the ingest path (the agent only reads the answers: :meth:`Runtime.clock`), with a
+        client of its own (asked through the worker's consumer, each answer waited for its
+        fetches: over a second). On a broker that counts a producer batch as one record the
+        answer may fall short of the true end, never beyond it: enough to see that records
+        arrived after the last fetch."""
+        heartbeat = runtime.settings.topic(HEARTBEAT)
+        tps = [tp for tp in app.consumer.assignment() if tp.topic == heartbeat]
+        if not tps or app.rebalancing:
+            return
+        asked = utcnow()
+        try:
+            if runtime.offset_reader is None:
+                runtime.offset_reader = await start_offset_reader(runtime.settings)
+            ends = await runtime.offset_reader.end_offsets(
+                [TopicPartition(tp.topic, tp.partition) for tp in tps]
+            )
+        except (KafkaError, StationwatchError) as exc:  # judged by the stream meanwhile
+            logger.debug("end offsets of %s unavailable: %s", heartbeat, exc)
+            return
+        for tp, end in ends.items():
+            runtime.end_offsets[TP(tp.topic, tp.partition)] = (asked, end)
 
 
 def abandon(events: list[Any]) -> None:

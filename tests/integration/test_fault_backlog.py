@@ -118,9 +118,10 @@ async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
         async def all_written() -> bool:
             return heartbeat_rows(database_url, stations)[0] >= sent
 
-        # the figures are recorded and asserted below, whether or not this wait succeeds
+        # the figures are recorded and asserted below, whether or not this wait succeeds; the
+        # worker works off what the fleet sent faster than it takes in (scale is another test's)
         with contextlib.suppress(AssertionError):
-            await wait_for(all_written, timeout_s=60, what="every heartbeat written")
+            await wait_for(all_written, timeout_s=60 + 0.12 * count, what="every heartbeat written")
         rows, duplicates = heartbeat_rows(database_url, stations)
         false_alarms = [a for a in alerts.records if a["station_id"] not in set(silent)]
         offline = {

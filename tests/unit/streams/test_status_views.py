@@ -18,7 +18,7 @@ from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
 from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.app import Runtime, liveness_config, ticks_topic_name
+from streams.app import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.holidays import holiday_health
 from streams.ingest import IngestConfig
 from streams.state import StationState
@@ -282,27 +282,38 @@ MARK = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # the newest heartbeat processe
 FUTURE = object()  # a watermark ahead of the wall clock
 
 
+ASKED_AGO = 0.5  # seconds since the broker was asked for the end offset
+
+
 @pytest.mark.parametrize(
-    ("highwaters", "fetched", "processed", "caught_up_lag", "mark", "expect"),
+    ("highwaters", "fetched", "processed", "caught_up_lag", "end", "mark", "expect"),
     [
-        pytest.param({}, {}, None, 0, MARK, None, id="not-assigned"),
-        pytest.param({tp(OCCUPANCY, 2): 9}, {}, None, 0, MARK, None, id="only-occupancy-assigned"),
-        pytest.param({HB2: None}, {HB2: 0}, 0, 0, MARK, None, id="nothing-fetched-yet"),
-        pytest.param({HB2: 100}, {}, None, 0, MARK, None, id="position-unknown"),
-        pytest.param({HB2: 100}, {}, 100, 0, None, "wall", id="caught-up"),
-        pytest.param({HB2: 100}, {HB2: 100}, None, 0, None, "wall", id="caught-up-fetched"),
-        pytest.param({HB2: 105}, {}, 100, 5, None, "wall", id="within-the-allowed-lag"),
-        pytest.param({HB2: 106}, {}, 100, 5, MARK, "mark", id="behind"),
-        pytest.param({HB2: 106}, {}, 100, 5, None, None, id="behind-nothing-processed-yet"),
-        pytest.param({HB2: 100}, {HB2: 100}, 50, 0, MARK, "mark", id="processed-not-fetched"),
-        pytest.param({HB2: 106}, {}, 100, 0, FUTURE, "wall", id="broker-time-ahead-of-wall"),
+        pytest.param({}, {}, None, 0, 100, MARK, None, id="not-assigned"),
+        pytest.param(
+            {tp(OCCUPANCY, 2): 9}, {}, None, 0, 100, MARK, None, id="only-occupancy-assigned"
+        ),
+        pytest.param({HB2: None}, {HB2: 0}, 0, 0, 100, MARK, None, id="nothing-fetched-yet"),
+        pytest.param({HB2: 100}, {}, None, 0, 100, MARK, None, id="position-unknown"),
+        pytest.param({HB2: 100}, {}, 100, 0, 100, None, "asked", id="caught-up"),
+        pytest.param({HB2: 100}, {HB2: 100}, None, 0, 100, None, "asked", id="caught-up-fetched"),
+        pytest.param({HB2: 105}, {}, 100, 5, 105, None, "asked", id="within-the-allowed-lag"),
+        pytest.param({HB2: 106}, {}, 100, 5, 106, MARK, "mark", id="behind"),
+        pytest.param({HB2: 106}, {}, 100, 5, 106, None, None, id="behind-nothing-processed-yet"),
+        pytest.param({HB2: 100}, {HB2: 100}, 50, 0, 100, MARK, "mark", id="processed-not-fetched"),
+        pytest.param({HB2: 106}, {}, 100, 0, 106, FUTURE, "wall", id="broker-time-ahead-of-wall"),
+        # the fetch highwater is stale: the broker has more than this worker has fetched
+        pytest.param({HB2: 100}, {}, 100, 0, 180, MARK, "mark", id="stale-fetch-highwater"),
+        # caught up by the fetch, but the broker was not asked (recently): not sure yet
+        pytest.param({HB2: 100}, {}, 100, 0, None, MARK, "mark", id="end-not-asked"),
+        pytest.param({HB2: 100}, {}, 100, 0, "old", MARK, "mark", id="end-asked-too-long-ago"),
     ],
 )
-async def test_the_clock_is_the_wall_when_caught_up_and_the_stream_when_behind(
+async def test_the_clock_is_when_everything_was_seen_when_caught_up_and_the_stream_when_behind(
     highwaters: dict[Any, int | None],
     fetched: dict[Any, int | None],
     processed: int | None,
     caught_up_lag: int,
+    end: int | str | None,
     mark: object,
     expect: str | None,
 ) -> None:
@@ -313,6 +324,11 @@ async def test_the_clock_is_the_wall_when_caught_up_and_the_stream_when_behind(
         positions={HB2: processed} if processed is not None else {},
     )
     before = datetime.now(UTC)
+    asked = before - timedelta(seconds=ASKED_AGO)
+    if isinstance(end, int):
+        runtime.end_offsets[HB2] = (asked, end)
+    elif end == "old":
+        runtime.end_offsets[HB2] = (before - timedelta(seconds=END_MAX_AGE_S + 1), 100)
     if isinstance(mark, datetime):
         runtime.watermarks.advance(2, mark.timestamp())
     elif mark is FUTURE:
@@ -327,7 +343,8 @@ async def test_the_clock_is_the_wall_when_caught_up_and_the_stream_when_behind(
         return
     assert clock is not None
     assert before <= clock.wall <= after
-    assert clock.judge == (MARK if expect == "mark" else clock.wall)
+    expected = {"mark": MARK, "asked": asked, "wall": clock.wall}[expect]
+    assert clock.judge == expected
 
 
 # -- the public live state --------------------------------------------------------------------
