@@ -66,7 +66,7 @@ def heartbeat_rows(database_url: str, stations: list[str]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-@pytest.mark.parametrize("count", sizes(reduced=100, full=1_000))
+@pytest.mark.parametrize("count", sizes(reduced=100, full=1_000, in_suite=False))
 async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
     broker: EmbeddedBroker,
     database_url: str,

@@ -129,7 +129,7 @@ def other_database() -> Iterator[str]:
     yield from migrated_database()
 
 
-@pytest.mark.parametrize("events", sizes(reduced=5_000, full=50_000))
+@pytest.mark.parametrize("events", sizes(reduced=5_000, full=50_000, in_suite=False))
 async def test_a_worker_killed_mid_stream_writes_every_event_once_and_ends_as_a_clean_run(
     broker: EmbeddedBroker,
     database_url: str,
