@@ -69,14 +69,7 @@ async def start_offset_reader(settings: Settings) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         **client_auth(settings),
     )
-    try:
-        with quiet_client_logs():
-            await reader.start()
-    except KafkaError as exc:
-        await reader.stop()
-        raise BrokerUnavailableError(
-            f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
-        ) from exc
+    await _start(reader, settings)
     return reader
 
 
@@ -86,12 +79,18 @@ async def start_producer(settings: Settings, **options: Any) -> AIOKafkaProducer
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers(settings.kafka), **options, **client_auth(settings)
     )
+    await _start(producer, settings)
+    return producer
+
+
+async def _start(client: AIOKafkaConsumer | AIOKafkaProducer, settings: Settings) -> None:
+    """Start ``client`` quietly; stopped again, and one clear line, when the brokers do not
+    answer."""
     try:
         with quiet_client_logs():
-            await producer.start()
+            await client.start()
     except KafkaError as exc:
-        await producer.stop()
+        await client.stop()
         raise BrokerUnavailableError(
             f"the Kafka broker at {settings.kafka} does not answer ({exc}): {BROKER_HINT}"
         ) from exc
-    return producer
