@@ -20,30 +20,17 @@ import pytest
 from stationwatch.broker import EmbeddedBroker
 from tests.factories import profile
 from tests.integration.alerts_reader import TopicCollector
-from tests.integration.harness import WorkerProcess, wait_for, worker_env
+from tests.integration.harness import WorkerProcess, wait_for
 from tests.integration.paced_fleet import PacedFleet
 from tests.integration.reliability import Report, sizes
+from tests.integration.test_liveness import OFFLINE_AFTER, liveness_env
 from tests.integration.test_worker import count_rows
 
 pytestmark = pytest.mark.integration
 
-INTERVAL_S, STALE_AFTER, OFFLINE_AFTER = 2, 3, 6  # offline after 12 s of silence
+INTERVAL_S = 2  # offline after OFFLINE_AFTER (6) intervals: 12 s of silence
 OFFLINE_S = INTERVAL_S * OFFLINE_AFTER
 SILENT_SHARE = 50  # one station in 50 falls silent while the worker is down
-
-
-def backlog_env(
-    broker: EmbeddedBroker, database_url: str, token: str, data: Path
-) -> dict[str, str]:
-    env = worker_env(kafka_url=broker.url, database_url=database_url, token=token, data_dir=data)
-    env.update(
-        STATIONWATCH_STALE_AFTER=str(STALE_AFTER),
-        STATIONWATCH_OFFLINE_AFTER=str(OFFLINE_AFTER),
-        STATIONWATCH_TICK_INTERVAL_S="0.25",
-        STATIONWATCH_ALERT_PENDING_S="{}",
-        STATIONWATCH_ALERT_KEEP_FIRING_S="{}",
-    )
-    return env
 
 
 async def by_liveness(worker: WorkerProcess) -> dict[str, int]:
@@ -75,7 +62,7 @@ async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
     report: Report,
     count: int,
 ) -> None:
-    env = backlog_env(broker, database_url, unique, tmp_path / "data")
+    env = liveness_env(broker, database_url, unique, tmp_path / "data")
     prefix = env["STATIONWATCH_TOPIC_PREFIX"]
     stations = [f"BL-{unique[:5].upper()}{n:04d}" for n in range(count)]
     silent = stations[::SILENT_SHARE]

@@ -31,14 +31,14 @@ from streams.api import SCOPE
 from streams.tracker import partition_for
 from tests.factories import profile
 from tests.integration.alerts_reader import TopicCollector
-from tests.integration.harness import WorkerProcess, wait_for, worker_env
+from tests.integration.harness import WorkerProcess, wait_for
 from tests.integration.paced_fleet import PacedFleet
 from tests.integration.reliability import Report, sizes
 from tests.integration.test_fault_backlog import by_liveness, heartbeat_rows
+from tests.integration.test_liveness import OFFLINE_AFTER, liveness_env
 
 pytestmark = pytest.mark.integration
 
-STALE_AFTER, OFFLINE_AFTER = 3, 6  # heartbeat intervals of 1 s
 PARTITIONS = 4
 SESSION_TIMEOUT_S = 6
 
@@ -46,19 +46,9 @@ SESSION_TIMEOUT_S = 6
 def failover_env(
     broker: EmbeddedBroker, database_url: str, token: str, data: Path
 ) -> dict[str, str]:
-    env = worker_env(
-        kafka_url=broker.url,
-        database_url=database_url,
-        token=token,
-        data_dir=data,
-        partitions=PARTITIONS,
-    )
+    env = liveness_env(broker, database_url, token, data)
     env.update(
-        STATIONWATCH_STALE_AFTER=str(STALE_AFTER),
-        STATIONWATCH_OFFLINE_AFTER=str(OFFLINE_AFTER),
-        STATIONWATCH_TICK_INTERVAL_S="0.25",
-        STATIONWATCH_ALERT_PENDING_S="{}",
-        STATIONWATCH_ALERT_KEEP_FIRING_S="{}",
+        STATIONWATCH_PARTITIONS=str(PARTITIONS),
         STATIONWATCH_BROKER_SESSION_TIMEOUT_S=str(SESSION_TIMEOUT_S),
     )
     return env
