@@ -338,14 +338,15 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             continue
         keep = config.keep_firing.get(kind, timedelta(0))
         if keep > timedelta(0) and not (kind == "stale" and "offline" in ready):
-            cleared = datetime.fromisoformat(state.clearing.get(kind) or now.isoformat())
+            held = state.clearing.get(kind)
+            cleared = datetime.fromisoformat(held) if held else _cleared_at(kind, state, now)
             if now - cleared < keep:
                 clearing[kind] = cleared.isoformat()
                 due.append(cleared + keep)
                 continue
             episodes.resolve(kind, min(cleared, now))
             continue
-        ends_at = ready.get("offline", now) if kind == "stale" else now
+        ends_at = ready.get("offline", now) if kind == "stale" else _cleared_at(kind, state, now)
         if kind in _DEGRADED and state.liveness == "online" and state.liveness_since:
             ends_at = state.liveness_since
         episodes.resolve(kind, min(ends_at, now))
@@ -367,6 +368,25 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         next_due=min([*upcoming, now + MAX_IDLE]),
         expected_changes=expected_changes,
     )
+
+
+def _cleared_at(kind: str, state: StationState, now: datetime) -> datetime:
+    """When a condition stopped holding, dated by the input that ended it — the reading within
+    capacity, the opening, the end of the opening hours — so a replay after a crash or a
+    backlog dates an episode's end as a live run did. Otherwise (a lifecycle change, the
+    station's liveness) the judging time."""
+    at: datetime | None = None
+    capacity = state.capacity
+    if kind == "over_capacity" and state.occupants is not None and capacity is not None:
+        if state.occupants <= capacity and state.occupancy_at is not None:
+            # the reading within capacity, or the registry's new capacity, whichever came last
+            at = max(state.occupancy_at, state.profile_updated_at or state.occupancy_at)
+    elif kind == "closed_during_hours":
+        if state.open_state == "open":
+            at = state.open_state_since
+        elif state.scheduled is False:
+            at = state.scheduled_since
+    return min(at, now) if at is not None else now
 
 
 def resolve_all(state: StationState, clock: Clock) -> Evaluation:

@@ -874,3 +874,52 @@ def test_episodes_are_well_formed_and_replay_identically(events: list[tuple[str,
     alerts = replay(events)
     open_episodes(alerts)
     assert replay(events) == alerts
+
+
+def _fold_count(station: Station, at: datetime, occupants: int) -> None:
+    """A reading folded without a judgement (a batch's later part judges it)."""
+    raw = factories.occupancy(SID, at, occupants)
+    station.state = apply_occupancy(
+        station.state, Occupancy.model_validate_json(factories.dumps(raw)), at
+    )
+
+
+def _fold_status(station: Station, at: datetime, state: str) -> None:
+    raw = factories.status(SID, at, state)
+    station.state = apply_status(
+        station.state, StatusEvent.model_validate_json(factories.dumps(raw)), at
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "fire", "clear"),
+    [
+        pytest.param(
+            "over_capacity",
+            lambda st, at: st.count(at, 12),
+            lambda st, at: _fold_count(st, at, 9),
+            id="over-capacity-ends-at-the-reading",
+        ),
+        pytest.param(
+            "closed_during_hours",
+            _closed,
+            lambda st, at: _fold_status(st, at, "open"),
+            id="closed-during-hours-ends-at-the-opening",
+        ),
+    ],
+)
+def test_an_episode_judged_late_ends_when_its_input_says(kind: str, fire: Any, clear: Any) -> None:
+    """A backlog or a replay after a crash judges the input that ended a condition later than
+    it happened: the episode still ends at the input's time, as in a live run."""
+    start = T0.replace(hour=10)
+    station = Station(start, heartbeat_interval_s=None, opening_hours=OFFICE_HOURS)
+    fire(station, start)
+    (firing,) = [a for a in station.alerts if a.kind == kind]
+    ended = start + timedelta(minutes=20)
+    clear(station, ended)
+    (resolved,) = station.judge(ended + timedelta(minutes=30)).alerts
+    assert (resolved.state, resolved.alert_id, resolved.ends_at) == (
+        "resolved",
+        firing.alert_id,
+        ended,
+    )
