@@ -338,8 +338,12 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             continue
         keep = config.keep_firing.get(kind, timedelta(0))
         if keep > timedelta(0) and not (kind == "stale" and "offline" in ready):
-            held = state.clearing.get(kind)
-            cleared = datetime.fromisoformat(held) if held else _cleared_at(kind, state, now)
+            clear_since = state.clearing.get(kind)
+            cleared = (
+                datetime.fromisoformat(clear_since)
+                if clear_since
+                else _cleared_at(kind, state, now)
+            )
             if now - cleared < keep:
                 clearing[kind] = cleared.isoformat()
                 due.append(cleared + keep)
