@@ -49,7 +49,7 @@ from streams.ingest import (
     utcnow,
 )
 from streams.liveness import Clock, LivenessConfig
-from streams.state import StationState
+from streams.state_codec import decode_state, stored_partition
 from streams.tracker import DueIndex, Watermarks, partition_for
 from streams.views import live_state
 
@@ -187,7 +187,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             beacon=app.tables.beacon,
             partitions=settings.partitions,
             key_type=str,  # raw bytes on the changelog, hashed like the input keys
-            value_type=None,  # JSON
+            value_type=bytes,  # raw, as stored: streams.state_codec
         )
     )
     sink = TimescaleSink(
@@ -627,7 +627,7 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
                 runtime.current_dirty.add(station_id)
 
 
-def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, bytes]]:
     """Every station of the ``active`` partitions, from the live table: a station belongs to
     the partition its records arrive on (kept in its state; states stored before that was
     kept are placed by the default partitioner)."""
@@ -635,7 +635,7 @@ def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int,
     for station_id, value in list(runtime.table.items()):
         if not value:
             continue
-        partition = value.get("partition")
+        partition = stored_partition(value)
         if partition is None:
             partition = partition_for(station_id, partitions)
         if partition in active:
@@ -669,7 +669,7 @@ def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...
     for station_id in station_ids:
         value = runtime.table.get(station_id)
         if value:
-            state = StationState.from_json(value)
+            state = decode_state(value)
             view = live_state(state, config.zone, now)
             rows.append(station_current_row(view, now, fresh_until(state, config)))
     return rows

@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 
 from stationwatch.settings import Settings
+from streams.state_codec import state_json
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ RESTART_DELAY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 STABLE_AFTER_S = 60.0  # a server that ran this long starts the restart delays over
 EXIT_CANNOT_BIND = 3  # the server's exit code when its port cannot be bound
 
-Snapshot = tuple[list[int], Iterable[tuple[str, int, dict[str, Any]]]]
+Snapshot = tuple[list[int], Iterable[tuple[str, int, bytes]]]  # states as stored
 
 
 class ServerStartError(RuntimeError):
@@ -115,7 +116,7 @@ class ApiFeed:
         # What the server has not been sent yet: a reset first, then these stations (None:
         # removed), then "ready" with the partitions, then the newest status.
         self._reset = False
-        self._pending: dict[str, tuple[int, dict[str, Any]] | None] = {}
+        self._pending: dict[str, tuple[int, bytes] | None] = {}
         self._ready: list[int] | None = None
         self._status: dict[str, Any] | None = None
         self._wake = asyncio.Event()
@@ -128,7 +129,8 @@ class ApiFeed:
 
     # -- what the worker tells the server (never blocks) ----------------------------------
 
-    def put(self, station_id: str, partition: int, state: dict[str, Any]) -> None:
+    def put(self, station_id: str, partition: int, state: bytes) -> None:
+        """``state`` as the live table stores it (:mod:`streams.state_codec`)."""
         self._pending[station_id] = (partition, state)
         self._wake.set()
 
@@ -335,7 +337,11 @@ class ApiFeed:
                 await send(
                     {
                         "op": "put",
-                        "items": [[sid, v[0], v[1]] for sid, v in chunk if v is not None],
+                        "items": [
+                            [sid, v[0], orjson.Fragment(state_json(v[1]))]
+                            for sid, v in chunk
+                            if v is not None
+                        ],
                         "removed": [sid for sid, v in chunk if v is None],
                     }
                 )

@@ -31,6 +31,7 @@ from streams.state import (
     apply_status,
     new_state,
 )
+from streams.state_codec import decode_state, encode_state
 from streams.tracker import partition_for
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class StateWrite:
 
     ref: Any  # the record whose partition the changelog entry goes to
     partition: int
-    value: dict[str, Any] | None = None  # the new state as JSON; None: unchanged
+    value: bytes | None = None  # the new state as stored (streams.state_codec); None: unchanged
     remove: bool = False  # the station left the registry
     next_due: datetime | None = None  # None: judge as soon as the partition's clock is known
     liveness: str = "unknown"
@@ -236,7 +237,7 @@ def process_records(
     def current(station_id: str, ref: Any, partition: int) -> StationState | None:
         if station_id not in loaded:
             raw = states.get(station_id)
-            state = StationState.from_json(raw) if raw else None
+            state = decode_state(raw) if raw else None
             loaded[station_id] = (state, state, ref, partition)
         return loaded[station_id][1]
 
@@ -370,7 +371,7 @@ def process_records(
         out.state_writes[station_id] = StateWrite(
             ref,
             partition,
-            value=final.to_json() if final != original else None,
+            value=encode_state(final) if final != original else None,
             next_due=next_due,
             liveness=final.liveness,
         )

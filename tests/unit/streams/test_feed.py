@@ -8,8 +8,8 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
+import orjson
 import pytest
 
 from stationwatch.settings import Settings
@@ -17,12 +17,14 @@ from streams.api import Replica
 from streams.feed import ApiFeed, encode_frame
 from streams.server import Feed
 from streams.state import StationState
+from streams.state_codec import encode_state, state_json
 from tests import factories
 
 
-def state(station_id: str, *, padding: int = 0, occupants: int | None = None) -> dict[str, Any]:
+def state(station_id: str, *, padding: int = 0, occupants: int | None = None) -> bytes:
+    """As the live table stores it."""
     profile = factories.profile(station_id, name=f"驿站 {station_id} " + "x" * padding)
-    return StationState(station_id=station_id, profile=profile, occupants=occupants).to_json()
+    return encode_state(StationState(station_id=station_id, profile=profile, occupants=occupants))
 
 
 async def never_fatal(exc: BaseException) -> None:
@@ -101,7 +103,9 @@ async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one
     # An observation window, not a synchronisation: nothing that arrives later may change it.
     await asyncio.sleep(0.2)
     assert settled()
-    assert {sid: e.state for sid, e in pair.replica.index.entries.items()} == new
+    assert {sid: e.state for sid, e in pair.replica.index.entries.items()} == {
+        sid: orjson.loads(state_json(value)) for sid, value in new.items()
+    }
     assert pair.replica.holds(0)
     assert not pair.replica.holds(2)
 
@@ -127,7 +131,7 @@ async def test_a_station_the_server_cannot_read_is_skipped_not_fatal(pair: Pair)
     replica = Replica(Settings())
     feed = Feed(replica, reader, server_writer)
     running = asyncio.create_task(feed.run())
-    good = state("SY-0007")
+    good = orjson.Fragment(state_json(state("SY-0007")))  # as the worker's feed sends it
     writer.write(encode_frame({"op": "put", "items": [["SY-0006", 1, "garbage"]], "removed": []}))
     writer.write(encode_frame({"op": "put", "items": [["SY-0007", 1, good]], "removed": []}))
     writer.write(encode_frame({"op": "ready", "partitions": [1]}))

@@ -1,0 +1,112 @@
+"""How the live table stores a station's state: compact bytes, decoded when a batch needs it.
+
+A state as JSON is about 1.6 KB, mostly its registry record, and as Python objects several
+times that; at 150,000 stations the table would dominate the worker's memory and every full
+garbage collection. Stored, it is the JSON compressed with zstd against a fixed dictionary of
+typical states: about 150 bytes, one ``bytes`` object the collector does not track.
+
+The stored form starts with a version byte. Plain JSON (``{`` first) is read too: what the
+table's changelog held before this encoding, or what a person wrote to it. A new dictionary
+comes with a new version byte; the old ones stay readable for as long as a changelog may hold
+them. Never change a dictionary once released.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import zstandard
+
+from streams.state import StationState
+
+V1 = b"\x01"  # zstd, DICTIONARY_V1, no dictionary id, content size in the frame
+
+# Two typical states (a basic station online, an extended one offline with an episode), as
+# orjson writes StationState. Frozen: only ever add DICTIONARY_V2 beside it.
+DICTIONARY_V1 = (
+    '{"station_id":"SY-0002","profile":{"station_id":"SY-0002","name":"石园街道金港党群服务中心工会'
+    '驿站","district":"顺义区","street":"石园街道","category":"standard","host":"party_service'
+    '_center","location":{"lat":40.12578,"lon":116.61922},"services":["water","chargi'
+    'ng","rest","rain_shelter","warming","cooling","toilet","convenience","legal_aid"'
+    ',"counseling","dining_area"],"capacity":9,"opening_hours":{"always_open":false,"'
+    'weekly":{"mon":[["08:30","12:00"],["13:30","17:30"]],"tue":[["08:30","12:00"],["'
+    '13:30","17:30"]],"wed":[["08:30","12:00"],["13:30","17:30"]],"thu":[["08:30","12'
+    ':00"],["13:30","17:30"]],"fri":[["08:30","12:00"],["13:30","17:30"]],"sat":[["08'
+    ':30","12:00"],["13:30","17:30"]],"sun":[["08:30","12:00"],["13:30","17:30"]]},"h'
+    'olidays_open":false},"heartbeat_interval_s":30,"contact_phone":"010-69782408","l'
+    'ifecycle":"active","updated_at":"2026-06-01T03:00:00Z","responsible_person":null'
+    ',"responsible_phone":null,"closed_until":null,"closure_reason":null,"changed_by"'
+    ':null,"changed_via":null},"profile_updated_at":"2026-06-01T03:00:00+00:00","live'
+    'ness":"online","liveness_since":"2026-06-01T03:00:30+00:00","last_heartbeat_at":'
+    '"2026-06-01T03:01:30+00:00","last_seq":3,"device_id":"gw-SY-0002","battery_pct":'
+    '90.5,"on_mains":true,"open_state":"unknown","open_state_since":null,"open_reason'
+    '":null,"occupants":null,"reported_capacity":null,"occupancy_at":null,"updated_at'
+    '":"2026-06-01T03:01:30+00:00","partition":null,"watch_since":"2026-06-01T03:00:0'
+    '0+00:00","recovery_beats":0,"flips":[],"flapping_since":null,"scheduled":true,"s'
+    'cheduled_since":"2026-06-01T08:30:00+08:00","expected_since":"2026-06-01T03:00:0'
+    '0+00:00","lifecycle_in_force":"active","expected_changed_at":"2026-06-01T03:00:0'
+    '0+00:00","expect_basis":{"lifecycle":"active","device":true},"hours_before":null'
+    ',"episodes":{},"resolved_episodes":{},"pending":{},"clearing":{}}{"station_id":"'
+    'SY-0001","profile":{"station_id":"SY-0001","name":"空港祥云工会驿站","district":"顺义区","s'
+    'treet":"空港街道","category":"business_circle_24h","host":"business_circle","locatio'
+    'n":{"lat":40.08681,"lon":116.605},"services":["water","hot_meal","charging","res'
+    't","rain_shelter","warming","cooling","toilet"],"capacity":12,"opening_hours":{"'
+    'always_open":true,"weekly":{},"holidays_open":true},"heartbeat_interval_s":30,"c'
+    'ontact_phone":"010-69798477","lifecycle":"active","updated_at":"2026-06-01T03:00'
+    ':00Z","responsible_person":null,"responsible_phone":null,"closed_until":null,"cl'
+    'osure_reason":null,"changed_by":null,"changed_via":null},"profile_updated_at":"2'
+    '026-06-01T03:00:00+00:00","liveness":"offline","liveness_since":"2026-06-01T03:0'
+    '6:30+00:00","last_heartbeat_at":"2026-06-01T03:01:30+00:00","last_seq":3,"device'
+    '_id":"gw-SY-0001","battery_pct":90.5,"on_mains":true,"open_state":"unknown","ope'
+    'n_state_since":null,"open_reason":null,"occupants":null,"reported_capacity":null'
+    ',"occupancy_at":null,"updated_at":"2026-06-01T03:01:30+00:00","partition":null,"'
+    'watch_since":"2026-06-01T03:00:00+00:00","recovery_beats":0,"flips":["2026-06-01'
+    'T03:06:30+00:00"],"flapping_since":null,"scheduled":true,"scheduled_since":"2000'
+    '-01-01T00:00:00+00:00","expected_since":"2026-06-01T03:00:00+00:00","lifecycle_i'
+    'n_force":"active","expected_changed_at":"2026-06-01T03:00:00+00:00","expect_basi'
+    's":{"lifecycle":"active","device":true},"hours_before":null,"episodes":{"offline'
+    '":{"alert_id":"4582625a-4f9c-5e8a-8101-ec8835dc5663","starts_at":"2026-06-01T03:'
+    '06:30+00:00","detected_at":"2026-06-01T03:16:30+00:00","summary":"空港祥云工会驿站 (SY-0'
+    '001) has sent no heartbeat for 5 min"}},"resolved_episodes":{},"pending":{"offli'
+    'ne":"2026-06-01T03:06:30+00:00"},"clearing":{}}'
+).encode()
+
+_DICT_V1 = zstandard.ZstdCompressionDict(DICTIONARY_V1, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+_COMPRESS = zstandard.ZstdCompressor(
+    level=3, dict_data=_DICT_V1, write_checksum=False, write_content_size=True, write_dict_id=False
+)
+_DECOMPRESS = zstandard.ZstdDecompressor(dict_data=_DICT_V1)
+
+
+class StoredStateError(ValueError):
+    """A stored state that cannot be read (an unknown version, or damaged)."""
+
+
+def encode_state(state: StationState) -> bytes:
+    return V1 + _COMPRESS.compress(orjson.dumps(state))
+
+
+def state_json(stored: bytes) -> bytes:
+    """The state as JSON bytes (what the API server's feed carries)."""
+    version = stored[:1]
+    if version == b"{":
+        return stored
+    if version == V1:
+        try:
+            return _DECOMPRESS.decompress(stored[1:])
+        except zstandard.ZstdError as exc:
+            raise StoredStateError(f"a damaged stored state: {exc}") from None
+    raise StoredStateError(f"a stored state of unknown version {version!r}")
+
+
+def decode_state(stored: bytes | dict[str, Any]) -> StationState:
+    """A stored state (or one already parsed from JSON) as a :class:`StationState`."""
+    data = stored if isinstance(stored, dict) else orjson.loads(state_json(stored))
+    return StationState.from_json(data)
+
+
+def stored_partition(stored: bytes) -> int | None:
+    """The partition kept in a stored state, without building the state."""
+    value = orjson.loads(state_json(stored)).get("partition")
+    return int(value) if value is not None else None

@@ -1,0 +1,132 @@
+"""How the live table stores a state: every state comes back as it went in, the changelog's
+older plain-JSON records still read, and damage is an error, never a wrong state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from streams.state import StationState, apply_profile, new_state
+from streams.state_codec import (
+    DICTIONARY_V1,
+    StoredStateError,
+    decode_state,
+    encode_state,
+    state_json,
+    stored_partition,
+)
+from tests import factories
+from tests.unit.streams.test_state import profile
+
+NOW = datetime(2026, 12, 2, 14, 0, 0, 123456, tzinfo=UTC)
+CST = timezone(timedelta(hours=8))
+
+
+def registered() -> StationState:
+    return apply_profile(new_state("SY-0001", NOW), profile(NOW), NOW)
+
+
+def busy() -> StationState:
+    """A state with every kind of field filled: episodes, flips, times in another zone."""
+    return StationState(
+        station_id="SY-0042",
+        profile=factories.profile("SY-0042", name="空港祥云工会驿站 🚚"),
+        profile_updated_at=NOW - timedelta(days=1),
+        liveness="offline",
+        liveness_since=(NOW - timedelta(minutes=5)).astimezone(CST),
+        last_heartbeat_at=NOW - timedelta(minutes=9),
+        last_seq=2**40,
+        device_id="dev-7",
+        battery_pct=12.5,
+        on_mains=False,
+        open_state="open",
+        open_state_since=NOW - timedelta(hours=3),
+        occupants=14,
+        reported_capacity=12,
+        occupancy_at=NOW - timedelta(seconds=30),
+        updated_at=NOW,
+        partition=5,
+        watch_since=NOW - timedelta(days=2),
+        recovery_beats=2,
+        flips=(NOW - timedelta(minutes=20), NOW - timedelta(minutes=5)),
+        flapping_since=None,
+        scheduled=True,
+        scheduled_since=NOW - timedelta(hours=6),
+        expected_since=NOW - timedelta(hours=6),
+        lifecycle_in_force="active",
+        expected_changed_at=NOW - timedelta(hours=6),
+        expect_basis={"lifecycle": "active", "device": True},
+        episodes={
+            "offline": {
+                "alert_id": "4582625a-4f9c-5e8a-8101-ec8835dc5663",
+                "starts_at": (NOW - timedelta(minutes=5)).isoformat(),
+                "detected_at": NOW.isoformat(),
+                "summary": "has sent no heartbeat for 5 min",
+            }
+        },
+        resolved_episodes={"stale": {"alert_id": "x", "ends_at": NOW.isoformat()}},
+        pending={"over_capacity": (NOW - timedelta(seconds=30)).isoformat()},
+        clearing={},
+    )
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param(StationState(station_id="SY-0000"), id="bare"),
+        pytest.param(registered(), id="registered"),
+        pytest.param(busy(), id="every-field"),
+    ],
+)
+def test_a_state_comes_back_as_it_went_in(state: StationState) -> None:
+    stored = encode_state(state)
+    assert decode_state(stored) == state
+    assert json.loads(state_json(stored))["station_id"] == state.station_id
+
+
+def test_a_stored_state_is_small() -> None:
+    """What the memory figures rest on: a registered station in well under 1 KiB."""
+    plain = json.dumps(registered().to_json()).encode()
+    stored = encode_state(registered())
+    assert len(stored) < 400 < len(plain)
+
+
+@pytest.mark.parametrize(
+    "state", [pytest.param(registered(), id="registered"), pytest.param(busy(), id="busy")]
+)
+def test_the_changelog_s_plain_json_records_still_read(state: StationState) -> None:
+    """Records written before the compact form: Faust's JSON of ``to_json()``."""
+    earlier = json.dumps(state.to_json()).encode()
+    assert decode_state(earlier) == state
+    assert stored_partition(earlier) == state.partition
+
+
+def test_the_partition_is_read_without_building_the_state() -> None:
+    assert stored_partition(encode_state(busy())) == 5
+    assert stored_partition(encode_state(registered())) is None
+
+
+@pytest.mark.parametrize(
+    ("stored", "error"),
+    [
+        pytest.param(b"\x07abc", "unknown version", id="unknown-version"),
+        pytest.param(b"", "unknown version", id="empty"),
+        pytest.param(b"\x01" + b"\x00" * 20, "damaged", id="damaged"),
+    ],
+)
+def test_an_unreadable_stored_state_is_an_error(stored: bytes, error: str) -> None:
+    with pytest.raises(StoredStateError, match=error):
+        decode_state(stored)
+
+
+def test_the_first_dictionary_never_changes() -> None:
+    """Changelogs hold states compressed against it: a change would make them unreadable.
+    A new dictionary comes with a new version byte, beside this one."""
+    digest = hashlib.sha256(DICTIONARY_V1).hexdigest()
+    assert digest == PINNED_V1
+
+
+PINNED_V1 = "c8d71b3e9e4b2f2263ff8b685ec1e10c2219317a8d2e4096461ed7f254d781b3"
