@@ -49,6 +49,7 @@ from streams.ingest import (
     utcnow,
 )
 from streams.liveness import Clock, LivenessConfig
+from streams.state import StationState
 from streams.state_codec import decode_state, stored_partition
 from streams.tracker import DueIndex, Watermarks, partition_for
 from streams.views import live_state
@@ -83,7 +84,8 @@ class Runtime:
     positions: dict[TP, int] = field(default_factory=dict)
     due: DueIndex = field(default_factory=DueIndex)
     indexed: bool = False  # the owned stations are scheduled and fed to the API server
-    current_dirty: set[str] = field(default_factory=set)
+    # stations to write to station_current: their new state, or None to read it from the table
+    current_dirty: dict[str, StationState | None] = field(default_factory=dict)
     current_removed: set[str] = field(default_factory=set)
     health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
     feed: ApiFeed | None = None
@@ -297,17 +299,17 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         """Write the stations that changed to ``station_current`` (Grafana's live view)."""
         if not runtime.current_dirty and not runtime.current_removed:
             return
-        changed, runtime.current_dirty = runtime.current_dirty, set()
+        changed, runtime.current_dirty = runtime.current_dirty, {}
         gone, runtime.current_removed = runtime.current_removed, set()
         rows: list[tuple[Any, ...]] = []
-        pending = list(changed)
+        pending = list(changed.items())
         for i in range(0, len(pending), PART):
-            rows.extend(current_rows(runtime, set(pending[i : i + PART])))
+            rows.extend(current_rows(runtime, pending[i : i + PART]))
             await asyncio.sleep(0)
         try:
             refused = await runtime.current.write(rows, sorted(gone))
         except DatabaseUnavailableError as exc:
-            runtime.current_dirty |= changed  # next time
+            runtime.current_dirty = changed | runtime.current_dirty  # next time, newest first
             runtime.current_removed |= gone
             logger.warning("station_current not refreshed (%s); will retry", exc)
             return
@@ -618,13 +620,13 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
             if feed is not None:
                 feed.remove(station_id)
             runtime.current_removed.add(station_id)
-            runtime.current_dirty.discard(station_id)
+            runtime.current_dirty.pop(station_id, None)
         else:
             runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
             if write.value is not None:
                 if feed is not None:
                     feed.put(station_id, write.partition, write.value)
-                runtime.current_dirty.add(station_id)
+                runtime.current_dirty[station_id] = write.state
 
 
 def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, bytes]]:
@@ -652,7 +654,7 @@ def index_owned_stations(runtime: Runtime) -> None:
     owned = []
     for station_id, partition, value in owned_states(runtime, active):
         owned.append((station_id, partition))
-        runtime.current_dirty.add(station_id)
+        runtime.current_dirty[station_id] = None
         if feed is not None:
             feed.put(station_id, partition, value)
     if feed is not None:
@@ -662,16 +664,22 @@ def index_owned_stations(runtime: Runtime) -> None:
     logger.info("watching %d stations on partitions %s", count, sorted(active))
 
 
-def current_rows(runtime: Runtime, station_ids: set[str]) -> list[tuple[Any, ...]]:
+def current_rows(
+    runtime: Runtime, changed: list[tuple[str, StationState | None]]
+) -> list[tuple[Any, ...]]:
+    """``station_current`` rows of these stations: from the state the batch left (None: as
+    the table holds it)."""
     now = utcnow()
     config = runtime.config.liveness
     rows = []
-    for station_id in station_ids:
-        value = runtime.table.get(station_id)
-        if value:
+    for station_id, state in changed:
+        if state is None:
+            value = runtime.table.get(station_id)
+            if not value:
+                continue
             state = decode_state(value)
-            view = live_state(state, config.zone, now)
-            rows.append(station_current_row(view, now, fresh_until(state, config)))
+        view = live_state(state, config.zone, now)
+        rows.append(station_current_row(view, now, fresh_until(state, config)))
     return rows
 
 

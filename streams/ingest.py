@@ -71,6 +71,7 @@ class StateWrite:
     ref: Any  # the record whose partition the changelog entry goes to
     partition: int
     value: bytes | None = None  # the new state as stored (streams.state_codec); None: unchanged
+    state: StationState | None = None  # the new state itself, when changed
     remove: bool = False  # the station left the registry
     next_due: datetime | None = None  # None: judge as soon as the partition's clock is known
     liveness: str = "unknown"
@@ -125,7 +126,9 @@ class Outcome:
         for station_id, write in later.state_writes.items():
             earlier = self.state_writes.get(station_id)
             if earlier is not None and write.value is None and not write.remove:
-                write = replace(write, value=earlier.value, remove=earlier.remove)
+                write = replace(
+                    write, value=earlier.value, state=earlier.state, remove=earlier.remove
+                )
             self.state_writes[station_id] = write
 
 
@@ -368,10 +371,12 @@ def process_records(
                 (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
             )
             out.batch.expected_changes.extend(expected_row(c) for c in judged.expected_changes)
+        changed = final != original
         out.state_writes[station_id] = StateWrite(
             ref,
             partition,
-            value=encode_state(final) if final != original else None,
+            value=encode_state(final) if changed else None,
+            state=final if changed else None,
             next_due=next_due,
             liveness=final.liveness,
         )
