@@ -4,7 +4,6 @@ and database rows. Called by the ingest agent; knows nothing of Faust beyond the
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -211,7 +210,7 @@ def alert_row(alert: Alert) -> tuple[Any, ...]:
         alert.detected_at,  # kept from the firing row when the episode's row exists
         alert.detected_at if resolved else None,
         alert.last_heartbeat_at,
-        json.dumps(alert.labels, ensure_ascii=False),
+        orjson.dumps(alert.labels).decode(),
         alert.summary,
     )
 

@@ -17,7 +17,6 @@ A batch is one transaction. Two kinds of failure are told apart (:func:`classify
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -27,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from stationwatch.errors import (
     DatabaseUnavailableError,
@@ -226,12 +226,12 @@ def station_row(profile: dict[str, Any], updated_at: datetime) -> tuple[Any, ...
         profile["location"]["lon"],
         list(profile.get("services") or []),
         profile.get("capacity"),
-        json.dumps(profile["opening_hours"], ensure_ascii=False),
+        orjson.dumps(profile["opening_hours"]).decode(),
         profile.get("heartbeat_interval_s"),
         profile.get("contact_phone"),
         profile["lifecycle"],
         updated_at,
-        json.dumps(profile, ensure_ascii=False),
+        orjson.dumps(profile).decode(),
     )
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+
 What = Literal["added", "changed", "lifecycle", "removed", "inspection"]
 
 # Bookkeeping of a change, not the station's data: a record differing only here is no change.
@@ -40,8 +42,8 @@ class HistoryEntry:
             self.what,
             self.changed_by,
             self.changed_via,
-            json.dumps(self.old, ensure_ascii=False) if self.old is not None else None,
-            json.dumps(self.new, ensure_ascii=False) if self.new is not None else None,
+            orjson.dumps(self.old).decode() if self.old is not None else None,
+            orjson.dumps(self.new).decode() if self.new is not None else None,
         )
 
 
