@@ -146,12 +146,6 @@ class Settings(BaseSettings):
     current_refresh_s: float = Field(
         1.0, gt=0, le=60, description="how often changed stations are written to station_current"
     )
-    gc_freeze_interval_s: float = Field(
-        10.0,
-        ge=0,
-        description="how often long-lived objects are moved out of the garbage collector's "
-        "reach (0: never)",
-    )
     health_max_lag: int = Field(1000, ge=0, description="most unprocessed messages when healthy")
     holidays_file: Path | None = Field(
         None,

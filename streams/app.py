@@ -281,19 +281,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
             runtime.ticks_pending.add(partition)
             await ticks.send(key=b"tick", value=b"{}", partition=partition)
 
-    if settings.gc_freeze_interval_s > 0:
-
-        @app.timer(interval=settings.gc_freeze_interval_s)  # type: ignore[untyped-decorator]
-        async def freeze_long_lived_objects() -> None:
-            """Keep full garbage collections short. The live states are hundreds of thousands of
-            acyclic containers, and a full collection scans them all: measured 0.5 s with 20,000
-            stations, stalling the agent and the API. Young garbage is collected first; what
-            survives moves to the permanent generation (acyclic objects are still freed by
-            reference counting when dropped)."""
-            gc.collect(1)
-            gc.freeze()
-            metrics.gc_frozen.set(gc.get_freeze_count())
-
     @app.timer(interval=settings.current_refresh_s)  # type: ignore[untyped-decorator]
     async def refresh_station_current() -> None:
         """Write the stations that changed to ``station_current`` (Grafana's live view)."""
@@ -662,6 +649,18 @@ def index_owned_stations(runtime: Runtime) -> None:
     runtime.indexed = True
     count = runtime.due.rebuild(owned)
     logger.info("watching %d stations on partitions %s", count, sorted(active))
+    freeze_long_lived(runtime)
+
+
+def freeze_long_lived(runtime: Runtime) -> None:
+    """Once the tables are recovered and indexed: collect everything, then move what survives
+    (the worker's and Faust's long-lived structures) out of the collector's reach, so later
+    full collections stay short. The live states are bytes the collector never tracks. What
+    an earlier rebalance froze is collected again first, so nothing frozen leaks."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    runtime.metrics.gc_frozen.set(gc.get_freeze_count())
 
 
 def current_rows(
