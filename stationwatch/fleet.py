@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from itertools import accumulate
@@ -145,12 +146,18 @@ def build_fleet(
 ) -> list[StationProfile]:
     """``n`` station profiles (``SY-0001``…, then further districts' ``CY-0001``…), the same
     for the same ``seed``; every one is stamped ``updated_at`` ``now``."""
-    # The cycle collector would walk the growing list over and over (half the time of 150,000
-    # stations); profiles hold no reference cycles, so it pauses while they are made.
+    with collector_paused():
+        return list(iter_fleet(n, seed, now, heartbeat_interval_s=heartbeat_interval_s))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """While many long-lived objects are made: the cycle collector would walk the growing
+    collection over and over (half the time of 150,000 stations), and they hold no cycles."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return list(iter_fleet(n, seed, now, heartbeat_interval_s=heartbeat_interval_s))
+        yield
     finally:
         if collecting:
             gc.enable()

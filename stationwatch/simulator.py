@@ -44,7 +44,7 @@ from stationwatch.fault_injection import (
     outage_s,
     power_cuts,
 )
-from stationwatch.fleet import build_fleet
+from stationwatch.fleet import build_fleet, collector_paused, iter_fleet
 from stationwatch.kafka_auth import client_auth, start_producer
 from stationwatch.settings import Settings
 from stationwatch.sim_clock import clock_notes
@@ -103,20 +103,20 @@ class Fleet:
         now = (now or datetime.now(self.zone)).astimezone(self.zone)
         start = time.time() if start is None else start
         self.next_check = start
-        profiles = build_fleet(stations, seed, now, heartbeat_interval_s=interval)
         streets: dict[tuple[str, str], int] = {}
         hours_of: dict[int, dict[str, object]] = {}  # the fleet shares its opening hours
         self.states: list[StationState] = []
         self.hours: list[dict[str, object]] = []
-        for profile in profiles:
-            state = StationState.create(profile, self.rng)
-            state.street_no = streets.setdefault((profile.district, profile.street), len(streets))
-            self.states.append(state)
-            shared = id(profile.opening_hours)
-            if shared not in hours_of:
-                hours_of[shared] = profile.opening_hours.model_dump(mode="json")
-            self.hours.append(hours_of[shared])
-        del profiles
+        with collector_paused():
+            for profile in iter_fleet(stations, seed, now, heartbeat_interval_s=interval):
+                state = StationState.create(profile, self.rng)
+                place = (profile.district, profile.street)
+                state.street_no = streets.setdefault(place, len(streets))
+                self.states.append(state)
+                shared = id(profile.opening_hours)
+                if shared not in hours_of:
+                    hours_of[shared] = profile.opening_hours.model_dump(mode="json")
+                self.hours.append(hours_of[shared])
         self.streets = [f"{district}/{street}" for district, street in streets]
         self.dark = [0.0] * len(self.streets)  # a street's power is back at this wall time
         self.due: list[tuple[float, int, str]] = []  # (wall time, station index, kind)
