@@ -178,7 +178,9 @@ async def ensure_topics(
                 replicas,
                 brokers,
             )
-        described = await admin.describe_topics([n for n in wanted if n in existing])
+        present = [n for n in wanted if n in existing]
+        # an empty list would describe every topic of the cluster, other deployments' too
+        described = await admin.describe_topics(present) if present else []
         for topic in described:
             count = len(topic.get("partitions", []))
             if count and count != partitions:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
+from typer.exceptions import TyperException
 
 from stationwatch.errors import StationwatchError
 from stationwatch.registry.upkeep_cli import add_upkeep_commands
@@ -125,21 +126,120 @@ def dev(
     raise typer.Exit(code)
 
 
-@app.command()
+SIMULATE_HELP = (
+    "Send a simulated fleet's registry, heartbeats, occupancy and open/closed events, with "
+    "faults injected at the rates given.\n\n"
+    "The fleet is the seed district (顺义区: 1,419 stations) and, beyond it, further districts "
+    "(朝阳区 CY-…, 海淀区 HD-…, …). Rates are per device-hour (per street-hour for power cuts, per "
+    "open station-hour for staff closures): a Poisson rate, 2 = twice an hour; per message for "
+    "duplicates, reordering and malformed messages; per scheduled closing for late closing. "
+    "0 switches a fault off.\n\n"
+    "The same --seed, --start and --duration give the same messages. --speed N runs the "
+    "simulated clock N times as fast and stamps its times on every message: a worker "
+    "dead-letters messages more than STATIONWATCH_MAX_CLOCK_SKEW_S ahead of its own clock "
+    "(the simulator warns when that will happen; README: 'The simulator')."
+)
+
+
+@app.command(help=SIMULATE_HELP)
 def simulate(
-    stations: Annotated[int, typer.Option(min=1, max=200_000, help="simulated stations")] = 300,
+    stations: Annotated[
+        int, typer.Option(min=1, max=200_000, help="simulated stations (seed district: 1,419)")
+    ] = 1419,
     duration: Annotated[
-        float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
+        float | None,
+        typer.Option(min=0, help="stop after this many real seconds (default: until Ctrl-C)"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="random seed: the same seed, the same fleet")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed, the same run")] = 1,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second (above 0)")] = 1.0,
+    start: Annotated[
+        str | None,
+        typer.Option(help="the simulated clock's first moment, ISO 8601 (default: now)"),
+    ] = None,
+    heartbeat_interval: Annotated[
+        int, typer.Option(min=1, max=86_400, help="seconds between a device's heartbeats")
+    ] = 30,
+    outage_rate: Annotated[
+        float,
+        typer.Option(min=0, help="per device-hour: goes quiet for a while", show_default="1/12"),
+    ] = 1 / 12,
+    death_rate: Annotated[float, typer.Option(min=0, help="per device-hour: stops for good")] = 0.0,
+    flap_rate: Annotated[
+        float, typer.Option(min=0, help="per device-hour: flaps (off and on) for 10-30 min")
+    ] = 0.0,
+    power_cut_rate: Annotated[
+        float,
+        typer.Option(min=0, help="per street-hour: all its devices quiet for 10-45 min"),
+    ] = 0.0,
+    clock_skew_rate: Annotated[
+        float,
+        typer.Option(min=0, help="per device-hour: its clock goes off by --clock-skew-s"),
+    ] = 0.0,
+    clock_skew_s: Annotated[
+        float, typer.Option(min=0, help="how far a skewed clock is off, ahead or behind")
+    ] = 600.0,
+    manual_close_rate: Annotated[
+        float,
+        typer.Option(
+            min=0, help="per open station-hour: staff close it for a while", show_default="1/168"
+        ),
+    ] = 1 / 168,
+    late_close_rate: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="per scheduled closing: staff close 5-30 min late"),
+    ] = 0.0,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="per message: sent twice")
+    ] = 0.0,
+    reorder_rate: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="per message: sent after the station's next one"),
+    ] = 0.0,
+    malformed_rate: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="per message: followed by a malformed one"),
+    ] = 0.001,
 ) -> None:
-    """Send a simulated fleet's registry, heartbeats, occupancy and open/closed events."""
+    """Send a simulated fleet's messages, with faults (see SIMULATE_HELP)."""
+    from stationwatch.fault_injection import FaultRates
     from stationwatch.simulator import run_simulator
 
     settings = _settings()
     _logging(settings)
+    if not speed > 0:
+        typer.echo(f"error: --speed: {speed} must be above 0", err=True)
+        raise typer.Exit(2)
+    begin = _moment(start, settings, "--start")
     try:
-        asyncio.run(run_simulator(settings, stations=stations, duration=duration, seed=seed))
+        faults = FaultRates(
+            outage=outage_rate,
+            death=death_rate,
+            flapping=flap_rate,
+            power_cut=power_cut_rate,
+            clock_skew=clock_skew_rate,
+            clock_skew_s=clock_skew_s,
+            manual_close=manual_close_rate,
+            late_close=late_close_rate,
+            duplicate=duplicate_rate,
+            reorder=reorder_rate,
+            malformed=malformed_rate,
+        )
+    except StationwatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(
+            run_simulator(
+                settings,
+                stations=stations,
+                duration=duration,
+                seed=seed,
+                heartbeat_interval_s=heartbeat_interval,
+                faults=faults,
+                speed=speed,
+                start=begin,
+            )
+        )
     except KeyboardInterrupt:
         pass
     except StationwatchError as exc:
@@ -424,10 +524,23 @@ def schemas_export(
 
 
 def main() -> None:
-    """Every failure ends in one line on stderr and a non-zero exit code; the traceback of an
-    unexpected one only with STATIONWATCH_LOG_LEVEL=DEBUG."""
+    """Every failure ends in one line on stderr and a non-zero exit code — a bad option or
+    argument too (exit code 2, as click's); the traceback of an unexpected one only with
+    STATIONWATCH_LOG_LEVEL=DEBUG."""
     try:
-        app()
+        code = typer.main.get_command(app).main(standalone_mode=False)
+    except TyperException as exc:  # click's errors, as typer vendors them
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as before
+            typer.echo(exc.format_message())
+            sys.exit(exc.exit_code)
+        path = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        typer.echo(f"error: {path}{exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except OSError as exc:  # a path that cannot be read or written, a port that is taken, …
         where = f": {exc.filename}" if exc.filename else ""
         typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
@@ -441,6 +554,7 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,40 @@
-"""A realistic simulated fleet of stations, generated from the seed district (data/shunyi.json).
+"""A realistic simulated fleet of stations: the seed district (data/shunyi.json) and, beyond
+its 1,419 stations, further districts (``stationwatch.districts``).
 
-Pure: the same ``(n, seed, now)`` gives the same fleet. Proportions follow the seed's counts
-(1,419 stations: 371 with extended services, 223 open on holidays, 18 smart 24-hour stations,
-3 for truck drivers, 1 business-circle 24-hour station), scaled to ``n``.
+Pure: the same ``(n, seed, now)`` gives the same fleet, and the seed district's stations are the
+same whatever ``n`` beyond it. Every district follows the seed's proportions (1,419 stations:
+371 with extended services, 223 open on holidays, 18 smart 24-hour stations, 3 for truck drivers,
+1 business-circle 24-hour station), scaled to the stations it holds. :func:`iter_fleet` makes
+one district at a time, so memory stays bounded by the largest district, whatever ``n``.
 """
 
 from __future__ import annotations
 
-import json
+import gc
 import random
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
-from importlib import resources
+from itertools import accumulate
 from typing import Any
 
-from schemas.registry import BASIC_SERVICES, EXTENDED_SERVICES, StationProfile
+from pydantic import TypeAdapter
 
-# Approximate centres (lat, lon) of the seed district's streets and towns; names missing here
-# get a deterministic spot inside the bounding box.
-CENTRES: dict[str, tuple[float, float]] = {
-    "胜利街道": (40.128, 116.655), "光明街道": (40.134, 116.645), "石园街道": (40.121, 116.642),
-    "空港街道": (40.080, 116.584), "双丰街道": (40.142, 116.668), "旺泉街道": (40.112, 116.667),
-    "仁和镇": (40.118, 116.685), "后沙峪镇": (40.108, 116.531), "天竺镇": (40.060, 116.582),
-    "杨镇": (40.165, 116.832), "牛栏山镇": (40.220, 116.665), "南法信镇": (40.125, 116.606),
-    "马坡镇": (40.168, 116.640), "高丽营镇": (40.160, 116.500), "李桥镇": (40.070, 116.680),
-    "李遂镇": (40.068, 116.770), "南彩镇": (40.118, 116.728), "北务镇": (40.085, 116.850),
-    "大孙各庄镇": (40.100, 116.930), "张镇": (40.180, 116.900), "龙湾屯镇": (40.232, 116.892),
-    "木林镇": (40.250, 116.815), "北小营镇": (40.200, 116.740), "北石槽镇": (40.250, 116.600),
-    "赵全营镇": (40.220, 116.530),
-}  # fmt: skip
-# Denser near the airport and the district seat (the six streets).
-DENSE = {"空港街道": 5.0, "天竺镇": 3.0, "后沙峪镇": 3.0, "南法信镇": 2.5, "仁和镇": 3.0}
+from schemas.common import WireTime
+from schemas.registry import BASIC_SERVICES, EXTENDED_SERVICES, OpeningHours, StationProfile
+from stationwatch.districts import CENTRES, DENSE, District, layout, seed_district
+
+__all__ = [
+    "CENTRES",
+    "CORE_SERVICES",
+    "DENSE",
+    "District",
+    "build_fleet",
+    "iter_fleet",
+    "seed_district",
+]
+
 LOCALITIES = (
     "祥云", "裕祥", "花园", "新城", "幸福里", "建新", "怡馨", "双兴", "站前", "金港", "前进",
     "西辛", "东兴", "光明", "碧桂", "澜西", "天博", "龙湖", "望泉", "河南村", "北街", "南街",
@@ -61,39 +64,13 @@ NO_DEVICE_SHARE = 0.15
 TEMPORARILY_CLOSED_SHARE = 0.02
 
 
-@dataclass(frozen=True)
-class District:
-    name: str
-    places: tuple[str, ...]
-    streets: frozenset[str]
-    bbox: tuple[float, float, float, float]  # lat_min, lat_max, lon_min, lon_max
-    counts: dict[str, int]
-    extended: tuple[str, ...]
-
-
-@lru_cache(maxsize=1)
-def seed_district() -> District:
-    raw: dict[str, Any] = json.loads(
-        resources.files("stationwatch").joinpath("data/shunyi.json").read_text("utf-8")
-    )
-    box = raw["bbox"]
-    return District(
-        name=raw["district"],
-        places=(*raw["streets"], *raw["towns"]),
-        streets=frozenset(raw["streets"]),
-        bbox=(box["lat_min"], box["lat_max"], box["lon_min"], box["lon_max"]),
-        counts=dict(raw["seed_counts"]),
-        extended=tuple(raw.get("extended_services", ())),
-    )
-
-
 def _share(n: int, part: int, whole: int, *, at_least: int = 0) -> int:
     return min(n, max(at_least, round(n * part / whole)))
 
 
 def _centre(place: str, district: District) -> tuple[float, float]:
-    if place in CENTRES:
-        return CENTRES[place]
+    if place in district.centres:
+        return district.centres[place]
     spot = random.Random(place)  # noqa: S311 - deterministic placement, not security
     lat_min, lat_max, lon_min, lon_max = district.bbox
     return spot.uniform(lat_min, lat_max), spot.uniform(lon_min, lon_max)
@@ -110,18 +87,36 @@ def _location(rng: random.Random, place: str, district: District) -> dict[str, f
     return {"lat": round(lat, 5), "lon": round(lon, 5)}
 
 
-def _weekly(rng: random.Random, host: str) -> dict[str, list[list[str]]]:
+LUNCH_BREAK = (("08:30", "12:00"), ("13:30", "17:30"))  # party service centres close over lunch
+SATURDAY = (("09:00", "17:00"),)
+
+
+def _week(rng: random.Random, host: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """A standard station's weekday hours, and its weekend: ``both``, ``sat`` or ``none``."""
     if host == "party_service_center" and rng.random() < 0.3:
-        day = [["08:30", "12:00"], ["13:30", "17:30"]]  # closed over lunch
+        day: tuple[tuple[str, str], ...] = LUNCH_BREAK
     else:
-        day = [list(rng.choice(WEEKDAY_HOURS))]
-    weekly = {d: day for d in ("mon", "tue", "wed", "thu", "fri")}
+        day = (rng.choice(WEEKDAY_HOURS),)
     weekend = rng.random()
-    if weekend < 0.35:
-        weekly |= {"sat": day, "sun": day}
-    elif weekend < 0.5:
-        weekly["sat"] = [["09:00", "17:00"]]
-    return weekly
+    return day, "both" if weekend < 0.35 else "sat" if weekend < 0.5 else "none"
+
+
+@lru_cache(maxsize=256)
+def _opening_hours(
+    always: bool, holidays: bool, day: tuple[tuple[str, str], ...] = (), weekend: str = "none"
+) -> OpeningHours:
+    """Validated once per pattern and shared (the model is immutable): a few dozen patterns
+    serve any number of stations."""
+    weekly: dict[str, list[tuple[str, str]]] = {}
+    if not always:
+        weekly = {d: list(day) for d in ("mon", "tue", "wed", "thu", "fri")}
+        if weekend == "both":
+            weekly |= {"sat": list(day), "sun": list(day)}
+        elif weekend == "sat":
+            weekly["sat"] = list(SATURDAY)
+    return OpeningHours.model_validate(
+        {"always_open": always, "weekly": weekly, "holidays_open": holidays}, strict=False
+    )
 
 
 def _categories(n: int, district: District) -> list[str]:
@@ -141,16 +136,54 @@ def _categories(n: int, district: District) -> list[str]:
     )
 
 
+_UPDATED_AT: TypeAdapter[datetime] = TypeAdapter(WireTime)
+_HOST_CUM = list(accumulate(w for _, w in STANDARD_HOSTS))
+_HOST_NAMES = [h for h, _ in STANDARD_HOSTS]
+
+
 def build_fleet(
     n: int, seed: int, now: datetime, *, heartbeat_interval_s: int = 30
 ) -> list[StationProfile]:
-    """``n`` station profiles (``SY-0001``…), the same for the same ``seed``."""
-    if n < 1:
-        return []
-    district = seed_district()
-    rng = random.Random(seed)  # noqa: S311 - simulation, not security
+    """``n`` station profiles (``SY-0001``…, then further districts' ``CY-0001``…), the same
+    for the same ``seed``; every one is stamped ``updated_at`` ``now``."""
+    with collector_paused():
+        return list(iter_fleet(n, seed, now, heartbeat_interval_s=heartbeat_interval_s))
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """While many long-lived objects are made: the cycle collector would walk the growing
+    collection over and over (half the time of 150,000 stations), and they hold no cycles."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def iter_fleet(
+    n: int, seed: int, now: datetime, *, heartbeat_interval_s: int = 30
+) -> Iterator[StationProfile]:
+    """The profiles of :func:`build_fleet`, made one district at a time."""
+    updated_at = _UPDATED_AT.validate_python(now.isoformat(), strict=False)
+    for k, (district, count) in enumerate(layout(n)):
+        # the seed district keeps its historical stream; each further one has its own
+        rng = random.Random(seed if k == 0 else f"{seed}:{district.code}")  # noqa: S311 - simulation
+        yield from _district_fleet(district, count, rng, updated_at, heartbeat_interval_s)
+
+
+def _district_fleet(
+    district: District,
+    n: int,
+    rng: random.Random,
+    updated_at: datetime,
+    heartbeat_interval_s: int,
+) -> Iterator[StationProfile]:
+    """``n`` stations of ``district`` (``{code}-0001``…), the business-circle one first."""
     categories = _categories(n, district)[:n]
-    order = [0, *rng.sample(range(1, n), n - 1)]  # SY-0001 is the business-circle station
+    order = [0, *rng.sample(range(1, n), n - 1)]  # station 0001 is the business-circle station
     categories = [categories[i] for i in order]
     total = district.counts.get("stations_running", 1419)
     ids = range(n)
@@ -168,29 +201,30 @@ def build_fleet(
     )
     no_device = set(rng.sample(standard, round(len(standard) * NO_DEVICE_SHARE)))
     closed = set(rng.sample(standard, round(len(standard) * TEMPORARILY_CLOSED_SHARE)))
-    weights = [DENSE.get(p, 3.0 if p in district.streets else 1.0) for p in district.places]
-    names: set[str] = set()
-    fleet: list[StationProfile] = []
+    places = list(district.places)
+    place_cum = list(accumulate(district.weight(p) for p in places))
+    showcase_place, showcase_name = district.showcase
+    pool = list(district.extended) or list(EXTENDED_SERVICES)
+    names: dict[str, int] = {}  # name stem → the next number for a namesake
     for i in ids:
         category = categories[i]
-        place = "空港街道" if i == 0 else rng.choices(district.places, weights)[0]
+        place = showcase_place if i == 0 else rng.choices(places, cum_weights=place_cum)[0]
         if category == "business_circle_24h":
             host = "business_circle"
         elif category == "truck_driver":
             host = "market"
         else:
-            host = rng.choices([h for h, _ in STANDARD_HOSTS], [w for _, w in STANDARD_HOSTS])[0]
-        if i == 0:
-            name = "空港祥云工会驿站"
-        elif category == "truck_driver" and i == trucks[0]:
-            name = "顺鑫石门市场果市管理部24小时货车司机工会驿站"
+            host = rng.choices(_HOST_NAMES, cum_weights=_HOST_CUM)[0]
+        if i == 0 and showcase_name:
+            name = showcase_name
+        elif category == "truck_driver" and i == trucks[0] and district.truck_name:
+            name = district.truck_name
         else:
             extra = "24小时货车司机" if category == "truck_driver" else ""
             base = f"{place}{rng.choice(LOCALITIES)}{HOST_WORDS[host]}{extra}"
-            name, k = f"{base}工会驿站", 2
-            while name in names:
-                name, k = f"{base}{k}号工会驿站", k + 1
-        names.add(name)
+            k = names.get(base)
+            name = f"{base}工会驿站" if k is None else f"{base}{k}号工会驿站"
+            names[base] = 2 if k is None else k + 1
         services = list(CORE_SERVICES)
         if category != "standard" or rng.random() < 0.6:
             services.append("hot_meal")
@@ -200,16 +234,17 @@ def build_fleet(
         if category == "truck_driver":
             services += TRUCK_SERVICES
         elif i in extended:
-            pool = list(district.extended) or list(EXTENDED_SERVICES)
             picks = rng.sample(pool, rng.randint(1, len(pool)))
             picks += [s for s in EXTENDED_SERVICES if s not in pool and rng.random() < 0.15]
             services += sorted(picks, key=EXTENDED_SERVICES.index)
-        capacity = {"truck_driver": rng.randint(20, 40), "business_circle_24h": 12}.get(
-            category, rng.randint(6, 20)
+        truck_capacity = rng.randint(20, 40)  # both drawn for every station (a stable stream)
+        standard_capacity = rng.randint(6, 20)
+        capacity = {"truck_driver": truck_capacity, "business_circle_24h": 12}.get(
+            category, standard_capacity
         )
         always = category != "standard"
-        profile = {
-            "station_id": f"SY-{i + 1:04d}",
+        profile: dict[str, Any] = {
+            "station_id": f"{district.code}-{i + 1:04d}",
             "name": name,
             "district": district.name,
             "street": place,
@@ -218,15 +253,18 @@ def build_fleet(
             "location": _location(rng, place, district),
             "services": services,
             "capacity": capacity,
-            "opening_hours": {
-                "always_open": always,
-                "weekly": {} if always else _weekly(rng, host),
-                "holidays_open": i in holidays,
-            },
+            "opening_hours": _opening_hours(always, i in holidays, *_week(rng, host))
+            if not always
+            else _opening_hours(always, i in holidays),
             "heartbeat_interval_s": None if i in no_device else heartbeat_interval_s,
-            "contact_phone": f"010-69{rng.randrange(10**6):06d}",
+            "contact_phone": _phone(rng, district),
             "lifecycle": "temporarily_closed" if i in closed else "active",
-            "updated_at": now.isoformat(),
+            "updated_at": updated_at,
         }
-        fleet.append(StationProfile.model_validate(profile, strict=False))
-    return fleet
+        yield StationProfile.model_validate(profile, strict=False)
+
+
+def _phone(rng: random.Random, district: District) -> str:
+    """A local number with the district's area code and first digits (Shunyi: 010-69…)."""
+    digits = 8 - len(district.phone_prefix)
+    return f"{district.area_code}-{district.phone_prefix}{rng.randrange(10**digits):0{digits}d}"

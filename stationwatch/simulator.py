@@ -1,23 +1,28 @@
 """A simulated fleet talking to the broker: registry first, then heartbeats, occupancy counts,
-open/closed events on each station's schedule, devices that go quiet for a while, staff who
-close a station for a while, and a tiny share of malformed messages, so every path of the
-worker (liveness, alerts, dead letters) runs — at rates a real network might show.
+open/closed events on each station's schedule, and the faults it is told to inject (devices
+going quiet, dying or flapping, streets losing power, clocks off, staff closing during hours or
+late, messages duplicated, reordered or malformed), so every path of the worker (liveness,
+alerts, dead letters) runs — at rates a real network might show, or far higher for a test.
 
-The fleet and the messages are pure (``stationwatch.fleet``, ``stationwatch.telemetry_sim``);
-:class:`Fleet` schedules them on the clock it is given (tests drive it with a simulated one),
-and :func:`run_simulator` sends them in batches: ``send`` without waiting for each delivery,
-then one ``flush`` per tick, which keeps up with tens of thousands of stations.
+The fleet, the messages and the fault decisions are pure (``stationwatch.fleet``,
+``stationwatch.telemetry_sim``, ``stationwatch.fault_injection``); :class:`Fleet` schedules them
+on a simulated clock that advances in steps of :data:`TICK_S`, and :func:`run_simulator` only
+paces those steps against real time (``speed`` times faster) and sends what each step says, in
+batches: ``send`` without waiting for each delivery, then one ``flush``. The same seed, start
+time and duration give the same messages whatever the machine's speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
+import math
 import random
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -27,19 +32,27 @@ from schemas import topics
 from stationwatch.broker import (
     ensure_topics,
 )
-from stationwatch.fleet import build_fleet
+from stationwatch.errors import ConfigurationError
+from stationwatch.fault_injection import (
+    DeviceFaults,
+    FaultRates,
+    WireFaults,
+    fault_rng,
+    happens,
+    late_close_s,
+    manual_closure_s,
+    outage_s,
+    power_cuts,
+)
+from stationwatch.fleet import build_fleet, collector_paused, iter_fleet
 from stationwatch.kafka_auth import client_auth, start_producer
 from stationwatch.settings import Settings
+from stationwatch.sim_clock import clock_notes
 from stationwatch.telemetry_sim import (
-    LONG_CLOSURE_SHARE,
-    MALFORMED_RATE,
-    MANUAL_CLOSE_EVERY_S,
-    OUTAGE_EVERY_S,
     SENSOR_REPORT_S,
     SENSOR_STEP_S,
     StationState,
     heartbeat,
-    malformed,
     occupancy,
     status,
     step_occupants,
@@ -47,19 +60,23 @@ from stationwatch.telemetry_sim import (
 from streams.holidays import load_holidays
 from streams.schedule import scheduled_open, use_calendar
 
-__all__ = ["Fleet", "build_fleet", "run_simulator"]
+__all__ = ["FaultRates", "Fleet", "build_fleet", "run_simulator"]
 
 logger = logging.getLogger(__name__)
 
 SCHEDULE_CHECK_S = 15.0  # how often every station's opening hours are compared with its state
 MANUAL_REPORT_S = 300.0  # stations without a sensor: staff count the people now and then
+TICK_S = 1.0  # the simulated clock's step (seconds of simulated time)
+MAX_TICKS_PER_SEND = 300  # a sender behind real time catches up in batches of this many steps
+REGISTRY_CHUNK = 5000  # station profiles per send
 Message = tuple[str, bytes, bytes | None]  # (contract topic, key, value)
 
 
 class Fleet:
     """The simulated stations and the heap of their next reports, on the clock it is given:
     ``start`` (wall seconds) and ``now`` (the same moment, aware) at creation, then ``wall``
-    and ``at`` on every call."""
+    and ``at`` on every call. :meth:`tick` is one step of the clock; :meth:`schedule_pass`
+    and :meth:`due_reports` are its parts."""
 
     def __init__(
         self,
@@ -71,16 +88,37 @@ class Fleet:
         start: float | None = None,
         now: datetime | None = None,
         demo_outage: tuple[float, float] | None = None,
+        faults: FaultRates | None = None,
     ) -> None:
         """``demo_outage`` (after, for): one station open now loses its device ``after``
         seconds from the start, for ``for`` seconds — so a demo shows an offline alert."""
         self.zone = ZoneInfo(settings.timezone)
         self.rng = random.Random(seed)  # noqa: S311 - simulation, not security
+        self.rates = faults or FaultRates()
+        self.devices = DeviceFaults.for_seed(seed)
+        self.power_rng = fault_rng(seed, "power_cut")
+        self.late_rng = fault_rng(seed, "late_close")
+        self.manual_rng = fault_rng(seed, "manual_close")
+        self.wire = WireFaults(self.rates, seed)
         now = (now or datetime.now(self.zone)).astimezone(self.zone)
         start = time.time() if start is None else start
-        profiles = build_fleet(stations, seed, now, heartbeat_interval_s=interval)
-        self.states = [StationState.create(p, self.rng) for p in profiles]
-        self.hours = [p.opening_hours.model_dump(mode="json") for p in profiles]
+        self.next_check = start
+        streets: dict[tuple[str, str], int] = {}
+        hours_of: dict[int, dict[str, object]] = {}  # the fleet shares its opening hours
+        self.states: list[StationState] = []
+        self.hours: list[dict[str, object]] = []
+        with collector_paused():
+            for profile in iter_fleet(stations, seed, now, heartbeat_interval_s=interval):
+                state = StationState.create(profile, self.rng)
+                place = (profile.district, profile.street)
+                state.street_no = streets.setdefault(place, len(streets))
+                self.states.append(state)
+                shared = id(profile.opening_hours)
+                if shared not in hours_of:
+                    hours_of[shared] = profile.opening_hours.model_dump(mode="json")
+                self.hours.append(hours_of[shared])
+        self.streets = [f"{district}/{street}" for district, street in streets]
+        self.dark = [0.0] * len(self.streets)  # a street's power is back at this wall time
         self.due: list[tuple[float, int, str]] = []  # (wall time, station index, kind)
         # (station, from, until): the demo's planned outage
         self.planned: tuple[StationState, float, float] | None = None
@@ -110,12 +148,46 @@ class Fleet:
             return float(state.profile.heartbeat_interval_s or MANUAL_REPORT_S)
         return SENSOR_STEP_S if state.device_id else MANUAL_REPORT_S
 
+    def iter_registry(self) -> Iterator[Message]:
+        for s in self.states:
+            yield topics.REGISTRY, s.key, s.profile.model_dump_json().encode()
+
     def registry(self) -> list[Message]:
-        return [(topics.REGISTRY, s.key, s.profile.model_dump_json().encode()) for s in self.states]
+        return list(self.iter_registry())
+
+    def tick(self, wall: float, at: datetime) -> list[Message]:
+        """One step of the simulated clock: power cuts and the schedule pass when due, every
+        report due, then what happens to the messages on the wire."""
+        out: list[Message] = []
+        if wall >= self.next_check:
+            self.power_pass(wall)
+            out += self.schedule_pass(wall, at)
+            self.next_check = wall + SCHEDULE_CHECK_S
+        out += self.due_reports(wall, at)
+        return self.wire.apply(out, wall, at)
+
+    def power_pass(self, wall: float) -> list[str]:
+        """Streets that lose power now (for the next :data:`SCHEDULE_CHECK_S` seconds' odds)."""
+        lit = [n for n, back in enumerate(self.dark) if back <= wall]
+        names = [self.streets[n] for n in lit]
+        cut = dict(power_cuts(names, self.rates.power_cut, SCHEDULE_CHECK_S, self.power_rng))
+        for n in lit:
+            if self.streets[n] in cut:
+                self.dark[n] = wall + cut[self.streets[n]]
+        return list(cut)
+
+    def _device_time(self, state: StationState, at: datetime) -> datetime:
+        return at + timedelta(seconds=state.skew_s) if state.skew_s else at
+
+    def _quiet(self, state: StationState, wall: float) -> bool:
+        """The device sends nothing: dead, in an outage or a quiet spell, or without power."""
+        return state.dead or state.silent_until > wall or self.dark[state.street_no] > wall
 
     def schedule_pass(self, wall: float, at: datetime) -> list[Message]:
-        """Open and close stations whose state differs from their hours (or a manual closure)."""
+        """Open and close stations whose state differs from their hours (or a manual closure);
+        staff close late when :attr:`FaultRates.late_close` says so."""
         out: list[Message] = []
+        open_now: dict[int, bool] = {}  # by opening hours: a few dozen patterns in any fleet
         for state, hours in zip(self.states, self.hours, strict=True):
             if state.profile.lifecycle != "active":
                 if state.open_state is None:
@@ -123,67 +195,97 @@ class Fleet:
                 continue
             if state.manual_until > wall:
                 continue
-            want = scheduled_open(hours, at, self.zone)
-            if state.open_state is None or want != (state.open_state == "open"):
-                reason = "manual" if state.manual_until else "schedule"
-                out.append(_msg(topics.STATUS, state, status(state, at, want, reason)))
-            state.manual_until = 0.0
+            key = id(hours)
+            if key not in open_now:
+                open_now[key] = scheduled_open(hours, at, self.zone)
+            want = open_now[key]
+            if state.open_state is not None and want == (state.open_state == "open"):
+                state.manual_until = state.late_until = 0.0
+                continue
+            if state.open_state == "open" and not want and not state.manual_until:
+                if not state.late_until:  # a scheduled closing: on time, or staff are late
+                    late = late_close_s(self.rates.late_close, self.late_rng)
+                    if late:
+                        state.late_until = wall + late
+                        continue
+                elif state.late_until > wall:
+                    continue
+                else:  # staff close at last, by hand
+                    event = status(state, at, False, "schedule", "staff")
+                    out.append(_msg(topics.STATUS, state, event))
+                    state.late_until = 0.0
+                    continue
+            reason = "manual" if state.manual_until else "schedule"
+            by_device = reason == "schedule" and state.device_id is not None
+            when = self._device_time(state, at) if by_device else at
+            out.append(_msg(topics.STATUS, state, status(state, when, want, reason)))
+            state.manual_until = state.late_until = 0.0
         return out
 
     def due_reports(self, wall: float, at: datetime) -> list[Message]:
+        """Every report due by ``wall``, each stamped with the moment it fell due."""
         out: list[Message] = []
         while self.due and self.due[0][0] <= wall:
             when, i, kind = heapq.heappop(self.due)
             state = self.states[i]
             every = self._every(state, kind)
             heapq.heappush(self.due, (max(when + every, wall), i, kind))
+            due_at = at - timedelta(seconds=wall - when) if when < wall else at
             if kind == "heartbeat":
-                sent = self._heartbeat(state, wall, at, every)
+                out += self._heartbeat(state, wall, due_at, every)
             else:
-                sent = self._count(state, wall, at, every)
-            out += sent
-            if sent and self.rng.random() < MALFORMED_RATE:
-                out.append(malformed(state, at, self.rng))
+                out += self._count(state, wall, due_at, every)
         return out
 
     def _heartbeat(
         self, state: StationState, wall: float, at: datetime, every: float
     ) -> list[Message]:
-        if state.silent_until > wall:
+        if self._quiet(state, wall):
+            if self.dark[state.street_no] > wall:
+                state.uptime_s = 0  # it restarts when the power is back
             return []
         if self.planned is not None and self.planned[0] is state:
             _, begins, ends = self.planned
             if begins <= wall < ends:
                 state.silent_until = ends
                 return []
-        if self.rng.random() < every / OUTAGE_EVERY_S:
-            # a blip (stale), a longer outage (offline), or a device without power for a while
-            roll = self.rng.random()
-            if roll < 0.55:
-                quiet = every * self.rng.uniform(4, 9)
-            elif roll < 0.9:
-                quiet = every * self.rng.uniform(12, 40)
-            else:
-                quiet = self.rng.uniform(1800, 7200)
-            state.silent_until = wall + quiet
-            return []
-        return [_msg(topics.HEARTBEAT, state, heartbeat(state, at, self.rng))]
+        for fault in self.devices.strike(self.rates, every):
+            if fault == "death":
+                state.dead = True
+                return []
+            if fault == "clock_skew":
+                state.skew_s = self.devices.skew_s(self.rates)
+            elif fault == "flapping":  # starts flapping, or flaps for longer
+                if state.flap_until <= wall:
+                    state.flap_beats = 0
+                state.flap_until = max(state.flap_until, wall + self.devices.flap_for_s())
+            else:  # an outage: a blip (stale), longer (offline), or without power for a while
+                state.silent_until = wall + outage_s(self.devices.outage, every)
+                return []
+        if state.flap_until > wall:
+            if state.flap_beats <= 0:
+                quiet, state.flap_beats = self.devices.flap_step(every)
+                state.silent_until = wall + quiet
+                return []
+            state.flap_beats -= 1
+        beat = heartbeat(state, self._device_time(state, at), self.rng)
+        return [_msg(topics.HEARTBEAT, state, beat)]
 
     def _count(self, state: StationState, wall: float, at: datetime, every: float) -> list[Message]:
         out: list[Message] = []
         step_occupants(state, at, self.rng)
         if state.device_id:  # a sensor: on change, and every SENSOR_REPORT_S
-            quiet = state.silent_until > wall  # it talks through the station's device
+            quiet = self._quiet(state, wall)  # it talks through the station's device
             stale = wall - state.reported_at >= SENSOR_REPORT_S - 1e-6
             if not quiet and (state.occupants != state.reported or stale):
-                out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, wall)))
+                count = occupancy(state, self._device_time(state, at), wall)
+                out.append(_msg(topics.OCCUPANCY, state, count))
         elif state.open_state == "open":  # staff count now and then while open
             out.append(_msg(topics.OCCUPANCY, state, occupancy(state, at, wall)))
-        if state.open_state == "open" and self.rng.random() < every / MANUAL_CLOSE_EVERY_S:
-            reason = self.rng.choice(("manual", "weather", "maintenance"))
+        if state.open_state == "open" and happens(self.rates.manual_close, every, self.manual_rng):
+            reason = self.manual_rng.choice(("manual", "weather", "maintenance"))
             out.append(_msg(topics.STATUS, state, status(state, at, False, reason)))
-            long = self.rng.random() < LONG_CLOSURE_SHARE
-            state.manual_until = wall + self.rng.uniform(*((1200, 3600) if long else (180, 720)))
+            state.manual_until = wall + manual_closure_s(self.manual_rng)
         return out
 
 
@@ -225,15 +327,37 @@ async def run_simulator(
     heartbeat_interval_s: int | None = None,
     on_sent: Callable[[int], None] | None = None,
     demo_outage: tuple[float, float] | None = None,
+    faults: FaultRates | None = None,
+    speed: float = 1.0,
+    start: datetime | None = None,
 ) -> None:
-    """Simulate ``stations`` stations until ``duration`` seconds have passed or cancellation."""
+    """Simulate ``stations`` stations until ``duration`` real seconds have passed (the clock's
+    last step then is ``duration × speed`` simulated seconds after ``start``) or cancellation.
+    ``start``: the simulated clock's first moment (default: now)."""
+    if not (math.isfinite(speed) and speed > 0):
+        raise ConfigurationError(f"speed: {speed} must be a number above 0")
     use_calendar(load_holidays(settings.holidays_file))  # open and close as the worker expects
-    fleet = Fleet(settings, stations, seed, heartbeat_interval_s or 30, demo_outage=demo_outage)
+    zone = ZoneInfo(settings.timezone)
+    begin = (start or datetime.now(zone)).astimezone(zone)
+    origin_wall = begin.timestamp()
+    fleet = Fleet(
+        settings,
+        stations,
+        seed,
+        heartbeat_interval_s or 30,
+        start=origin_wall,
+        now=begin,
+        demo_outage=demo_outage,
+        faults=faults,
+    )
     if fleet.planned is not None:
         logger.info(
             "the device of %s will go quiet for a while (demo)",
             fleet.planned[0].profile.station_id,
         )
+    real_now = datetime.now(zone)
+    for note in clock_notes(begin, real_now, speed, duration, settings):
+        logger.warning("%s", note)
     inputs = [settings.topic(t) for t in topics.INPUT_TOPICS]
     await ensure_topics(
         settings.kafka,
@@ -244,24 +368,28 @@ async def run_simulator(
         auth=client_auth(settings),
     )
     producer = await _start_producer(settings)
-    deadline = None if duration is None else time.monotonic() + duration
     report = on_sent or (lambda _count: None)
+    last = None if duration is None else math.floor(duration * speed / TICK_S + 1e-9)
     try:
-        report(await _send(producer, settings, fleet.registry()))
+        profiles = fleet.iter_registry()
+        while chunk := list(itertools.islice(profiles, REGISTRY_CHUNK)):
+            report(await _send(producer, settings, chunk))
         logger.info("sent %d station profiles to %s", stations, settings.topic(topics.REGISTRY))
-        next_check = 0.0
-        while deadline is None or time.monotonic() < deadline:
-            wall, at = time.time(), datetime.now(fleet.zone)
-            batch = []
-            if wall >= next_check:
-                batch += fleet.schedule_pass(wall, at)
-                next_check = wall + SCHEDULE_CHECK_S
-            batch += fleet.due_reports(wall, at)
+        origin = time.monotonic()  # the simulated clock starts once the registry is out
+        step = 0
+        while last is None or step <= last:
+            batch: list[Message] = []
+            elapsed = time.monotonic() - origin
+            for _ in range(MAX_TICKS_PER_SEND):
+                if (last is not None and step > last) or step * TICK_S / speed > elapsed:
+                    break
+                sim = step * TICK_S
+                batch += fleet.tick(origin_wall + sim, begin + timedelta(seconds=sim))
+                step += 1
+            if last is not None and step > last:  # the end: nothing is held back any more
+                batch += fleet.wire.release(origin_wall + step * TICK_S, everything=True)
             report(await _send(producer, settings, batch))
-            wake = min(fleet.due[0][0] if fleet.due else next_check, next_check)
-            pause = min(max(wake - time.time(), 0.01), 1.0)
-            if deadline is not None:
-                pause = min(pause, max(deadline - time.monotonic(), 0.0))
-            await asyncio.sleep(pause)
+            if last is None or step <= last:  # until the next step is due (or at once)
+                await asyncio.sleep(max(0.0, origin + step * TICK_S / speed - time.monotonic()))
     finally:
         await producer.stop()  # sends what is still buffered

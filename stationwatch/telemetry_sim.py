@@ -28,13 +28,7 @@ from schemas.registry import StationProfile
 from streams.schedule import day_kind
 
 FIRMWARE = ("1.4.2", "1.4.2", "1.4.2", "1.5.0", "1.3.9")
-MALFORMED_RATE = 0.001  # share of sent messages that are broken on purpose (dead letters)
-# Devices: one goes quiet about every OUTAGE_EVERY_S of its running time (stale/offline alerts)
-OUTAGE_EVERY_S = 12 * 3600.0
-# Staff close an open station unexpectedly about every MANUAL_CLOSE_EVERY_S of its opening hours;
-# LONG_CLOSURE_SHARE of those outlast the closed-during-hours grace (15 min)
-MANUAL_CLOSE_EVERY_S = 7 * 24 * 3600.0
-LONG_CLOSURE_SHARE = 0.3
+# How often devices fail, staff close and messages break: stationwatch.fault_injection
 # Occupancy
 SENSOR_STEP_S = 15.0  # a sensor counts this often and reports a change at once …
 SENSOR_REPORT_S = 60.0  # … and the count at least this often
@@ -52,9 +46,9 @@ def stamp(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds")
 
 
-@dataclass
+@dataclass(slots=True)
 class StationState:
-    """The moving parts of one simulated station."""
+    """The moving parts of one simulated station (slots: a fleet may hold 150,000)."""
 
     profile: StationProfile
     device_id: str | None
@@ -72,6 +66,13 @@ class StationState:
     open_state: str | None = None  # what it last reported
     manual_until: float = 0.0  # a manual closure lasts until this wall time
     silent_until: float = 0.0  # the device sends nothing until this wall time
+    # faults (stationwatch.fault_injection)
+    dead: bool = False  # the device stopped for good
+    skew_s: float = 0.0  # the device's clock is off by this much
+    flap_until: float = 0.0  # the device flaps until this wall time …
+    flap_beats: int = 0  # … sending this many more heartbeats before its next quiet spell
+    late_until: float = 0.0  # staff close late, at this wall time
+    street_no: int = -1  # the station's street, as its fleet numbers them (power cuts)
 
     @classmethod
     def create(cls, profile: StationProfile, rng: random.Random) -> StationState:
@@ -223,14 +224,21 @@ def occupancy(state: StationState, at: datetime, wall: float) -> dict[str, Any]:
 
 
 def status(
-    state: StationState, at: datetime, open_now: bool, reason: str = "schedule"
+    state: StationState,
+    at: datetime,
+    open_now: bool,
+    reason: str = "schedule",
+    actor: str | None = None,
 ) -> dict[str, Any]:
+    """``actor`` by default: the device on schedule (staff without one), staff for a manual
+    closure, a supervisor for maintenance and emergencies."""
     state.open_state = "open" if open_now else "closed"
-    actor = "device" if state.device_id else "staff"
-    if reason in ("maintenance", "emergency"):
-        actor = "supervisor"
-    elif reason != "schedule":
-        actor = "staff"
+    if actor is None:
+        actor = "device" if state.device_id else "staff"
+        if reason in ("maintenance", "emergency"):
+            actor = "supervisor"
+        elif reason != "schedule":
+            actor = "staff"
     return {
         "station_id": state.profile.station_id,
         "at": stamp(at),
@@ -241,18 +249,25 @@ def status(
 
 
 def malformed(state: StationState, at: datetime, rng: random.Random) -> tuple[str, bytes, bytes]:
+    """One broken message from ``state``'s station, as the worker must dead-letter it."""
+    return malformed_message(state.profile.station_id, at, rng)
+
+
+def malformed_message(
+    station_id: str, at: datetime, rng: random.Random
+) -> tuple[str, bytes, bytes]:
     """One broken message, as the worker must dead-letter it: (topic, key, value)."""
-    sid = state.profile.station_id
+    sid, key = station_id, station_id.encode()
     kind = rng.randrange(5)
     if kind == 0:  # truncated JSON
-        return topics.OCCUPANCY, state.key, b'{"station_id": "' + sid.encode() + b'", "occupants": '
+        return topics.OCCUPANCY, key, b'{"station_id": "' + key + b'", "occupants": '
     if kind == 1:  # negative count
         value = {"station_id": sid, "observed_at": stamp(at), "occupants": -rng.randint(1, 5)}
-        return topics.OCCUPANCY, state.key, orjson.dumps(value)
+        return topics.OCCUPANCY, key, orjson.dumps(value)
     if kind == 2:  # key differs from station_id
         value = {"station_id": sid, "sent_at": stamp(at), "seq": 0}
-        return topics.HEARTBEAT, b"SY-XXXX", orjson.dumps(value)
+        return topics.HEARTBEAT, f"{sid.split('-', 1)[0]}-XXXX".encode(), orjson.dumps(value)
     if kind == 3:  # time without an offset
         value = {"station_id": sid, "at": at.replace(tzinfo=None).isoformat(), "state": "open"}
-        return topics.STATUS, state.key, orjson.dumps(value)
-    return topics.HEARTBEAT, state.key, b"\xff\xfe not json at all"
+        return topics.STATUS, key, orjson.dumps(value)
+    return topics.HEARTBEAT, key, b"\xff\xfe not json at all"

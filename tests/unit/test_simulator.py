@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from schemas import Alert, Heartbeat, Occupancy, StationProfile, StatusEvent, topics
 from schemas.common import STATION_ID_PATTERN
 from schemas.registry import BASIC_SERVICES, EXTENDED_SERVICES
+from stationwatch.districts import layout
 from stationwatch.fleet import CORE_SERVICES, seed_district
 from stationwatch.settings import Settings
 from stationwatch.simulator import MANUAL_REPORT_S, SCHEDULE_CHECK_S, Fleet, build_fleet
@@ -105,7 +106,8 @@ def test_same_seed_same_fleet_other_seed_other_fleet() -> None:
 def test_any_size_validates_on_the_wire(n: int) -> None:
     fleet = build_fleet(n, seed=2, now=NOW, heartbeat_interval_s=5)
     assert len(fleet) == n
-    assert Counter(p.category for p in fleet)["business_circle_24h"] == 1
+    districts = {p.district for p in fleet}
+    assert Counter(p.category for p in fleet)["business_circle_24h"] == len(districts)
     for profile in fleet:
         assert StationProfile.model_validate_json(profile.model_dump_json()) == profile
         assert profile.heartbeat_interval_s in (None, 5)
@@ -118,12 +120,15 @@ def test_any_size_validates_on_the_wire(n: int) -> None:
         }
 
 
-def test_station_ids_match_the_contract_beyond_9999() -> None:
+@pytest.mark.parametrize("n", [1, 1419, 1420, 150_000, 1_000_000])
+def test_every_station_id_of_any_layout_matches_the_contract(n: int) -> None:
     import re
 
-    fleet = build_fleet(10_001, seed=1, now=NOW)
-    assert fleet[-1].station_id == "SY-10001"
-    assert re.match(STATION_ID_PATTERN, fleet[-1].station_id)
+    plan = layout(n)
+    assert sum(count for _, count in plan) == n
+    assert len({district.code for district, _ in plan}) == len(plan)
+    for district, count in plan:  # ids run from {code}-0001 to {code}-{count}, past 9999 too
+        assert re.match(STATION_ID_PATTERN, f"{district.code}-{count:04d}")
 
 
 def test_every_message_validates_and_seq_counts_up() -> None:
