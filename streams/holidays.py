@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from prometheus_client import Gauge
 
     from stationwatch.settings import Settings
-    from streams.app import Runtime
+    from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

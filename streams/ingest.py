@@ -230,96 +230,149 @@ def process_records(
     ``clocks`` gives each partition's judging clock (``None`` while it cannot be known:
     stations are then folded but judged later).
     """
-    out = Outcome()
-    # station id → (state as loaded, state now, ref, partition)
-    loaded: dict[str, tuple[StationState | None, StationState | None, Any, int]] = {}
-    gap_limit = config.liveness.stale_after
-    checked: set[str] = set()
+    fold = _Fold(states, now=now, clocks=clocks, config=config, metrics=metrics)
+    for tick in ticks:
+        fold.tick(tick)
+    for record in records:
+        fold.record(record)
+    fold.judge()
+    for alert in fold.out.alerts:
+        fold.out.add_alert_row(alert_row(alert))
+    return fold.out
 
-    def current(station_id: str, ref: Any, partition: int) -> StationState | None:
-        if station_id not in loaded:
-            raw = states.get(station_id)
+
+class _Fold:
+    """One call of :func:`process_records`: the stations it touched, each loaded once, folded
+    record by record, then judged once."""
+
+    def __init__(
+        self,
+        states: StateSource,
+        *,
+        now: datetime,
+        clocks: Mapping[int, Clock | None],
+        config: IngestConfig,
+        metrics: WorkerMetrics | None,
+    ) -> None:
+        self.states, self.now, self.clocks, self.config = states, now, clocks, config
+        self.metrics = metrics
+        self.out = Outcome()
+        # station id → (state as loaded, state now, ref, partition)
+        self.loaded: dict[str, tuple[StationState | None, StationState | None, Any, int]] = {}
+        self.checked: set[str] = set()
+
+    # -- the stations touched -------------------------------------------------------------
+    def current(self, station_id: str, ref: Any, partition: int) -> StationState | None:
+        if station_id not in self.loaded:
+            raw = self.states.get(station_id)
             state = decode_state(raw) if raw else None
-            loaded[station_id] = (state, state, ref, partition)
-        return loaded[station_id][1]
+            self.loaded[station_id] = (state, state, ref, partition)
+        return self.loaded[station_id][1]
 
-    def check_partition(record: Record, station_id: str) -> None:
+    def store(self, station_id: str, state: StationState | None, ref: Any) -> None:
+        original, _, _, partition = self.loaded[station_id]
+        self.loaded[station_id] = (original, state, ref, partition)
+
+    def check_partition(self, record: Record, station_id: str) -> None:
         """Records are owned by the partition they arrive on; say when that is not where the
         default partitioner or the station's earlier records put them."""
-        if station_id in checked:
+        if station_id in self.checked:
             return
-        checked.add(station_id)
-        state = loaded[station_id][0]
+        self.checked.add(station_id)
+        state = self.loaded[station_id][0]
         if state is not None and state.partition is not None:
             if state.partition != record.partition:
-                out.misplaced.append(
+                self.out.misplaced.append(
                     Misplaced(station_id, record.topic, record.partition, state.partition, True)
                 )
             return  # known: the murmur2 check was made when it was first seen
-        if config.partitions:
-            expected = partition_for(station_id, config.partitions)
+        if self.config.partitions:
+            expected = partition_for(station_id, self.config.partitions)
             if expected != record.partition:
-                out.misplaced.append(
+                self.out.misplaced.append(
                     Misplaced(station_id, record.topic, record.partition, expected, False)
                 )
 
-    def store(station_id: str, state: StationState | None, ref: Any) -> None:
-        original, _, _, partition = loaded[station_id]
-        loaded[station_id] = (original, state, ref, partition)
-
-    for tick in ticks:
+    # -- input ----------------------------------------------------------------------------
+    def tick(self, tick: Tick) -> None:
+        """Due stations: loaded, so that they are judged."""
         for due_id in tick.station_ids:
-            if current(due_id, tick.ref, tick.partition) is not None:
-                store(due_id, loaded[due_id][1], tick.ref)
+            if self.current(due_id, tick.ref, tick.partition) is not None:
+                self.store(due_id, self.loaded[due_id][1], tick.ref)
 
-    for record in records:
+    def record(self, record: Record) -> None:
+        config, metrics = self.config, self.metrics
         decoded = decode(
             record.topic,
             record.key,
             record.value,
-            received_at=now,
+            received_at=self.now,
             max_bytes=config.max_bytes,
             max_skew=config.max_skew,
             max_age=config.max_age,
             zone=config.liveness.zone,
         )
         if isinstance(decoded, Rejected):
-            out.dead_letters.append(
-                dead_letter(record, config.topic_prefix + record.topic, decoded.error, now)
+            self.out.dead_letters.append(
+                dead_letter(record, config.topic_prefix + record.topic, decoded.error, self.now)
             )
             if metrics:
                 metrics.deadletters.labels(record.topic, decoded.reason_class).inc()
                 metrics.events.labels(record.topic, "deadletter").inc()
-            continue
+            return
         if metrics:
             metrics.events.labels(record.topic, "accepted").inc()
         if isinstance(decoded, Tombstone):
-            previous = current(decoded.station_id, record.ref, record.partition)
-            if previous is not None:
-                gone_at = clocks.get(record.partition) or Clock(now, now)
-                if previous.episodes:
-                    out.alerts.extend(resolve_all(previous, gone_at).alerts)
-                out.batch.expected_changes.extend(
-                    expected_row(c) for c in removed(previous, gone_at.judge)
-                )
-            store(decoded.station_id, None, record.ref)
-            out.batch.stations[decoded.station_id] = None
-            if previous is not None:
-                _add_history(out, previous.profile, None, record, now)
-            continue
+            self.removal(record, decoded.station_id)
+            return
         station_id: str = decoded.station_id  # type: ignore[attr-defined]
-        state = current(station_id, record.ref, record.partition) or new_state(station_id, now)
-        check_partition(record, station_id)
+        previous = self.current(station_id, record.ref, record.partition)
+        state = previous or new_state(station_id, self.now)
+        self.check_partition(record, station_id)
+        if isinstance(decoded, StationProfile):
+            state = self.profile(record, state, decoded)
+        else:
+            state = self.telemetry(record, state, decoded)
+        self.store(station_id, state, record.ref)
+
+    def removal(self, record: Record, station_id: str) -> None:
+        """The station left the registry: its episodes end, it is no longer expected."""
+        out = self.out
+        previous = self.current(station_id, record.ref, record.partition)
+        if previous is not None:
+            gone_at = self.clocks.get(record.partition) or Clock(self.now, self.now)
+            if previous.episodes:
+                out.alerts.extend(resolve_all(previous, gone_at).alerts)
+            out.batch.expected_changes.extend(
+                expected_row(c) for c in removed(previous, gone_at.judge)
+            )
+        self.store(station_id, None, record.ref)
+        out.batch.stations[station_id] = None
+        if previous is not None:
+            _add_history(out, previous.profile, None, record, self.now)
+
+    def profile(self, record: Record, state: StationState, decoded: StationProfile) -> StationState:
+        out, now = self.out, self.now
+        held = state.profile
+        state = apply_profile(state, decoded, now)
+        if state.profile is not held:
+            _add_history(out, held, state.profile, record, now)
+        if state.profile is not None and state.profile_updated_at is not None:
+            row = station_row(state.profile, state.profile_updated_at)
+            out.batch.stations[state.station_id] = row
+            out.batch.origins[id(row)] = record
+        return state
+
+    def telemetry(self, record: Record, state: StationState, decoded: Any) -> StationState:
+        """A heartbeat, an occupancy count or an open/closed event: its row, and the state."""
+        out, now, station_id = self.out, self.now, state.station_id
         if isinstance(decoded, Heartbeat):
-            out.batch.add(
-                "heartbeats", heartbeat_row(decoded, now, state.heartbeat_interval_s), record
-            )
             interval = state.heartbeat_interval_s
-            state = apply_heartbeat(
-                state, decoded, now, gap_limit_s=interval * gap_limit if interval else None
-            )
+            out.batch.add("heartbeats", heartbeat_row(decoded, now, interval), record)
+            gap_limit = interval * self.config.liveness.stale_after if interval else None
             out.event_times.append((record.topic, decoded.sent_at))
-        elif isinstance(decoded, Occupancy):
+            return apply_heartbeat(state, decoded, now, gap_limit_s=gap_limit)
+        if isinstance(decoded, Occupancy):
             out.batch.add(
                 "occupancy",
                 (
@@ -332,56 +385,48 @@ def process_records(
                 ),
                 record,
             )
-            state = apply_occupancy(state, decoded, now)
             out.event_times.append((record.topic, decoded.observed_at))
-        elif isinstance(decoded, StatusEvent):
-            out.batch.add(
-                "status_events",
-                (decoded.at, station_id, decoded.state, decoded.reason, decoded.actor, now),
-                record,
-            )
-            state = apply_status(state, decoded, now)
-            out.event_times.append((record.topic, decoded.at))
-        elif isinstance(decoded, StationProfile):
-            held = state.profile
-            state = apply_profile(state, decoded, now)
-            if state.profile is not held:
-                _add_history(out, held, state.profile, record, now)
-            if state.profile is not None and state.profile_updated_at is not None:
-                row = station_row(state.profile, state.profile_updated_at)
-                out.batch.stations[station_id] = row
-                out.batch.origins[id(row)] = record
-        store(station_id, state, record.ref)
-
-    for station_id, (original, final, ref, partition) in loaded.items():
-        if final is None:
-            if original is not None:
-                out.state_writes[station_id] = StateWrite(ref, partition, remove=True)
-            continue
-        if final.partition != partition:
-            final = replace(final, partition=partition)
-        clock = clocks.get(partition)
-        next_due: datetime | None = None
-        if clock is not None:
-            judged = evaluate(final, clock, config.liveness)
-            final, next_due = judged.state, judged.next_due
-            out.alerts.extend(judged.alerts)
-            out.batch.liveness_changes.extend(
-                (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
-            )
-            out.batch.expected_changes.extend(expected_row(c) for c in judged.expected_changes)
-        changed = final != original
-        out.state_writes[station_id] = StateWrite(
-            ref,
-            partition,
-            value=encode_state(final) if changed else None,
-            state=final if changed else None,
-            next_due=next_due,
-            liveness=final.liveness,
+            return apply_occupancy(state, decoded, now)
+        assert isinstance(decoded, StatusEvent)  # noqa: S101 - decode's last kind
+        out.batch.add(
+            "status_events",
+            (decoded.at, station_id, decoded.state, decoded.reason, decoded.actor, now),
+            record,
         )
-    for alert in out.alerts:
-        out.add_alert_row(alert_row(alert))
-    return out
+        out.event_times.append((record.topic, decoded.at))
+        return apply_status(state, decoded, now)
+
+    # -- judging --------------------------------------------------------------------------
+    def judge(self) -> None:
+        """Every station touched, judged by its partition's clock (when known), and what
+        becomes of it."""
+        out = self.out
+        for station_id, (original, final, ref, partition) in self.loaded.items():
+            if final is None:
+                if original is not None:
+                    out.state_writes[station_id] = StateWrite(ref, partition, remove=True)
+                continue
+            if final.partition != partition:
+                final = replace(final, partition=partition)
+            clock = self.clocks.get(partition)
+            next_due: datetime | None = None
+            if clock is not None:
+                judged = evaluate(final, clock, self.config.liveness)
+                final, next_due = judged.state, judged.next_due
+                out.alerts.extend(judged.alerts)
+                out.batch.liveness_changes.extend(
+                    (c.time, c.station_id, c.from_liveness, c.to_liveness) for c in judged.changes
+                )
+                out.batch.expected_changes.extend(expected_row(c) for c in judged.expected_changes)
+            changed = final != original
+            out.state_writes[station_id] = StateWrite(
+                ref,
+                partition,
+                value=encode_state(final) if changed else None,
+                state=final if changed else None,
+                next_due=next_due,
+                liveness=final.liveness,
+            )
 
 
 def _add_history(

@@ -207,26 +207,45 @@ class _Episodes:
 
 
 def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evaluation:
+    """Judge a station at ``clock``: who is expected alive, its liveness, flapping, the
+    conditions that should alert, and the episodes that fire or resolve; when to look again."""
     now = clock.judge
     profile = state.profile
     hours = profile.get("opening_hours") if profile else None
     lifecycle = effective_lifecycle(profile, now)
-    interval = state.heartbeat_interval_s
     due: list[datetime] = [end] if (end := closure_end(profile)) is not None else []
     if lifecycle != state.lifecycle_in_force:
         state = replace(state, lifecycle_in_force=lifecycle)
-
-    # -- the schedule, and who is expected alive (dated exactly: streams.expected) ---------
+    # the schedule, and who is expected alive (dated exactly: streams.expected)
     state, expected_changes = judge_expected(state, now, config.zone)
-    sched = bool(state.scheduled)
     if hours:
         boundary = next_change(hours, now, config.zone)
         if boundary is not None:
             due.append(boundary)
-    monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
-    expected = state.expected_since is not None
+    state, changes = _judge_liveness(state, now, lifecycle, config, due)
+    state = _judge_flapping(state, now, config, due)
+    episodes = _Episodes(state, clock)
+    wanted = _conditions(state, now, lifecycle, config, due)
+    state = _settle_episodes(state, episodes, wanted, now, config, due)
+    upcoming = [moment for moment in due if moment > now]
+    return Evaluation(
+        state=state,
+        changes=changes,
+        alerts=episodes.messages,
+        next_due=min([*upcoming, now + MAX_IDLE]),
+        expected_changes=expected_changes,
+    )
 
-    # -- liveness -------------------------------------------------------------------------
+
+def _judge_liveness(
+    state: StationState, now: datetime, lifecycle: str, config: LivenessConfig, due: list[datetime]
+) -> tuple[StationState, list[LivenessChange]]:
+    """Online, stale, offline, unknown or not monitored, by the last heartbeat (or the start
+    of watching) against the interval; a degraded station is online again only after
+    ``recovery_beats`` beats. Adds the next crossings to ``due``."""
+    profile = state.profile
+    interval = state.heartbeat_interval_s
+    monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
     changes: list[LivenessChange] = []
     current = state.liveness
     target: Liveness = current
@@ -268,8 +287,13 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
             recovery_beats=0 if target in _DEGRADED else state.recovery_beats,
             flips=flips,
         )
+    return state, changes
 
-    # -- flapping -------------------------------------------------------------------------
+
+def _judge_flapping(
+    state: StationState, now: datetime, config: LivenessConfig, due: list[datetime]
+) -> StationState:
+    """Flapping: more than ``flap_changes`` liveness changes inside the flapping window."""
     window_start = now - config.flap_window
     flips = tuple(f for f in state.flips if f > window_start)
     flapping_since = state.flapping_since
@@ -280,9 +304,17 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     if flips:
         due.append(min(flips) + config.flap_window)
     state = replace(state, flips=flips, flapping_since=flapping_since)
+    return state
 
-    # -- alert episodes -------------------------------------------------------------------
-    episodes = _Episodes(state, clock)
+
+def _conditions(
+    state: StationState, now: datetime, lifecycle: str, config: LivenessConfig, due: list[datetime]
+) -> dict[str, datetime]:
+    """The conditions that should alert, by kind, each with the moment it began."""
+    interval = state.heartbeat_interval_s
+    expected = state.expected_since is not None
+    flapping_since = state.flapping_since
+    sched = bool(state.scheduled)
     wanted: dict[str, datetime] = {}
     if expected and interval is not None:
         assert state.watch_since is not None  # noqa: S101
@@ -317,7 +349,20 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         and state.occupants > capacity
     ):
         wanted["over_capacity"] = state.occupancy_at or now
+    return wanted
 
+
+def _settle_episodes(
+    state: StationState,
+    episodes: _Episodes,
+    wanted: dict[str, datetime],
+    now: datetime,
+    config: LivenessConfig,
+    due: list[datetime],
+) -> StationState:
+    """Fire what has been wanted for its pending time, resolve what has been clear for its
+    keep-firing time; the state keeps the episodes and the conditions still waiting."""
+    interval = state.heartbeat_interval_s
     # Pending: a condition fires once it has held without a break for its kind's time.
     pending: dict[str, str] = {}
     ready: dict[str, datetime] = {}
@@ -363,15 +408,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         pending=pending,
         clearing=clearing,
     )
-
-    upcoming = [moment for moment in due if moment > now]
-    return Evaluation(
-        state=state,
-        changes=changes,
-        alerts=episodes.messages,
-        next_due=min([*upcoming, now + MAX_IDLE]),
-        expected_changes=expected_changes,
-    )
+    return state
 
 
 def _cleared_at(kind: str, state: StationState, now: datetime) -> datetime:

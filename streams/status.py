@@ -21,7 +21,7 @@ from streams.holidays import holiday_health
 from streams.ingest import utcnow
 
 if TYPE_CHECKING:
-    from streams.app import Runtime
+    from streams.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 # how often a worker reports to pipeline_workers (pipeline_status calls a worker gone after 15 s)

@@ -34,9 +34,9 @@ from stationwatch.telemetry_sim import (
     status,
     step_occupants,
 )
-from streams.app import liveness_config
 from streams.ingest import IngestConfig, Record, Tick, process_records
 from streams.liveness import Clock
+from streams.runtime import liveness_config
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 SEC = timedelta(seconds=1)

@@ -18,9 +18,9 @@ from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
 from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.app import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.holidays import holiday_health
 from streams.ingest import IngestConfig
+from streams.runtime import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.state import StationState
 from streams.status import health_report, routes
 from streams.views import live_state, stored_view

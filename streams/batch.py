@@ -1,0 +1,244 @@
+"""One batch of the ingest agent, in the order that makes a crash at any point lose nothing
+and never hide an alert: fold and judge → rows to PostgreSQL (retried until written) → alerts
+and dead letters to Kafka (awaited) → the live table (changelog) → the batch is acked (by the
+agent, when :func:`handle_batch` returns)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from schemas.topics import HEARTBEAT
+from stationwatch.zone import wire
+from streams.ingest import (
+    Misplaced,
+    Outcome,
+    Overlay,
+    Record,
+    Tick,
+    process_records,
+    refused_letters,
+    send_dead_letters,
+    utcnow,
+)
+from streams.liveness import Clock
+from streams.runtime import Runtime, ticks_topic_name
+
+logger = logging.getLogger(__name__)
+
+TICK_BATCH = 20_000  # stations judged per tick and partition at most
+MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
+PART = 25  # records (or due stations) handled between two yields to the event loop
+
+
+async def handle_batch(
+    runtime: Runtime, events: list[Any], send_deadletter: Any, send_alert: Any
+) -> None:
+    """Process one batch of events; returns only when everything it produced is durable."""
+    records, ticks = split_events(runtime, events)
+    now = utcnow()
+    outcome = await fold_and_judge(runtime, records, ticks, now)
+    context = _describe(records) if records else f"(ticks for partitions {sorted(ticks)})"
+    await write_rows(runtime, outcome, now, context)
+    zone = runtime.config.liveness.zone  # the display zone: output times are shown in it
+    await send_alerts(runtime, outcome, send_alert)
+    await send_dead_letters(outcome.dead_letters, send_deadletter, zone=zone)
+    report_misplaced(runtime, outcome.misplaced)
+    writes = list(outcome.state_writes.items())
+    for i in range(0, len(writes), PART):
+        apply_state_writes(runtime, dict(writes[i : i + PART]))
+        await asyncio.sleep(0)
+    runtime.metrics.observe_processing_delays(outcome.event_times, utcnow())
+    for event in ticks.values():
+        runtime.positions[event.message.tp] = event.message.offset + 1
+
+
+def split_events(runtime: Runtime, events: list[Any]) -> tuple[list[Record], dict[int, Any]]:
+    """The input records of a batch, and its ticks (the newest event per partition)."""
+    ticks_topic = ticks_topic_name(runtime.settings)
+    records: list[Record] = []
+    ticks: dict[int, Any] = {}
+    for event in events:
+        message = event.message
+        if message.topic == ticks_topic:
+            ticks[message.partition] = event
+            continue
+        records.append(
+            Record(
+                topic=runtime.contract_topic(message.topic),
+                partition=message.partition,
+                offset=message.offset,
+                key=event.key,
+                value=event.value,
+                ref=event,
+            )
+        )
+    return records, ticks
+
+
+async def fold_and_judge(
+    runtime: Runtime, records: list[Record], ticks: dict[int, Any], now: datetime
+) -> Outcome:
+    """Fold the records into the stations' states and judge them, then judge the stations
+    that are due on the partitions ticked.
+
+    The batch is worked through in parts, yielding to the event loop between them, so the
+    HTTP API (same loop) answers within milliseconds while a large batch is processed. Each
+    part is judged by the clock as of the records folded so far (a backlog's own progress),
+    and due stations (ticks) last, once the whole batch is folded."""
+    heartbeat_topic = runtime.settings.topic(HEARTBEAT)
+    outcome = Outcome()
+    overlay = Overlay(runtime.table)
+
+    async def run(part: list[Record], due: list[Tick], clocks: dict[int, Clock | None]) -> None:
+        outcome.merge(
+            process_records(
+                part,
+                overlay,
+                now=now,
+                clocks=clocks,
+                config=runtime.config,
+                ticks=due,
+                metrics=runtime.metrics,
+            )
+        )
+        overlay.absorb(outcome)
+        await asyncio.sleep(0)
+
+    for i in range(0, len(records), PART):
+        part = records[i : i + PART]
+        for record in part:
+            message = record.ref.message
+            if message.topic == heartbeat_topic:
+                runtime.watermarks.advance(message.partition, message.timestamp)
+            runtime.positions[message.tp] = message.offset + 1
+        await run(part, [], {p: await runtime.clock(p) for p in {r.partition for r in part}})
+    for partition, ref in ticks.items():
+        runtime.ticks_pending.discard(partition)
+        clock = await runtime.clock(partition)
+        if clock is None:
+            continue
+        due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)
+        for i in range(0, len(due), PART):
+            await run([], [Tick(partition, due[i : i + PART], ref)], {partition: clock})
+    return outcome
+
+
+async def write_rows(runtime: Runtime, outcome: Outcome, now: datetime, context: str) -> None:
+    """Write the batch's rows, retried until written; a row the database refuses becomes a
+    dead letter of the record behind it."""
+    if not len(outcome.batch):
+        return
+    with runtime.metrics.db_batch_seconds.time():
+        result = await runtime.sink.write(outcome.batch, log_context=context)
+    for table_name, count in result.written.items():
+        runtime.metrics.rows_written.labels(table_name).inc(count)
+    outcome.dead_letters.extend(
+        refused_letters(
+            outcome, result.refused, config=runtime.config, now=now, metrics=runtime.metrics
+        )
+    )
+
+
+async def send_alerts(runtime: Runtime, outcome: Outcome, send_alert: Any) -> None:
+    """Hand every alert to the producer, then wait until the broker has them all: before the
+    batch's offsets move."""
+    zone = runtime.config.liveness.zone
+    deliveries = []
+    for alert in outcome.alerts:
+        deliveries.append(
+            await send_alert(alert.station_id.encode(), orjson.dumps(wire(alert, zone)))
+        )
+        runtime.metrics.alerts.labels(alert.kind, alert.state).inc()
+        logger.info(
+            "alert %s %s %s (starts %s, id %s)",
+            alert.station_id,
+            alert.kind,
+            alert.state,
+            alert.starts_at,
+            alert.alert_id,
+        )
+    await asyncio.gather(*deliveries)
+
+
+def abandon(events: list[Any]) -> None:
+    """Give up a batch when stopping mid-way, without acknowledging it: its offsets are never
+    committed, so its records are read again at the next start.
+
+    A message whose ``acked`` flag is set is settled for the consumer (Faust's shutdown stops
+    waiting for it, and the stream's ack of the batch becomes a no-op) but never enters the
+    consumer's committable offsets, which only ``Consumer.ack`` fills."""
+    for event in events:
+        event.message.acked = True
+
+
+def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
+    """Say loudly, once per station, that records arrive where they were not expected."""
+    for item in misplaced:
+        kind = "moved" if item.moved else "partitioner"
+        runtime.metrics.partition_mismatches.labels(item.topic, kind).inc()
+        reported = runtime.misplaced_reported
+        if item.station_id in reported or len(reported) > MISPLACED_REPORTS:
+            continue
+        reported.add(item.station_id)
+        if len(reported) > MISPLACED_REPORTS:
+            logger.warning(
+                "more stations arrive on unexpected partitions; only "
+                "stationwatch_partition_mismatches_total counts them from now on"
+            )
+            continue
+        if item.moved:
+            logger.error(
+                "records of %s now arrive on partition %d (%s), its earlier ones on %d: its "
+                "producers partition its key differently (e.g. per topic or per client); "
+                "every producer must use one partitioner for all station topics, or its state "
+                "is split between workers",
+                item.station_id,
+                item.arrived,
+                item.topic,
+                item.expected,
+            )
+        else:
+            logger.warning(
+                "records of %s arrive on partition %d (%s), where the default Kafka "
+                "partitioner (murmur2) would put them on %d: its producer partitions "
+                "differently; the station is owned by the partition its records arrive on "
+                "(stationwatch_partition_mismatches_total counts these)",
+                item.station_id,
+                item.arrived,
+                item.topic,
+                item.expected,
+            )
+
+
+def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
+    table, feed = runtime.table, runtime.feed
+    for station_id, write in writes.items():
+        if write.remove:
+            table.drop(station_id, write.partition)
+        elif write.value is not None:
+            table.put(station_id, write.value, write.partition)
+        if write.remove:
+            runtime.due.forget(station_id)
+            if feed is not None:
+                feed.remove(station_id)
+            runtime.current_removed.add(station_id)
+            runtime.current_dirty.pop(station_id, None)
+        else:
+            runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
+            if write.value is not None:
+                if feed is not None:
+                    feed.put(station_id, write.partition, write.value)
+                runtime.current_dirty[station_id] = write.state
+
+
+def _describe(records: list[Record]) -> str:
+    first, last = records[0], records[-1]
+    return (
+        f"(batch {first.topic}/{first.partition}@{first.offset}"
+        f" … {last.topic}/{last.partition}@{last.offset})"
+    )

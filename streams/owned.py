@@ -1,0 +1,112 @@
+"""The stations this worker owns: indexed after a rebalance (scheduled for judging, fed to the
+API server), and written to ``station_current`` as they change."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from stationwatch.db.sink import station_current_row
+from stationwatch.errors import DatabaseUnavailableError
+from streams.batch import PART
+from streams.freshness import fresh_until
+from streams.ingest import utcnow
+from streams.runtime import Runtime
+from streams.state import StationState
+from streams.state_codec import decode_state, stored_partition
+from streams.tracker import partition_for
+from streams.views import live_state
+
+logger = logging.getLogger(__name__)
+
+
+def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, bytes]]:
+    """Every station of the ``active`` partitions, from the live table: a station belongs to
+    the partition its records arrive on (kept in its state; states stored before that was
+    kept are placed by the default partitioner)."""
+    partitions = runtime.settings.partitions
+    for station_id, value in list(runtime.table.items()):
+        if not value:
+            continue
+        partition = stored_partition(value)
+        if partition is None:
+            partition = partition_for(station_id, partitions)
+        if partition in active:
+            yield station_id, partition, value
+
+
+def index_owned_stations(runtime: Runtime) -> None:
+    """After a rebalance: every station of the partitions this worker now owns is due for a
+    look, goes to station_current, and is fed to the API server."""
+    feed = runtime.feed
+    if feed is not None:
+        feed.reset()
+    active = runtime.active_partitions()
+    owned = []
+    for station_id, partition, value in owned_states(runtime, active):
+        owned.append((station_id, partition))
+        runtime.current_dirty[station_id] = None
+        if feed is not None:
+            feed.put(station_id, partition, value)
+    if feed is not None:
+        feed.ready(active)
+    runtime.indexed = True
+    count = runtime.due.rebuild(owned)
+    logger.info("watching %d stations on partitions %s", count, sorted(active))
+    freeze_long_lived(runtime)
+
+
+def freeze_long_lived(runtime: Runtime) -> None:
+    """Once the tables are recovered and indexed: collect everything, then move what survives
+    (the worker's and Faust's long-lived structures) out of the collector's reach, so later
+    full collections stay short. The live states are bytes the collector never tracks. What
+    an earlier rebalance froze is collected again first, so nothing frozen leaks."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    runtime.metrics.gc_frozen.set(gc.get_freeze_count())
+
+
+def current_rows(
+    runtime: Runtime, changed: list[tuple[str, StationState | None]]
+) -> list[tuple[Any, ...]]:
+    """``station_current`` rows of these stations: from the state the batch left (None: as
+    the table holds it)."""
+    now = utcnow()
+    config = runtime.config.liveness
+    rows = []
+    for station_id, state in changed:
+        if state is None:
+            value = runtime.table.get(station_id)
+            if not value:
+                continue
+            state = decode_state(value)
+        view = live_state(state, config.zone, now)
+        rows.append(station_current_row(view, now, fresh_until(state, config)))
+    return rows
+
+
+async def refresh_current(runtime: Runtime) -> None:
+    """Write the stations that changed to ``station_current`` (Grafana's live view); on a
+    database outage they are kept for the next time."""
+    if not runtime.current_dirty and not runtime.current_removed:
+        return
+    changed, runtime.current_dirty = runtime.current_dirty, {}
+    gone, runtime.current_removed = runtime.current_removed, set()
+    rows: list[tuple[Any, ...]] = []
+    pending = list(changed.items())
+    for i in range(0, len(pending), PART):
+        rows.extend(current_rows(runtime, pending[i : i + PART]))
+        await asyncio.sleep(0)
+    try:
+        refused = await runtime.current.write(rows, sorted(gone))
+    except DatabaseUnavailableError as exc:
+        runtime.current_dirty = changed | runtime.current_dirty  # next time, newest first
+        runtime.current_removed |= gone
+        logger.warning("station_current not refreshed (%s); will retry", exc)
+        return
+    if refused:
+        logger.error("station_current: the database refused the rows of %s", refused)

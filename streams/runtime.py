@@ -1,0 +1,159 @@
+"""What the agents, the timers and the views of one worker share (:class:`Runtime`), the live
+table (:class:`StationTable`), and the settings they are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaConsumer
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from schemas.topics import HEARTBEAT
+from stationwatch.db.sink import CurrentWriter, TimescaleSink
+from stationwatch.metrics import WorkerMetrics
+from stationwatch.settings import Settings
+from streams.feed import ApiFeed
+from streams.ingest import IngestConfig, utcnow
+from streams.liveness import Clock, LivenessConfig
+from streams.state import StationState
+from streams.tracker import DueIndex, Watermarks
+
+END_MAX_AGE_S = 2.0  # an older answer does not make a partition caught up
+
+
+def ticks_topic_name(settings: Settings) -> str:
+    return settings.topic(f"{settings.app_id}-liveness-ticks")
+
+
+@dataclass
+class Runtime:
+    """What the agents, the timer and the views of one worker share."""
+
+    settings: Settings
+    app: faust.App
+    table: Any
+    sink: TimescaleSink
+    metrics: WorkerMetrics
+    registry: CollectorRegistry
+    config: IngestConfig
+    # next offset to process, per input partition this worker has processed
+    positions: dict[TP, int] = field(default_factory=dict)
+    due: DueIndex = field(default_factory=DueIndex)
+    indexed: bool = False  # the owned stations are scheduled and fed to the API server
+    # stations to write to station_current: their new state, or None to read it from the table
+    current_dirty: dict[str, StationState | None] = field(default_factory=dict)
+    current_removed: set[str] = field(default_factory=set)
+    health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
+    feed: ApiFeed | None = None
+    current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
+    watermarks: Watermarks = field(default_factory=Watermarks)
+    ticks_pending: set[int] = field(default_factory=set)
+    misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
+    started_at: datetime = field(default_factory=utcnow)
+    # per heartbeat partition: when the broker was asked for its end offset, and the answer
+    end_offsets: dict[TP, tuple[datetime, int]] = field(default_factory=dict)
+    offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
+    # the tables hold the current assignment's state (from Faust's rebalance signals)
+    recovered: bool = False
+
+    def contract_topic(self, broker_topic: str) -> str:
+        prefix = self.settings.topic_prefix
+        return broker_topic[len(prefix) :] if prefix else broker_topic
+
+    def active_partitions(self) -> set[int]:
+        heartbeat = self.settings.topic(HEARTBEAT)
+        return {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == heartbeat
+        }
+
+    async def clock(self, partition: int) -> Clock | None:
+        """The time stations of ``partition`` are judged at, or None while it cannot be known.
+
+        Caught up: when the broker was last asked for the partition's end offset (at most
+        ``END_MAX_AGE_S`` ago, by :func:`install_end_offsets`) and everything up to that end has
+        been processed — then every heartbeat sent before that moment has been seen. The fetch
+        highwater alone is not enough: it is as old as the partition's last fetch, which a
+        worker busy with a backlog may not have repeated for seconds, and the stations whose
+        heartbeats arrived since would be judged silent. Behind: the broker time of the newest
+        heartbeat processed there, so a backlog is not mistaken for silence.
+        """
+        wall = utcnow()
+        tp = TP(self.settings.topic(HEARTBEAT), partition)
+        consumer = self.app.consumer
+        if tp not in consumer.assignment():
+            return None
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return None  # nothing fetched yet since the assignment
+        position = self.positions.get(tp)
+        if position is None:
+            position = await consumer.position(tp)
+            if position is None:
+                return None
+        lag = self.settings.caught_up_lag
+        known = self.end_offsets.get(tp)
+        if known is not None and highwater - position <= lag:
+            asked, end = known
+            if end - position <= lag and (wall - asked).total_seconds() <= END_MAX_AGE_S:
+                return Clock(judge=min(asked, wall), wall=wall)
+        mark = self.watermarks.get(partition)
+        if mark is None:
+            return None
+        return Clock(judge=min(mark, wall), wall=wall)
+
+
+class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics are untyped
+    """The live table. A station's changelog record goes to the partition its input arrived on
+    (whatever its producers' partitioner), which the writer names: :meth:`put`, :meth:`drop`."""
+
+    _partition: int | None = None
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if self._partition is None:
+            raise TypeError(f"{key!r}: the live table is written with put() or drop() only")
+        return self._partition
+
+    def put(self, key: str, value: Any, partition: int) -> None:
+        self._partition = partition
+        try:
+            self[key] = value
+        finally:
+            self._partition = None
+
+    def drop(self, key: str, partition: int) -> None:
+        self._partition = partition
+        try:
+            self.pop(key, None)
+        finally:
+            self._partition = None
+
+
+def liveness_config(settings: Settings) -> LivenessConfig:
+    from zoneinfo import ZoneInfo
+
+    return LivenessConfig(
+        stale_after=settings.stale_after,
+        offline_after=settings.offline_after,
+        recovery_beats=settings.recovery_heartbeats,
+        flap_changes=settings.flap_changes,
+        flap_window=timedelta(seconds=settings.flap_window_s),
+        closed_grace=timedelta(seconds=settings.closed_grace_s),
+        zone=ZoneInfo(settings.timezone),
+        pending={k: timedelta(seconds=v) for k, v in settings.alert_pending_s.items()},
+        keep_firing={k: timedelta(seconds=v) for k, v in settings.alert_keep_firing_s.items()},
+    )
+
+
+def ingest_config(settings: Settings) -> IngestConfig:
+    return IngestConfig(
+        topic_prefix=settings.topic_prefix,
+        max_bytes=settings.max_message_bytes,
+        max_skew=timedelta(seconds=settings.max_clock_skew_s),
+        max_age=timedelta(seconds=settings.max_message_age_s),
+        liveness=liveness_config(settings),
+        partitions=settings.partitions,
+    )
