@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
+from streams.tracker import partition_for
 from tests.factories import dumps, heartbeat
 from tests.integration.harness import Producer
 
@@ -66,3 +69,23 @@ class PacedFleet:
                 yield fleet
             finally:
                 await fleet.stop()
+
+
+def missing_heartbeats(
+    database_url: str, fleet: PacedFleet, partitions: int
+) -> dict[str, list[int]]:
+    """The heartbeats (sequence numbers) the fleet sent that have no row, by station with its
+    partition: the evidence a failed "every heartbeat written" needs."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT station_id, array_agg(seq) FROM stationwatch.heartbeats "
+            "WHERE station_id = ANY(%s) GROUP BY station_id",
+            (list(fleet.seq),),
+        ).fetchall()
+    written = {sid: set(seqs) for sid, seqs in rows}
+    missing = {}
+    for sid, last in sorted(fleet.seq.items()):
+        gone = [n for n in range(1, last + 1) if n not in written.get(sid, set())]
+        if gone:
+            missing[f"{sid} (partition {partition_for(sid, partitions)})"] = gone
+    return missing

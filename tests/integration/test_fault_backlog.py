@@ -21,7 +21,7 @@ from stationwatch.broker import EmbeddedBroker
 from tests.factories import profile
 from tests.integration.alerts_reader import TopicCollector
 from tests.integration.harness import WorkerProcess, wait_for
-from tests.integration.paced_fleet import PacedFleet
+from tests.integration.paced_fleet import PacedFleet, missing_heartbeats
 from tests.integration.reliability import Report, sizes
 from tests.integration.test_liveness import OFFLINE_AFTER, liveness_env
 from tests.integration.test_worker import count_rows
@@ -125,7 +125,10 @@ async def test_a_backlog_restart_raises_no_alert_for_stations_that_kept_sending(
             stations=count,
             false_alarms=len(false_alarms),
         )
-        assert rows == sent, f"{rows} heartbeat rows for {sent} heartbeats sent"
+        assert rows == sent, (
+            f"{rows} heartbeat rows for {sent} heartbeats sent; without a row: "
+            f"{missing_heartbeats(database_url, fleet, int(env['STATIONWATCH_PARTITIONS']))}"
+        )
         assert false_alarms == []
         assert offline == set(silent)
         assert duplicates == 0

@@ -32,7 +32,7 @@ from streams.tracker import partition_for
 from tests.factories import profile
 from tests.integration.alerts_reader import TopicCollector
 from tests.integration.harness import WorkerProcess, wait_for
-from tests.integration.paced_fleet import PacedFleet
+from tests.integration.paced_fleet import PacedFleet, missing_heartbeats
 from tests.integration.reliability import Report, sizes
 from tests.integration.test_fault_backlog import by_liveness, heartbeat_rows
 from tests.integration.test_liveness import OFFLINE_AFTER, liveness_env
@@ -186,7 +186,9 @@ async def test_the_survivor_takes_over_and_neither_loses_nor_doubles_an_episode(
             alert_messages_repeated=repeated,
             stations=count,
         )
-        assert (rows, duplicate_rows) == (sent, 0)
+        assert (rows, duplicate_rows) == (sent, 0), missing_heartbeats(
+            database_url, fleet, PARTITIONS
+        )
         assert not {a["station_id"] for a in alerts.records} & set(steady)
         assert offline(alerts, "firing") == dict.fromkeys([*back, *late], 1)
         assert offline(alerts, "resolved") == dict.fromkeys(back, 1)
