@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from faust.types import TP
 
 from schemas.topics import HEARTBEAT
 from stationwatch.zone import wire
@@ -93,6 +94,7 @@ async def fold_and_judge(
     heartbeat_topic = runtime.settings.topic(HEARTBEAT)
     outcome = Outcome()
     overlay = Overlay(runtime.table)
+    fetched: dict[TP, int | None] = {}  # Runtime.clock's answers from the consumer
 
     async def run(part: list[Record], due: list[Tick], clocks: dict[int, Clock | None]) -> None:
         outcome.merge(
@@ -116,10 +118,11 @@ async def fold_and_judge(
             if message.topic == heartbeat_topic:
                 runtime.watermarks.advance(message.partition, message.timestamp)
             runtime.positions[message.tp] = message.offset + 1
-        await run(part, [], {p: await runtime.clock(p) for p in {r.partition for r in part}})
+        clocks = {p: await runtime.clock(p, fetched) for p in {r.partition for r in part}}
+        await run(part, [], clocks)
     for partition, ref in ticks.items():
         runtime.ticks_pending.discard(partition)
-        clock = await runtime.clock(partition)
+        clock = await runtime.clock(partition, fetched)
         if clock is None:
             continue
         due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)

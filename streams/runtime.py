@@ -70,7 +70,9 @@ class Runtime:
             tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == heartbeat
         }
 
-    async def clock(self, partition: int) -> Clock | None:
+    async def clock(
+        self, partition: int, fetched: dict[TP, int | None] | None = None
+    ) -> Clock | None:
         """The time stations of ``partition`` are judged at, or None while it cannot be known.
 
         Caught up: when the broker was last asked for the partition's end offset (at most
@@ -91,7 +93,14 @@ class Runtime:
             return None  # nothing fetched yet since the assignment
         position = self.positions.get(tp)
         if position is None:
-            position = await consumer.position(tp)
+            # nothing processed there since the assignment: the fetch position, asked once
+            # per batch (``fetched``: a question to the consumer's thread costs a round trip)
+            if fetched is not None and tp in fetched:
+                position = fetched[tp]
+            else:
+                position = await consumer.position(tp)
+                if fetched is not None:
+                    fetched[tp] = position
             if position is None:
                 return None
         lag = self.settings.caught_up_lag
