@@ -20,6 +20,7 @@ class WorkerMetrics:
     rows_written: Counter
     rows_refused: Counter
     partition_mismatches: Counter
+    offsets_skipped: Counter
     db_batch_seconds: Histogram
     db_retries: Counter
     db_available: Gauge
@@ -55,6 +56,15 @@ class WorkerMetrics:
                 "stationwatch_rows_refused_total",
                 "Rows PostgreSQL refused as data (their input records are dead-lettered), by table",
                 ["table"],
+                registry=registry,
+            ),
+            offsets_skipped=Counter(
+                "stationwatch_input_offsets_skipped_total",
+                "Offsets of an input partition the worker's consumer went past without handing "
+                "their records to the ingest agent, by topic (a transactional producer's "
+                "markers, or records the consumer dropped: they are read again at the next "
+                "rebalance or restart, as the committed offset stays before them)",
+                ["topic"],
                 registry=registry,
             ),
             partition_mismatches=Counter(
