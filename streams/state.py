@@ -119,13 +119,14 @@ class StationState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StationState:
-        values = dict(data)
+        # the fields this version knows (a newer one's extra keys are left out); a missing
+        # one takes its default
+        values = {name: data[name] for name in _FIELDS if name in data}
         for name in _TIME_FIELDS:
             raw = values.get(name)
             values[name] = datetime.fromisoformat(raw) if raw else None
         values["flips"] = tuple(datetime.fromisoformat(f) for f in values.get("flips") or ())
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return cls(**values)
 
 
 _FIELDS = tuple(StationState.__dataclass_fields__)
