@@ -274,10 +274,13 @@ class Bench:
 
         async def pipeline() -> dict[str, Any]:
             prior = result.get("pipeline_compare_events_per_s", 2000)
+            profiler = worker.profile(sizes.pipeline_s)  # the worker at saturation
             run = await saturate(
                 bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, sizes.pipeline_s,
                 self.seed, self.progress, prior,
             )  # fmt: skip
+            if profiler is not None:
+                await asyncio.to_thread(profiler.wait, 120)
             raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
             figures = {
                 "pipeline_events_per_s": run["events_per_s"],

@@ -131,6 +131,18 @@ class Worker:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )
 
+    def profile(self, seconds: float) -> subprocess.Popen[bytes] | None:
+        """With ``STATIONWATCH_BENCH_PROFILE=FILE`` (and py-spy installed): sample this worker
+        and its API server for ``seconds`` (threads holding the GIL), in raw (collapsed) form."""
+        path = os.environ.get("STATIONWATCH_BENCH_PROFILE")
+        if not path or self.process is None:
+            return None
+        command = ["py-spy", "record", "--pid", str(self.process.pid), "--gil", "--threads"]
+        command += ["--subprocesses", "-f", "raw", "-r", "200", "-d", str(round(seconds))]
+        return subprocess.Popen(  # noqa: S603 - a fixed profiler command line
+            [*command, "-o", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
     def memory(self) -> tuple[int | None, int | None]:
         """Resident bytes of the worker process and of its API server process."""
         if self.process is None:
