@@ -157,7 +157,7 @@ def bench(
     requests: Annotated[
         int | None,
         typer.Option(
-            min=10, max=100_000, help="timed requests per kind (default 2,000; --quick: 200)"
+            min=10, max=100_000, help="timed requests per kind (default 1,000; --quick: 100)"
         ),
     ] = None,
     ingest_rate: Annotated[

@@ -31,7 +31,7 @@ class Sizes:
     api_window_s: float
     sink_rows: int
     sink_batch: int
-    min_fast_interval_s: float  # shortest heartbeat interval of the silenced stations
+    min_fast_interval_s: int  # shortest heartbeat interval of the silenced stations
     registry_timeout_s: float
     # the group's session timeout (restart and failover wait on it); None: the worker's own
     session_timeout_s: float | None
@@ -66,7 +66,7 @@ class Sizes:
 FULL = Sizes(
     stations=150_000,
     compare_stations=COMPARE_STATIONS,
-    requests=2000,
+    requests=1000,
     ingest_rate=2000,
     silent=500,
     recovery_probes=40,
