@@ -16,8 +16,9 @@ when a firing ``offline`` alert for it reaches the bench on ``station.alerts``.
   worker is killed (SIGKILL) just before their thresholds pass. ``failover_s`` is the longest
   wait, after the later of the kill and a station's threshold, for its offline alert: the
   killed worker's stations are judged again only once the survivor has taken them over.
-A station whose alert never comes within the phase's limit counts with the limit as its delay
-(``missed`` says how many).
+A station whose alert never comes within the phase's limit (90 s after the last threshold, or
+after the restarted worker is healthy) counts with the limit as its delay (``missed`` says how
+many).
 """
 
 from __future__ import annotations
@@ -100,11 +101,12 @@ async def wait_ready(
 
 
 async def judged(
-    alerts: AlertWatch, thresholds: dict[str, float], after: float
+    alerts: AlertWatch, thresholds: dict[str, float], after: float, not_before: float = 0.0
 ) -> tuple[dict[str, float], int]:
-    """Wait for an offline alert (arriving after ``after``) for every station; returns their
-    arrival times, with ``limit`` for the missed ones, and how many were missed."""
-    deadline = max(thresholds.values()) + JUDGE_LIMIT_S
+    """Wait for an offline alert (arriving after ``after``) for every station, until
+    ``JUDGE_LIMIT_S`` after the last threshold (or after ``not_before``, if later); returns
+    their arrival times, the limit for the missed ones, and how many were missed."""
+    deadline = max(*thresholds.values(), not_before) + JUDGE_LIMIT_S
     found: dict[str, float] = {}
     while time.time() < deadline:
         found = alerts.offline_since(thresholds, after)
@@ -177,7 +179,9 @@ async def measure_recovery(
     launched_wall = time.time()
     launched = worker.start()
     healthy = await wait_until(worker.healthy, 600, "the restarted worker to be healthy")
-    arrivals, missed = await judged(alerts, thresholds, launched_wall)
+    # judging may only start once it is caught up: the limit counts from then
+    healthy_wall = launched_wall + healthy - launched
+    arrivals, missed = await judged(alerts, thresholds, launched_wall, healthy_wall)
     judged_s = max(arrivals.values()) - launched_wall
     return {
         "recovery_s": round(max(healthy - launched, judged_s), 2),
