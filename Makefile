@@ -53,7 +53,8 @@ lint: venv
 	echo "$(BIN)/mypy"; $(BIN)/mypy || rc=1; \
 	exit $$rc
 
-# Ingest and API latency on this machine, against raw baselines measured in the same run (JSON).
+# The worker measured from outside (ingest at saturation, sink, detection, API, memory, recovery,
+# failover, two workers) against raw baselines in the same run; JSON. BENCH_ARGS=--quick: ~2 min.
 bench: venv
 	$(BIN)/stationwatch bench $(BENCH_ARGS)
 

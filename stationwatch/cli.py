@@ -249,32 +249,57 @@ def simulate(
 @app.command()
 def bench(
     stations: Annotated[
-        int, typer.Option(min=100, max=1_000_000, help="stations in the table")
-    ] = 150_000,
+        int | None,
+        typer.Option(
+            min=100, max=1_000_000, help="stations in the fleet (default 150,000; --quick: 1,000)"
+        ),
+    ] = None,
     requests: Annotated[
-        int, typer.Option(min=10, max=100_000, help="timed requests per kind")
-    ] = 2000,
+        int | None,
+        typer.Option(
+            min=10, max=100_000, help="timed requests per kind (default 1,000; --quick: 100)"
+        ),
+    ] = None,
     ingest_rate: Annotated[
-        int, typer.Option(min=0, max=100_000, help="heartbeats/s sent while requests are timed")
-    ] = 2000,
+        int | None,
+        typer.Option(
+            min=0,
+            max=100_000,
+            help="heartbeats/s sent while requests are timed, at most 80 % of the measured "
+            "pipeline rate (default 2,000; --quick: 500)",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="every figure at a small size and short phases (within 2 minutes)"
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="random seed of fleet and samples")] = 1,
 ) -> None:
-    """Measure ingest and API latency on this machine against raw baselines; prints JSON."""
+    """Measure the worker on this machine (ingest at saturation, registry load, sink, detection
+    delay, API latency, memory, recovery, failover, two workers) against raw baselines in the
+    same run; progress on stderr, JSON on stdout. About 15 minutes at the default size."""
     import json
 
-    from stationwatch.bench import run_bench
+    from stationwatch.bench import Sizes, run_bench
 
     settings = _settings()
     _logging(settings, "WARNING")
+    sizes = Sizes.choose(
+        quick=quick,
+        stations=stations,
+        requests=requests,
+        ingest_rate=ingest_rate,
+        batch_size=settings.batch_size,
+    )
     try:
-        result = asyncio.run(
-            run_bench(
-                settings, stations=stations, requests=requests, ingest_rate=ingest_rate, seed=seed
-            )
-        )
+        result = asyncio.run(run_bench(settings, sizes, seed=seed))
     except (StationwatchError, TimeoutError, RuntimeError) as exc:
         raise _fail(exc) from None
-    typer.echo(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    if "error" in result:
+        raise _fail(RuntimeError(f"bench: a phase did not finish: {result['error']}"))
 
 
 @app.command()

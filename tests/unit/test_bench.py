@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from stationwatch.bench import percentiles
+from stationwatch.bench import Sizes, percentiles
+from stationwatch.bench.sizes import targets_met
+from stationwatch.bench.traffic import Heartbeats
 
 
 def test_percentiles_of_a_known_sample() -> None:
@@ -20,3 +23,36 @@ def test_percentiles_of_a_known_sample() -> None:
 
 def test_percentiles_do_not_depend_on_order() -> None:
     assert percentiles([3.0, 1.0, 2.0]) == percentiles([1.0, 2.0, 3.0])
+
+
+def test_quick_sizes_keep_the_silenced_groups_within_a_quarter_of_the_fleet() -> None:
+    sizes = Sizes.choose(quick=True, stations=200, requests=None, ingest_rate=None, batch_size=500)
+    assert sizes.stations == 200
+    assert sizes.sink_batch == 500  # the worker's own batch size
+    assert max(sizes.silent, sizes.recovery_probes, sizes.failover_probes) <= 50
+    full = Sizes.choose(quick=False, stations=None, requests=None, ingest_rate=3000, batch_size=1)
+    assert (full.stations, full.silent, full.ingest_rate) == (150_000, 500, 3000)
+
+
+@pytest.mark.parametrize(
+    ("figures", "met"),
+    [
+        ({"pipeline_events_per_s": 5000.0, "recovery_s": 10.5}, {True, False}),
+        ({"sink_ratio": 0.49}, {False}),
+        ({"detection_delay_p99_s": 0.2, "rss_bytes_per_station": 1024}, {True}),
+        ({}, set()),
+    ],
+)
+def test_targets_are_judged_only_for_what_was_measured(
+    figures: dict[str, float], met: set[bool]
+) -> None:
+    judged = targets_met(figures)
+    assert set(judged) == set(figures)
+    assert set(judged.values()) == met
+
+
+def test_heartbeats_are_rows_of_their_own_with_a_seq_per_station() -> None:
+    beats = Heartbeats()
+    sent = [orjson.loads(value) for _, value in beats.many(["SY-0001", "SY-0002"] * 500)]
+    assert len({(b["station_id"], b["sent_at"]) for b in sent}) == 1000
+    assert [b["seq"] for b in sent if b["station_id"] == "SY-0002"] == list(range(1, 501))

@@ -1,0 +1,157 @@
+"""Phases "registry" and "pipeline": input offered faster than the worker takes it, timed end to
+end until PostgreSQL holds every row.
+
+- registry: once the worker is healthy (its start and group join are not counted: the
+  recovery phase times those), the fleet's profiles are produced as fast as the broker takes
+  them, timed from the first sent until ``stationwatch.stations`` holds every station.
+- pipeline: heartbeats (full fields, each a row of its own) are produced so that the worker
+  always has a backlog (3 s of its rate so far, or of a prior guess, and at least 1,000, ahead
+  of the rows written),
+  for a fixed time; then production stops and the clock runs until the heartbeats table holds
+  every heartbeat produced. Rate = heartbeats / that whole time. ``min_backlog`` is the least
+  backlog seen after the first 2 s: above 0 means the worker never waited for input.
+Both are set against raw aiokafka consume + parse of the same records, in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from stationwatch.bench.tools import Progress, rate, wait_until
+from stationwatch.bench.traffic import Heartbeats, Message, produce, producer, send_all
+from stationwatch.bench.workers import Worker
+
+POLL_S = 0.5
+MIN_BACKLOG = 1000
+BACKLOG_S = 3.0
+
+
+@dataclass
+class Rows:
+    """Counts rows of the bench database, as any reader of it would."""
+
+    conn: asyncpg.Connection
+
+    async def stations(self) -> int:
+        return int(await self.conn.fetchval("SELECT count(*) FROM stationwatch.stations"))
+
+    async def heartbeats_since(self, since: datetime) -> int:
+        query = "SELECT count(*) FROM stationwatch.heartbeats WHERE time >= $1"
+        return int(await self.conn.fetchval(query, since))
+
+
+async def load_registry(
+    worker: Worker,
+    rows: Rows,
+    registry: tuple[str, str, list[Message]],
+    progress: Progress,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Once the worker is healthy, produce the fleet's profiles (``registry``: bootstrap,
+    topic, records) and time until the stations table holds every station."""
+    bootstrap, topic, records = registry
+    stations = len(records)
+    await wait_until(worker.healthy, 300, f"{worker.name} to be healthy")
+    started = time.monotonic()
+    sending = asyncio.create_task(produce(bootstrap, topic, records))
+    accepted_at: float | None = None
+    last_report = started
+
+    async def loaded() -> bool:
+        nonlocal accepted_at, last_report
+        if sending.done():
+            sending.result()  # a failed producer fails the phase
+        if accepted_at is None:
+            accepted = await worker.metric("stationwatch_events_total", outcome="accepted")
+            accepted_at = time.monotonic() if accepted >= stations else None
+        held = await rows.stations()
+        if time.monotonic() - last_report >= 30:
+            last_report = time.monotonic()
+            progress(f"  registry: {held:,} of {stations:,} stations in PostgreSQL")
+        return held >= stations
+
+    done = await wait_until(loaded, timeout_s, "every station in the stations table", POLL_S)
+    produced = await sending
+    indexed = await _wait_index(worker, stations)
+    return {
+        "produce_per_s": round(produced),
+        "registry_events_per_s": round(rate(stations, done - started), 1),
+        "registry_s": round(done - started, 1),
+        # today's figure: registry events the worker accepted (its metric) per second
+        "worker_ingest_per_s": round(rate(stations, (accepted_at or done) - started)),
+        "read_model_s": round(indexed - done, 1),
+    }
+
+
+async def _wait_index(worker: Worker, stations: int) -> float:
+    async def indexed() -> bool:
+        status, body = await worker.get("/summary")
+        return status == 200 and body.get("total", 0) >= stations
+
+    return await wait_until(indexed, 600, "the read model to hold every station")
+
+
+async def saturate(
+    bootstrap: str,
+    topic: str,
+    station_ids: list[str],
+    beats: Heartbeats,
+    rows: Rows,
+    seconds: float,
+    seed: int,
+    progress: Progress,
+    prior_per_s: float = 2000,
+) -> dict[str, Any]:
+    """Offer heartbeats faster than they are written for ``seconds``, then wait until every
+    one is a row. Returns the end-to-end rate and how it was measured."""
+    order = list(station_ids)
+    random.Random(seed).shuffle(order)  # noqa: S311 - load generation
+    cursor = itertools.cycle(order)
+    since = datetime.fromtimestamp(time.time() - 1, UTC)
+    base = await rows.heartbeats_since(since)
+    sender = producer(bootstrap)
+    await sender.start()
+    produced, least = 0, None
+    started = time.monotonic()
+    try:
+        while (now := time.monotonic()) - started < seconds:
+            done = await rows.heartbeats_since(since) - base
+            backlog = produced - done
+            if now - started > 2:
+                least = backlog if least is None else min(least, backlog)
+            so_far = rate(done, now - started) if now - started > 2 else prior_per_s
+            ahead = max(MIN_BACKLOG, BACKLOG_S * so_far)
+            if backlog < ahead:
+                chunk = beats.many(itertools.islice(cursor, int(ahead - backlog)))
+                produced += await send_all(sender, topic, chunk)
+            await asyncio.sleep(POLL_S)
+        await sender.flush()
+    finally:
+        await sender.stop()
+    offered_until = time.monotonic()
+    written = await rows.heartbeats_since(since) - base
+    progress(
+        f"  offered {produced:,} heartbeats in {offered_until - started:.0f} s; "
+        f"{produced - written:,} still to write"
+    )
+
+    async def all_written() -> bool:
+        return await rows.heartbeats_since(since) - base >= produced
+
+    drain_limit = 120 + 3 * rate(produced - written, max(rate(written, seconds), 1.0))
+    finished = await wait_until(all_written, drain_limit, "every heartbeat row", POLL_S)
+    elapsed = finished - started
+    return {
+        "heartbeats": produced,
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(rate(produced, elapsed), 1),
+        "min_backlog": least if least is not None else 0,
+    }

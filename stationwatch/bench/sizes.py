@@ -1,0 +1,135 @@
+"""How big and how long each phase is: the full run (about 15 minutes at 150,000 stations on
+this machine) or ``--quick`` (the same fields at a small size, within 2 minutes), and the
+issue's targets, printed beside the figures."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+COMPARE_STATIONS = 10_000  # the pipeline is also measured at this fleet size
+STALE_AFTER, OFFLINE_AFTER = 2.0, 3.0  # heartbeat intervals, for every bench worker
+# The fleet's stations are registered as reporting hourly: no station goes stale during the
+# bench unless a phase silences it (those phases re-register theirs with a short interval).
+BULK_INTERVAL_S = 3600
+
+
+@dataclass(frozen=True)
+class Sizes:
+    stations: int
+    compare_stations: int
+    requests: int
+    ingest_rate: int
+    silent: int  # stations falling silent at once in the detection phase
+    recovery_probes: int
+    failover_probes: int
+    pipeline_s: float  # heartbeats offered this long at saturation (then drained)
+    compare_pipeline_s: float
+    two_worker_s: float
+    api_window_s: float
+    sink_rows: int
+    sink_batch: int
+    min_fast_interval_s: int  # shortest heartbeat interval of the silenced stations
+    registry_timeout_s: float
+    # the group's session timeout (restart and failover wait on it); None: the worker's own
+    session_timeout_s: float | None
+
+    @classmethod
+    def choose(
+        cls,
+        *,
+        quick: bool,
+        stations: int | None,
+        requests: int | None,
+        ingest_rate: int | None,
+        batch_size: int,
+    ) -> Sizes:
+        base = QUICK if quick else FULL
+        chosen = replace(base, sink_batch=batch_size)
+        if stations is not None:
+            chosen = replace(chosen, stations=stations)
+        if requests is not None:
+            chosen = replace(chosen, requests=requests)
+        if ingest_rate is not None:
+            chosen = replace(chosen, ingest_rate=ingest_rate)
+        quarter = max(1, chosen.stations // 4)
+        return replace(
+            chosen,
+            silent=min(chosen.silent, quarter),
+            recovery_probes=min(chosen.recovery_probes, quarter),
+            failover_probes=min(chosen.failover_probes, quarter),
+        )
+
+
+FULL = Sizes(
+    stations=150_000,
+    compare_stations=COMPARE_STATIONS,
+    requests=1000,
+    ingest_rate=2000,
+    silent=500,
+    recovery_probes=40,
+    failover_probes=80,
+    pipeline_s=45,
+    compare_pipeline_s=20,
+    two_worker_s=30,
+    api_window_s=15,
+    sink_rows=100_000,
+    sink_batch=2000,
+    min_fast_interval_s=4,
+    registry_timeout_s=600,
+    session_timeout_s=None,
+)
+QUICK = Sizes(
+    stations=1000,
+    compare_stations=500,
+    requests=100,
+    ingest_rate=500,
+    silent=100,
+    recovery_probes=20,
+    failover_probes=40,
+    pipeline_s=3,
+    compare_pipeline_s=2,
+    two_worker_s=3,
+    api_window_s=1.5,
+    sink_rows=20_000,
+    sink_batch=2000,
+    min_fast_interval_s=2,
+    registry_timeout_s=120,
+    session_timeout_s=6,  # as the integration tests: quicker restarts and failover
+)
+
+# issue 13 "Scale", stated for 150,000 stations: field, comparison, target
+TARGETS: list[tuple[str, str, float]] = [
+    ("pipeline_events_per_s", ">=", 5000),
+    ("pipeline_scaling", ">=", 1.0),  # not lower than at 10,000 stations
+    ("registry_events_per_s", ">=", 5000),
+    ("sink_ratio", ">=", 0.5),
+    ("detection_delay_p99_s", "<=", 1.0),
+    ("rss_bytes_per_station", "<=", 1024),
+    ("recovery_s", "<=", 10),
+    ("failover_s", "<=", 15),
+    ("point_query_p99_ms", "<=", 5),
+    ("nearby_p99_ms", "<=", 20),
+]
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {">=": operator.ge, "<=": operator.le}
+
+
+def targets_met(result: dict[str, Any]) -> dict[str, bool]:
+    """Each target whose figure was measured: met or not."""
+    return {
+        field: bool(_COMPARE[op](result[field], target))
+        for field, op, target in TARGETS
+        if isinstance(result.get(field), int | float)
+    }
+
+
+def targets_table(result: dict[str, Any]) -> list[str]:
+    met = targets_met(result)
+    lines = []
+    for field, op, target in TARGETS:
+        if field in met:
+            verdict = "met" if met[field] else "NOT met"
+            lines.append(f"  {field:24} {result[field]:>12,} (target {op} {target:,}): {verdict}")
+    return lines
