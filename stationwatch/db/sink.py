@@ -1,7 +1,9 @@
 """Writes batches of accepted messages to PostgreSQL/TimescaleDB.
 
-Each table is filled by COPY into a session-temporary staging table, then
-``INSERT … SELECT … ON CONFLICT DO NOTHING``: fast, and a message delivered twice writes one row.
+An append-only table is filled by COPY straight into it; when that fails (a row already there,
+or refused) by COPY into a session-temporary staging table, then
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` (:func:`_append`). Stations and alerts always go
+through their staging table and an upsert. Fast, and a message delivered twice writes one row.
 A batch is one transaction. Two kinds of failure are told apart (:func:`classify`):
 
 - the database is unavailable (connection, timeout, server state): retried with backoff until
