@@ -73,6 +73,20 @@ async def start_offset_reader(settings: Settings) -> AIOKafkaConsumer:
     return reader
 
 
+async def start_record_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A started consumer outside any group, on connections of its own, for reading given
+    offsets of given partitions again (it is assigned and seeks per read)."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings.kafka),
+        client_id=f"{settings.app_id}-reread",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **client_auth(settings),
+    )
+    await _start(reader, settings)
+    return reader
+
+
 async def start_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     """A started producer for ``settings``' brokers, with their security settings; one line
     (:class:`BrokerUnavailableError`) when the brokers do not answer."""

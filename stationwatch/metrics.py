@@ -61,10 +61,9 @@ class WorkerMetrics:
             offsets_skipped=Counter(
                 "stationwatch_input_offsets_skipped_total",
                 "Offsets of an input partition the worker's consumer went past without handing "
-                "their records to the ingest agent, by topic (a transactional producer's "
-                "markers, or records the consumer dropped: they are read again at the next "
-                "rebalance or restart, as the committed offset stays before them)",
-                ["topic"],
+                "their records to the ingest agent, by topic and outcome (read_again: read from "
+                "the broker and processed; lost: reading them failed, see the log)",
+                ["topic", "outcome"],
                 registry=registry,
             ),
             partition_mismatches=Counter(

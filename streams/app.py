@@ -262,6 +262,10 @@ def install_lifecycle(runtime: Runtime) -> None:
                     "the end offset reader",
                     runtime.offset_reader.stop() if runtime.offset_reader is not None else None,
                 ),
+                (
+                    "the reader of skipped records",
+                    runtime.record_reader.stop() if runtime.record_reader is not None else None,
+                ),
                 ("the station_current writer", runtime.current.close()),
             ]
             for name, step in steps:

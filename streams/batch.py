@@ -11,10 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from schemas.topics import HEARTBEAT
+from stationwatch.errors import StationwatchError
+from stationwatch.kafka_auth import start_record_reader
 from stationwatch.zone import wire
+from streams.holes import read_again
 from streams.ingest import (
     Misplaced,
     Outcome,
@@ -112,15 +116,18 @@ async def fold_and_judge(
         await asyncio.sleep(0)
 
     for i in range(0, len(records), PART):
-        part = records[i : i + PART]
-        for record in part:
-            message = record.ref.message
-            if message.topic == heartbeat_topic:
-                runtime.watermarks.advance(message.partition, message.timestamp)
-            expected = runtime.positions.get(message.tp)
-            if expected is not None and message.offset > expected:
-                report_skipped(runtime, record, expected)
-            runtime.positions[message.tp] = message.offset + 1
+        part: list[Record] = []
+        for record in records[i : i + PART]:
+            expected = runtime.positions.get(record.ref.message.tp)
+            found = [record]
+            if expected is not None and record.offset > expected:  # a hole: read it again
+                found = [*await fill_hole(runtime, record, expected), record]
+            for item in found:
+                message = item.ref.message
+                if message.topic == heartbeat_topic:
+                    runtime.watermarks.advance(message.partition, message.timestamp)
+                runtime.positions[message.tp] = message.offset + 1
+            part.extend(found)
         clocks = {p: await runtime.clock(p, fetched) for p in {r.partition for r in part}}
         await run(part, [], clocks)
     for partition, ref in ticks.items():
@@ -182,28 +189,52 @@ def abandon(events: list[Any]) -> None:
         event.message.acked = True
 
 
-def report_skipped(runtime: Runtime, record: Record, expected: int) -> None:
-    """Say when the consumer hands over a partition's records with a hole before them. Kafka's
-    offsets are contiguous but for a transactional producer's markers, so records were
-    dropped on the way — Faust's consumer drops records below the offset it last read, and a
-    record prefetched before a rebalance can move that mark past records it then drops (a
-    suspect for rows once found missing under load after a rebalance). The line names the
-    offsets, so they can be read again (reset the group's offset there, restart)."""
-    skipped = record.offset - expected
-    runtime.metrics.offsets_skipped.labels(record.topic).inc(skipped)
-    logger.error(
-        "%s/%d: the consumer handed over offset %d after %d: offsets %d to %d were not "
-        "processed (unless a transactional producer's markers sit there); to read them again, "
-        "reset the consumer group's offset of this partition to %d and restart the workers "
-        "(stationwatch_input_offsets_skipped_total)",
+async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Record]:
+    """The records the consumer went past before ``record`` (offsets ``expected`` to its own
+    minus one), read again from the broker (:mod:`streams.holes`)."""
+    message = record.ref.message
+    skipped = message.offset - expected
+    try:
+        if runtime.record_reader is None:
+            runtime.record_reader = await start_record_reader(runtime.settings)
+        events = await read_again(
+            runtime.record_reader, message.topic, message.partition, expected, message.offset
+        )
+    except (KafkaError, StationwatchError, TimeoutError) as exc:
+        runtime.metrics.offsets_skipped.labels(record.topic, "lost").inc(skipped)
+        logger.error(  # noqa: TRY400 - the offsets are the story, not the trace
+            "%s/%d: the consumer went past offsets %d to %d without handing them over, and "
+            "reading them again failed (%s): to process them, reset the consumer group's "
+            "offset of this partition to %d and restart the workers",
+            record.topic,
+            record.partition,
+            expected,
+            message.offset - 1,
+            exc,
+            expected,
+        )
+        return []
+    runtime.metrics.offsets_skipped.labels(record.topic, "read_again").inc(skipped)
+    logger.warning(
+        "%s/%d: the consumer went past offsets %d to %d without handing them over; "
+        "%d records read again from the broker",
         record.topic,
         record.partition,
-        record.offset,
-        expected - 1,
         expected,
-        record.offset - 1,
-        expected,
+        message.offset - 1,
+        len(events),
     )
+    return [
+        Record(
+            topic=runtime.contract_topic(event.message.topic),
+            partition=event.message.partition,
+            offset=event.message.offset,
+            key=event.key,
+            value=event.value,
+            ref=event,
+        )
+        for event in events
+    ]
 
 
 def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:

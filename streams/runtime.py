@@ -57,6 +57,7 @@ class Runtime:
     # per heartbeat partition: when the broker was asked for its end offset, and the answer
     end_offsets: dict[TP, tuple[datetime, int]] = field(default_factory=dict)
     offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
+    record_reader: AIOKafkaConsumer | None = None  # reads skipped records again (streams.holes)
     # the tables hold the current assignment's state (from Faust's rebalance signals)
     recovered: bool = False
 

@@ -1,14 +1,16 @@
-"""One batch's steps around the pure ingest step: what the consumer hands over is checked for
-holes in a partition's offsets."""
+"""One batch's steps around the pure ingest step: a hole in what the consumer hands over of a
+partition is read again from the broker and folded in order."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from schemas.topics import HEARTBEAT
 from streams.batch import fold_and_judge, split_events
@@ -18,6 +20,7 @@ from tests.unit.streams.test_status_views import SETTINGS, make_runtime, tp
 
 NOW = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
 SID = "SY-0001"
+TOPIC = SETTINGS.topic(HEARTBEAT)
 
 
 @dataclass
@@ -39,42 +42,102 @@ class FakeEvent:
     value: bytes
 
 
-def heartbeat_event(offset: int, seq: int) -> FakeEvent:
-    body = factories.dumps(factories.heartbeat(SID, NOW, seq))
-    message = FakeMessage(SETTINGS.topic(HEARTBEAT), 0, offset, NOW.timestamp())
-    return FakeEvent(message, SID.encode(), body)
+def body(offset: int) -> bytes:
+    return factories.dumps(factories.heartbeat(SID, NOW, seq=offset))
 
 
-@pytest.mark.parametrize(
-    ("offsets", "skipped"),
-    [
-        pytest.param([10, 11, 12], 0, id="contiguous"),
-        pytest.param([8, 9, 10], 0, id="replayed-after-a-rebalance"),
-        pytest.param([10, 15, 16], 4, id="a-hole"),
-    ],
-)
-async def test_a_hole_in_a_partition_s_offsets_is_counted_and_named(
-    offsets: list[int], skipped: int, caplog: pytest.LogCaptureFixture
-) -> None:
+def heartbeat_event(offset: int) -> FakeEvent:
+    return FakeEvent(FakeMessage(TOPIC, 0, offset, NOW.timestamp()), SID.encode(), body(offset))
+
+
+@dataclass
+class BrokerRecord:
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp: int = int(NOW.timestamp() * 1000)
+
+
+@dataclass
+class FakeReader:
+    """The broker's side of reading a hole again: the partition's records from the offset
+    sought to (``fail``: the broker cannot be reached)."""
+
+    fail: bool = False
+    asked: list[tuple[TopicPartition, int]] = field(default_factory=list)
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.partitions = partitions
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.asked.append((partition, offset))
+        self.position = offset
+
+    async def getmany(self, *partitions: TopicPartition, **_: Any) -> dict[Any, list[Any]]:
+        if self.fail:
+            raise KafkaConnectionError("the broker is gone")
+        records = [BrokerRecord(o, SID.encode(), body(o)) for o in range(self.position, 20)]
+        self.position = 20
+        return {partitions[0]: records}
+
+
+async def fold(
+    offsets: list[int], reader: FakeReader, caplog: pytest.LogCaptureFixture
+) -> tuple[list[int], float, float, Any]:
     runtime = make_runtime(positions={tp(HEARTBEAT, 0): 10})
     runtime.table = {}
+    runtime.record_reader = reader  # type: ignore[assignment]
 
     async def unknown_clock(partition: int, fetched: Any = None) -> Clock | None:
         return None  # folded, judged later: this test is about offsets
 
     runtime.clock = unknown_clock  # type: ignore[method-assign]
-    events = [heartbeat_event(offset, n) for n, offset in enumerate(offsets, start=1)]
-    records, ticks = split_events(runtime, events)
-    with caplog.at_level(logging.ERROR, logger="streams.batch"):
+    records, ticks = split_events(runtime, [heartbeat_event(o) for o in offsets])
+    with caplog.at_level(logging.WARNING, logger="streams.batch"):
         outcome = await fold_and_judge(runtime, records, ticks, NOW)
-    assert len(outcome.batch.heartbeats) == len(offsets)
+    seqs = [row[2] for row in outcome.batch.heartbeats]
     assert runtime.positions[tp(HEARTBEAT, 0)] == offsets[-1] + 1
-    counted = runtime.registry.get_sample_value(
-        "stationwatch_input_offsets_skipped_total", {"topic": HEARTBEAT}
-    )
-    assert (counted or 0) == skipped
-    if skipped:
-        assert "offsets 11 to 14 were not processed" in caplog.text
-        assert "reset the consumer group's offset of this partition to 11" in caplog.text
-    else:
-        assert caplog.text == ""
+
+    def counted(outcome_label: str) -> float:
+        labels = {"topic": HEARTBEAT, "outcome": outcome_label}
+        value = runtime.registry.get_sample_value(
+            "stationwatch_input_offsets_skipped_total", labels
+        )
+        return value or 0
+
+    return seqs, counted("read_again"), counted("lost"), outcome
+
+
+@pytest.mark.parametrize(
+    "offsets",
+    [
+        pytest.param([10, 11, 12], id="contiguous"),
+        pytest.param([8, 9, 10], id="replayed-after-a-rebalance"),
+    ],
+)
+async def test_a_partition_without_a_hole_is_taken_as_it_comes(
+    offsets: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = FakeReader()
+    seqs, read_again, lost, _ = await fold(offsets, reader, caplog)
+    assert seqs == offsets
+    assert (read_again, lost, reader.asked, caplog.text) == (0, 0, [], "")
+
+
+async def test_a_hole_is_read_again_and_folded_in_order(caplog: pytest.LogCaptureFixture) -> None:
+    reader = FakeReader()
+    seqs, read_again, lost, _ = await fold([10, 15, 16], reader, caplog)
+    assert seqs == [10, 11, 12, 13, 14, 15, 16]  # the skipped four before the one after them
+    assert reader.asked == [(TopicPartition(TOPIC, 0), 11)]
+    assert (read_again, lost) == (4, 0)
+    assert "went past offsets 11 to 14" in caplog.text
+    assert "4 records read again from the broker" in caplog.text
+
+
+async def test_a_hole_that_cannot_be_read_again_says_how_to_recover(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seqs, read_again, lost, _ = await fold([10, 15, 16], FakeReader(fail=True), caplog)
+    assert seqs == [10, 15, 16]
+    assert (read_again, lost) == (0, 4)
+    assert "reset the consumer group's offset of this partition to 11" in caplog.text
