@@ -86,7 +86,7 @@ async def fold(
 ) -> tuple[list[int], float, float, Any]:
     runtime = make_runtime(positions={tp(HEARTBEAT, 0): 10})
     runtime.table = {}
-    runtime.record_reader = reader  # type: ignore[assignment]
+    runtime.record_reader = reader
 
     async def unknown_clock(partition: int, fetched: Any = None) -> Clock | None:
         return None  # folded, judged later: this test is about offsets
