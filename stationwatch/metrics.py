@@ -62,7 +62,8 @@ class WorkerMetrics:
                 "stationwatch_input_offsets_skipped_total",
                 "Offsets of an input partition the worker's consumer went past without handing "
                 "their records to the ingest agent, by topic and outcome (read_again: read from "
-                "the broker and processed; lost: reading them failed, see the log)",
+                "the broker and processed; lost: reading them failed, see the log; jump: "
+                "farther than records dropped can reach, taken as a seek to the committed offset)",
                 ["topic", "outcome"],
                 registry=registry,
             ),

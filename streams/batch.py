@@ -18,7 +18,7 @@ from schemas.topics import HEARTBEAT
 from stationwatch.errors import StationwatchError
 from stationwatch.kafka_auth import start_record_reader
 from stationwatch.zone import wire
-from streams.holes import read_again
+from streams.holes import MAX_HOLE, read_again
 from streams.ingest import (
     Misplaced,
     Outcome,
@@ -194,6 +194,17 @@ async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Rec
     minus one), read again from the broker (:mod:`streams.holes`)."""
     message = record.ref.message
     skipped = message.offset - expected
+    if skipped > MAX_HOLE:
+        runtime.metrics.offsets_skipped.labels(record.topic, "jump").inc(skipped)
+        logger.info(
+            "%s/%d: the consumer jumped from offset %d to %d, farther than records dropped "
+            "can reach: taken as the seek to the committed offset",
+            record.topic,
+            record.partition,
+            expected - 1,
+            message.offset,
+        )
+        return []
     try:
         if runtime.record_reader is None:
             runtime.record_reader = await start_record_reader(runtime.settings)

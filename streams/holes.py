@@ -8,7 +8,10 @@ counts the jump as an offset gap and commits past it, so the skipped records wou
 
 The agent sees the hole (:func:`streams.batch.fold_and_judge`: a partition's next record
 beyond the one expected) and reads the skipped offsets again here, from the broker, with a
-client of its own; they are folded before the record that showed the hole, in order.
+client of its own; they are folded before the record that showed the hole, in order. The same
+early fetch makes a worker's first records come from before its committed offsets and then
+jump to them: such a jump reads again records already processed, which folding ignores — up to
+``MAX_HOLE`` offsets; a longer jump is taken as that seek.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 READ_TIMEOUT_S = 5.0  # longest wait for the skipped records of one hole
+# A jump longer than this is not records dropped (at most what one fetch prefetched) but a
+# seek: a worker's first records, fetched before the seek to the committed offsets, and then
+# the committed offset itself. What lies between was processed before.
+MAX_HOLE = 10_000
 
 
 @dataclass(frozen=True)

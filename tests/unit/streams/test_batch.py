@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from schemas.topics import HEARTBEAT
 from streams.batch import fold_and_judge, split_events
+from streams.holes import MAX_HOLE
 from streams.liveness import Clock
 from tests import factories
 from tests.unit.streams.test_status_views import SETTINGS, make_runtime, tp
@@ -141,3 +142,15 @@ async def test_a_hole_that_cannot_be_read_again_says_how_to_recover(
     assert seqs == [10, 15, 16]
     assert (read_again, lost) == (0, 4)
     assert "reset the consumer group's offset of this partition to 11" in caplog.text
+
+
+async def test_a_jump_farther_than_dropped_records_reach_is_taken_as_a_seek(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker's first records can come from before its committed offsets (fetched before
+    the seek) and then jump to them: what lies between was processed before."""
+    reader = FakeReader()
+    far = 11 + MAX_HOLE + 1  # offset 11 expected
+    seqs, read_again, lost, _ = await fold([10, far], reader, caplog)
+    assert seqs == [10, far]
+    assert (read_again, lost, reader.asked) == (0, 0, [])
