@@ -72,17 +72,22 @@ def split_events(runtime: Runtime, events: list[Any]) -> tuple[list[Record], dic
         if message.topic == ticks_topic:
             ticks[message.partition] = event
             continue
-        records.append(
-            Record(
-                topic=runtime.contract_topic(message.topic),
-                partition=message.partition,
-                offset=message.offset,
-                key=event.key,
-                value=event.value,
-                ref=event,
-            )
-        )
+        records.append(as_record(runtime, event))
     return records, ticks
+
+
+def as_record(runtime: Runtime, event: Any) -> Record:
+    """A consumed event (Faust's, or one read again: :class:`streams.holes.ReadAgain`) as the
+    ingest step takes it."""
+    message = event.message
+    return Record(
+        topic=runtime.contract_topic(message.topic),
+        partition=message.partition,
+        offset=message.offset,
+        key=event.key,
+        value=event.value,
+        ref=event,
+    )
 
 
 async def fold_and_judge(
@@ -235,17 +240,7 @@ async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Rec
         message.offset - 1,
         len(events),
     )
-    return [
-        Record(
-            topic=runtime.contract_topic(event.message.topic),
-            partition=event.message.partition,
-            offset=event.message.offset,
-            key=event.key,
-            value=event.value,
-            ref=event,
-        )
-        for event in events
-    ]
+    return [as_record(runtime, event) for event in events]
 
 
 def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
