@@ -106,10 +106,11 @@ class StationState:
             return int(self.profile["capacity"])
         return None
 
-    # -- storage (the table's changelog holds this as JSON) ---------------------------------
+    # -- as JSON (what the API server gets; the table stores it compressed: state_codec) ----
     def to_json(self) -> dict[str, Any]:
-        """As stored in the table. Shallow: the nested dicts (profile, episodes) are never
-        mutated, only replaced, so they are shared rather than copied."""
+        """The state as JSON-ready values, as the changelog held it before the compact form.
+        Shallow: the nested dicts (profile, episodes) are never mutated, only replaced, so
+        they are shared rather than copied."""
         data = {name: getattr(self, name) for name in _FIELDS}
         for name in _TIME_FIELDS:
             value = data[name]
