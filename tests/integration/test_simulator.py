@@ -40,14 +40,19 @@ MODELS: dict[str, type[Heartbeat | Occupancy | StatusEvent | StationProfile]] = 
 }
 
 
-async def _read_all(settings: Settings, expected: int, deadline_s: float = 30.0) -> list[object]:
-    consumer = AIOKafkaConsumer(
+def input_reader(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer of every input topic from its start, outside any group."""
+    return AIOKafkaConsumer(
         *(settings.topic(t) for t in topics.INPUT_TOPICS),
         bootstrap_servers=bootstrap_servers(settings.kafka),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
     )
+
+
+async def _read_all(settings: Settings, expected: int, deadline_s: float = 30.0) -> list[object]:
+    consumer = input_reader(settings)
     await consumer.start()
     records: list[object] = []
     deadline = time.monotonic() + deadline_s
@@ -171,13 +176,7 @@ def _simulate(broker: EmbeddedBroker, prefix: str) -> None:
 
 async def _read_until_quiet(settings: Settings, quiet_s: float = 3.0) -> list[ConsumerRecord]:
     """Every record of the input topics, in partition order: read until nothing more comes."""
-    consumer = AIOKafkaConsumer(
-        *(settings.topic(t) for t in topics.INPUT_TOPICS),
-        bootstrap_servers=bootstrap_servers(settings.kafka),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
+    consumer = input_reader(settings)
     await consumer.start()
     records: list[ConsumerRecord] = []
     deadline = time.monotonic() + 60
