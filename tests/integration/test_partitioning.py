@@ -63,7 +63,12 @@ async def test_a_fleet_partitioned_by_crc32_is_judged_and_answered_across_a_reba
                 fleet.beating.update(stations)
                 await wait_online(first, stations)
                 assert "default Kafka partitioner (murmur2)" in first.log()
-                assert await first.metric("stationwatch_partition_mismatches_total") >= 1
+
+                async def counted() -> bool:  # the API server shows the worker's metrics as
+                    # of its last status report, up to a second behind the log
+                    return await first.metric("stationwatch_partition_mismatches_total") >= 1
+
+                await wait_for(counted, timeout_s=10, what="the mismatches counted")
 
                 second.start()  # a rebalance: some partitions move to the second worker
                 await second.wait_healthy()
