@@ -61,11 +61,13 @@ def client_auth(settings: Settings) -> Mapping[str, Any]:
 
 
 async def start_offset_reader(settings: Settings) -> AIOKafkaConsumer:
-    """A started consumer outside any group, on connections of its own, for asking the
-    brokers for partitions' end offsets (it subscribes to nothing and reads nothing)."""
+    """A started consumer on connections of its own, for asking the brokers for partitions'
+    end offsets and the worker group's committed offsets. It names the group but never joins
+    it (it subscribes to nothing, is assigned nothing and commits nothing)."""
     reader = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(settings.kafka),
         client_id=f"{settings.app_id}-end-offsets",
+        group_id=settings.app_id,
         enable_auto_commit=False,
         **client_auth(settings),
     )

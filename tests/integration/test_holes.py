@@ -4,10 +4,10 @@ the hole, in order, with their keys, values and times, and nothing beyond it."""
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
-from stationwatch.kafka_auth import start_record_reader
+from stationwatch.kafka_auth import start_offset_reader, start_record_reader
 from stationwatch.settings import Settings
 from streams.holes import read_again
 
@@ -39,3 +39,29 @@ async def test_a_hole_is_read_again_from_the_broker(broker: EmbeddedBroker, uniq
     assert all(event.message.tp.partition == 1 for event in found)
     assert all(event.message.timestamp > 1.7e9 for event in found)  # seconds, as Faust gives
     assert [event.message.offset for event in again] == [18, 19]
+
+
+async def test_the_end_offset_reader_knows_the_groups_committed_offsets(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    """After a rebalance the worker expects each new partition's first record at the group's
+    committed offset (streams.app.expect_committed), asked by a client that never joins."""
+    app_id = f"committed-{unique}"
+    topic = f"{app_id}.station.heartbeat"
+    await ensure_topics(broker.url, [topic], 2)
+    member = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker.url), group_id=app_id, enable_auto_commit=False
+    )
+    await member.start()
+    try:
+        member.assign([TopicPartition(topic, 1)])
+        await member.commit({TopicPartition(topic, 1): 17})
+    finally:
+        await member.stop()
+    reader = await start_offset_reader(Settings(kafka=broker.url, app_id=app_id))
+    try:
+        assert await reader.committed(TopicPartition(topic, 1)) == 17
+        assert await reader.committed(TopicPartition(topic, 0)) is None
+        assert reader.assignment() == set()
+    finally:
+        await reader.stop()

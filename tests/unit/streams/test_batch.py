@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
+from faust.types import TP
 
 from schemas.topics import HEARTBEAT
+from streams.app import expect_committed
 from streams.batch import fold_and_judge, split_events
 from streams.holes import MAX_HOLE
 from streams.liveness import Clock
+from streams.runtime import ticks_topic_name
 from tests import factories
 from tests.unit.streams.test_status_views import SETTINGS, make_runtime, tp
 
@@ -47,8 +50,9 @@ def body(offset: int) -> bytes:
     return factories.dumps(factories.heartbeat(SID, NOW, seq=offset))
 
 
-def heartbeat_event(offset: int) -> FakeEvent:
-    return FakeEvent(FakeMessage(TOPIC, 0, offset, NOW.timestamp()), SID.encode(), body(offset))
+def heartbeat_event(offset: int, partition: int = 0) -> FakeEvent:
+    message = FakeMessage(TOPIC, partition, offset, NOW.timestamp())
+    return FakeEvent(message, SID.encode(), body(offset))
 
 
 @dataclass
@@ -154,3 +158,53 @@ async def test_a_jump_farther_than_dropped_records_reach_is_taken_as_a_seek(
     seqs, read_again, lost, _ = await fold([10, far], reader, caplog)
     assert seqs == [10, far]
     assert (read_again, lost, reader.asked) == (0, 0, [])
+
+
+@dataclass
+class FakeGroupReader:
+    """The broker's answer for the worker group's committed offsets (``fail``: no answer)."""
+
+    committed_at: dict[TopicPartition, int | None]
+    fail: bool = False
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        if self.fail:
+            raise KafkaConnectionError("the broker is gone")
+        return self.committed_at.get(partition)
+
+
+async def test_a_newly_assigned_partition_is_expected_at_its_committed_offset() -> None:
+    """A hole before a partition's first record after a rebalance is seen: the first record is
+    expected where the consumer is about to seek. Kept partitions keep what was processed;
+    the tick topic and partitions without a commit are not checked."""
+    kept, new, fresh = tp(HEARTBEAT, 0), tp(HEARTBEAT, 1), tp(HEARTBEAT, 2)
+    occupancy, ticks = tp("station.occupancy", 1), TP(ticks_topic_name(SETTINGS), 1)
+    runtime = make_runtime(positions={kept: 50})
+    runtime.offset_reader = FakeGroupReader(
+        {TopicPartition(*new): 7, TopicPartition(*occupancy): 3, TopicPartition(*kept): 40}
+    )
+    await expect_committed(runtime, {kept, new, fresh, occupancy, ticks})
+    assert runtime.positions == {kept: 50, new: 7, occupancy: 3}
+
+    # the first record after the assignment lies beyond the commit: the hole is read again
+    records, _ = split_events(runtime, [heartbeat_event(12, partition=1)])
+    runtime.record_reader = reader = FakeReader()
+    runtime.table = {}
+
+    async def unknown_clock(partition: int, fetched: Any = None) -> Clock | None:
+        return None
+
+    runtime.clock = unknown_clock  # type: ignore[method-assign]
+    await fold_and_judge(runtime, records, {}, NOW)
+    assert reader.asked == [(TopicPartition(TOPIC, 1), 7)]
+
+
+async def test_no_committed_offsets_leaves_the_first_records_unchecked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime = make_runtime()
+    runtime.offset_reader = FakeGroupReader({}, fail=True)
+    with caplog.at_level(logging.WARNING, logger="streams.app"):
+        await expect_committed(runtime, {tp(HEARTBEAT, 0)})
+    assert runtime.positions == {}
+    assert "committed offsets not known after the rebalance" in caplog.text
