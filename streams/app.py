@@ -34,6 +34,7 @@ from streams.feed import ApiFeed, Snapshot
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
 from streams.owned import index_owned_stations, owned_states, refresh_current
+from streams.resume import expect_committed, start_clocks
 from streams.runtime import (
     END_MAX_AGE_S,
     Runtime,
@@ -218,43 +219,16 @@ def install_rebalance(runtime: Runtime) -> None:
         runtime.recovered = True
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
-        await expect_committed(runtime, assigned)
+        committed = await expect_committed(runtime, assigned)
         runtime.end_offsets.clear()
         runtime.due.reset()
         runtime.indexed = False
         if runtime.feed is not None:
             runtime.feed.reset()
-        runtime.watermarks.reset()
+        heartbeat = runtime.settings.topic(HEARTBEAT)
+        runtime.watermarks.keep({tp.partition for tp in assigned if tp.topic == heartbeat})
+        await start_clocks(runtime, committed)
         runtime.ticks_pending.clear()
-
-
-async def expect_committed(runtime: Runtime, assigned: set[TP]) -> None:
-    """Expect the first record of each newly assigned input partition at the group's
-    committed offset, where the consumer is about to seek (this signal comes before the seek):
-    a first record beyond it shows a hole the consumer left (:mod:`streams.holes`), read again
-    like any other. Unknown (no commit yet, or the broker did not answer): not checked."""
-    inputs = {runtime.settings.topic(name) for name in INPUT_TOPICS}
-    new = [tp for tp in assigned if tp.topic in inputs and tp not in runtime.positions]
-    if not new:
-        return
-    try:
-        if runtime.offset_reader is None:
-            runtime.offset_reader = await start_offset_reader(runtime.settings)
-        reader = runtime.offset_reader
-        answers = await asyncio.wait_for(
-            asyncio.gather(*(reader.committed(TopicPartition(*tp)) for tp in new)),
-            END_MAX_AGE_S * 5,
-        )
-    except (KafkaError, StationwatchError, TimeoutError) as exc:
-        logger.warning(
-            "committed offsets not known after the rebalance (%s): a hole before "
-            "a partition's first record would go unseen",
-            exc,
-        )
-        return
-    for tp, committed in zip(new, answers, strict=True):
-        if committed is not None:
-            runtime.positions[tp] = committed
 
 
 def install_feed(runtime: Runtime) -> None:

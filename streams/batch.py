@@ -211,11 +211,12 @@ async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Rec
         )
         return []
     try:
-        if runtime.record_reader is None:
-            runtime.record_reader = await start_record_reader(runtime.settings)
-        events = await read_again(
-            runtime.record_reader, message.topic, message.partition, expected, message.offset
-        )
+        async with runtime.reader_lock:
+            if runtime.record_reader is None:
+                runtime.record_reader = await start_record_reader(runtime.settings)
+            events = await read_again(
+                runtime.record_reader, message.topic, message.partition, expected, message.offset
+            )
     except (KafkaError, StationwatchError, TimeoutError) as exc:
         runtime.metrics.offsets_skipped.labels(record.topic, "lost").inc(skipped)
         logger.error(  # noqa: TRY400 - the offsets are the story, not the trace

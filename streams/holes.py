@@ -8,8 +8,8 @@ counts the jump as an offset gap and commits past it, so the skipped records wou
 
 The agent sees the hole (:func:`streams.batch.fold_and_judge`: a partition's next record
 beyond the one expected; after a rebalance, beyond the group's committed offset:
-:func:`streams.app.expect_committed`) and reads the skipped offsets again here, from the broker, with a
-client of its own; they are folded before the record that showed the hole, in order. The same
+:mod:`streams.resume`) and reads the skipped offsets again here, from the broker, with a client
+of its own; they are folded before the record that showed the hole, in order. The same
 early fetch makes a worker's first records come from before its committed offsets and then
 jump to them: such a jump reads again records already processed, which folding ignores — up to
 ``MAX_HOLE`` offsets; a longer jump is taken as that seek.

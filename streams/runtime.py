@@ -3,6 +3,7 @@ table (:class:`StationTable`), and the settings they are built from."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +59,7 @@ class Runtime:
     end_offsets: dict[TP, tuple[datetime, int]] = field(default_factory=dict)
     offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
     record_reader: AIOKafkaConsumer | None = None  # reads skipped records again (streams.holes)
+    reader_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one read at a time
     # the tables hold the current assignment's state (from Faust's rebalance signals)
     recovered: bool = False
 

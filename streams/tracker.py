@@ -110,5 +110,9 @@ class Watermarks:
         mark = self.marks.get(partition)
         return datetime.fromtimestamp(mark, UTC) if mark else None
 
+    def keep(self, partitions: set[int]) -> None:
+        """Forget the partitions not in ``partitions`` (no longer held)."""
+        self.marks = {p: mark for p, mark in self.marks.items() if p in partitions}
+
     def reset(self) -> None:
         self.marks.clear()

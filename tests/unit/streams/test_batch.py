@@ -1,5 +1,6 @@
 """One batch's steps around the pure ingest step: a hole in what the consumer hands over of a
-partition is read again from the broker and folded in order."""
+partition is read again from the broker and folded in order; a partition taken up after a
+rebalance is expected at its committed offset and judged from its last committed record."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from schemas.topics import HEARTBEAT
-from streams.app import expect_committed
 from streams.batch import fold_and_judge, split_events
 from streams.holes import MAX_HOLE
 from streams.liveness import Clock
+from streams.resume import expect_committed, start_clocks
 from streams.runtime import ticks_topic_name
 from tests import factories
 from tests.unit.streams.test_status_views import SETTINGS, make_runtime, tp
@@ -183,7 +184,8 @@ async def test_a_newly_assigned_partition_is_expected_at_its_committed_offset() 
     runtime.offset_reader = FakeGroupReader(
         {TopicPartition(*new): 7, TopicPartition(*occupancy): 3, TopicPartition(*kept): 40}
     )
-    await expect_committed(runtime, {kept, new, fresh, occupancy, ticks})
+    committed = await expect_committed(runtime, {kept, new, fresh, occupancy, ticks})
+    assert committed == {new: 7, occupancy: 3}
     assert runtime.positions == {kept: 50, new: 7, occupancy: 3}
 
     # the first record after the assignment lies beyond the commit: the hole is read again
@@ -204,7 +206,31 @@ async def test_no_committed_offsets_leaves_the_first_records_unchecked(
 ) -> None:
     runtime = make_runtime()
     runtime.offset_reader = FakeGroupReader({}, fail=True)
-    with caplog.at_level(logging.WARNING, logger="streams.app"):
+    with caplog.at_level(logging.WARNING, logger="streams.resume"):
         await expect_committed(runtime, {tp(HEARTBEAT, 0)})
     assert runtime.positions == {}
     assert "committed offsets not known after the rebalance" in caplog.text
+
+
+async def test_a_heartbeat_partition_taken_up_is_judged_from_its_last_committed_record() -> None:
+    """Its clock starts at the broker time of the record before the committed offset (all up to
+    there was processed), not at its first heartbeat processed: reports folded before that
+    heartbeat are judged too."""
+    runtime = make_runtime()
+    runtime.record_reader = reader = FakeReader()
+    occupancy = tp("station.occupancy", 1)
+    await start_clocks(runtime, {tp(HEARTBEAT, 1): 7, tp(HEARTBEAT, 2): 0, occupancy: 3})
+    assert reader.asked == [(TopicPartition(TOPIC, 1), 6)]  # nothing committed on 2 yet
+    assert runtime.watermarks.get(1) == NOW
+    assert runtime.watermarks.get(2) is None
+
+
+async def test_a_clock_that_cannot_be_started_waits_for_the_first_heartbeat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime = make_runtime()
+    runtime.record_reader = FakeReader(fail=True)
+    with caplog.at_level(logging.WARNING, logger="streams.resume"):
+        await start_clocks(runtime, {tp(HEARTBEAT, 1): 7})
+    assert runtime.watermarks.get(1) is None
+    assert "clocks not started after the rebalance" in caplog.text
