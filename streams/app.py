@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
 from stationwatch.errors import StationwatchError, WorkerStoppingError
-from stationwatch.kafka_auth import broker_credentials, start_offset_reader
+from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.batch import abandon, handle_batch
@@ -300,11 +300,8 @@ def install_end_offsets(runtime: Runtime) -> None:
             return
         asked = utcnow()
         try:
-            if runtime.offset_reader is None:
-                runtime.offset_reader = await start_offset_reader(runtime.settings)
-            ends = await runtime.offset_reader.end_offsets(
-                [TopicPartition(tp.topic, tp.partition) for tp in tps]
-            )
+            reader = await runtime.end_offset_reader()
+            ends = await reader.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
         except (KafkaError, StationwatchError) as exc:  # judged by the stream meanwhile
             logger.debug("end offsets of %s unavailable: %s", heartbeat, exc)
             return

@@ -16,9 +16,8 @@ from faust.types import TP
 
 from schemas.topics import HEARTBEAT
 from stationwatch.errors import StationwatchError
-from stationwatch.kafka_auth import start_record_reader
 from stationwatch.zone import wire
-from streams.holes import MAX_HOLE, read_again
+from streams.holes import MAX_HOLE
 from streams.ingest import (
     Misplaced,
     Outcome,
@@ -211,12 +210,9 @@ async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Rec
         )
         return []
     try:
-        async with runtime.reader_lock:
-            if runtime.record_reader is None:
-                runtime.record_reader = await start_record_reader(runtime.settings)
-            events = await read_again(
-                runtime.record_reader, message.topic, message.partition, expected, message.offset
-            )
+        events = await runtime.read_again(
+            message.topic, message.partition, expected, message.offset
+        )
     except (KafkaError, StationwatchError, TimeoutError) as exc:
         runtime.metrics.offsets_skipped.labels(record.topic, "lost").inc(skipped)
         logger.error(  # noqa: TRY400 - the offsets are the story, not the trace

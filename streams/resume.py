@@ -25,8 +25,6 @@ from faust.types import TP
 
 from schemas.topics import HEARTBEAT, INPUT_TOPICS
 from stationwatch.errors import StationwatchError
-from stationwatch.kafka_auth import start_offset_reader, start_record_reader
-from streams.holes import read_again
 from streams.runtime import END_MAX_AGE_S, Runtime
 
 logger = logging.getLogger(__name__)
@@ -43,9 +41,7 @@ async def expect_committed(runtime: Runtime, assigned: set[TP]) -> dict[TP, int]
     if not new:
         return {}
     try:
-        if runtime.offset_reader is None:
-            runtime.offset_reader = await start_offset_reader(runtime.settings)
-        reader = runtime.offset_reader
+        reader = await runtime.end_offset_reader()
         answers = await asyncio.wait_for(
             asyncio.gather(*(reader.committed(TopicPartition(*tp)) for tp in new)),
             ASK_TIMEOUT_S,
@@ -71,16 +67,12 @@ async def start_clocks(runtime: Runtime, committed: dict[TP, int]) -> None:
     if not last:
         return
     try:
-        async with runtime.reader_lock:
-            if runtime.record_reader is None:
-                runtime.record_reader = await start_record_reader(runtime.settings)
-            reader = runtime.record_reader
-            for partition, offset in sorted(last.items()):
-                found = await asyncio.wait_for(
-                    read_again(reader, heartbeat, partition, offset, offset + 1), ASK_TIMEOUT_S
-                )
-                for record in found:
-                    runtime.watermarks.advance(partition, record.message.timestamp)
+        for partition, offset in sorted(last.items()):
+            found = await asyncio.wait_for(
+                runtime.read_again(heartbeat, partition, offset, offset + 1), ASK_TIMEOUT_S
+            )
+            for record in found:
+                runtime.watermarks.advance(partition, record.message.timestamp)
     except (KafkaError, StationwatchError, TimeoutError) as exc:
         logger.warning(
             "the heartbeat partitions' clocks not started after the rebalance (%s): each "

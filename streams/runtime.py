@@ -15,9 +15,11 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import HEARTBEAT
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
+from stationwatch.kafka_auth import start_offset_reader, start_record_reader
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.feed import ApiFeed
+from streams.holes import ReadAgain, read_again
 from streams.ingest import IngestConfig, utcnow
 from streams.liveness import Clock, LivenessConfig
 from streams.state import StationState
@@ -66,6 +68,21 @@ class Runtime:
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix
         return broker_topic[len(prefix) :] if prefix else broker_topic
+
+    async def end_offset_reader(self) -> AIOKafkaConsumer:
+        """The client that asks for end offsets and the group's committed offsets, started
+        on first use."""
+        if self.offset_reader is None:
+            self.offset_reader = await start_offset_reader(self.settings)
+        return self.offset_reader
+
+    async def read_again(self, topic: str, partition: int, first: int, end: int) -> list[ReadAgain]:
+        """Offsets ``first`` to ``end - 1`` of a partition read again from the broker
+        (:mod:`streams.holes`), by one client, one read at a time."""
+        async with self.reader_lock:
+            if self.record_reader is None:
+                self.record_reader = await start_record_reader(self.settings)
+            return await read_again(self.record_reader, topic, partition, first, end)
 
     def active_partitions(self) -> set[int]:
         heartbeat = self.settings.topic(HEARTBEAT)

@@ -113,6 +113,3 @@ class Watermarks:
     def keep(self, partitions: set[int]) -> None:
         """Forget the partitions not in ``partitions`` (no longer held)."""
         self.marks = {p: mark for p, mark in self.marks.items() if p in partitions}
-
-    def reset(self) -> None:
-        self.marks.clear()

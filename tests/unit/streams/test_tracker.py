@@ -165,7 +165,7 @@ def test_a_watermark_only_moves_forward(stamps: list[float | None], expected: fl
     assert marks.get(3) is None  # per partition
 
 
-def test_a_watermark_is_an_aware_utc_time_and_reset_clears_all() -> None:
+def test_a_watermark_is_an_aware_utc_time_kept_while_its_partition_is_held() -> None:
     marks = Watermarks()
     marks.advance(0, T0.timestamp())
     marks.advance(1, (T0 + S).timestamp())
@@ -173,7 +173,9 @@ def test_a_watermark_is_an_aware_utc_time_and_reset_clears_all() -> None:
     assert got == T0
     assert got is not None
     assert got.tzinfo is UTC
-    marks.reset()
+    marks.keep({1, 2})
+    assert (marks.get(0), marks.get(1), marks.get(2)) == (None, T0 + S, None)
+    marks.keep(set())
     assert (marks.get(0), marks.get(1)) == (None, None)
 
 
