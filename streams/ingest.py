@@ -49,7 +49,8 @@ class Record:
 
 
 class StateSource(Protocol):
-    """Where a batch reads stations' stored states: the live table, or an :class:`Overlay`."""
+    """Where a batch reads stations' stored states: an :class:`Overlay` of the live table, or
+    a plain mapping of station ids to stored states."""
 
     def get(self, station_id: str) -> Any: ...
 
@@ -139,8 +140,15 @@ class Overlay:
         self.pending: dict[str, StateWrite] = {}
 
     def get(self, station_id: str) -> Any:
+        return self.stored(station_id, None)
+
+    def stored(self, station_id: str, partition: int | None) -> Any:
+        """The station's state as the batch so far left it; ``partition``: where its record
+        arrived, which the table asks first (:meth:`streams.runtime.StationTable.stored`)."""
         write = self.pending.get(station_id)
         if write is None or (write.value is None and not write.remove):
+            if partition is not None and hasattr(self.table, "stored"):
+                return self.table.stored(station_id, partition)
             return self.table.get(station_id)
         return None if write.remove else write.value
 
@@ -264,7 +272,10 @@ class _Fold:
     # -- the stations touched -------------------------------------------------------------
     def current(self, station_id: str, ref: Any, partition: int) -> StationState | None:
         if station_id not in self.loaded:
-            raw = self.states.get(station_id)
+            if isinstance(self.states, Overlay):
+                raw = self.states.stored(station_id, partition)
+            else:
+                raw = self.states.get(station_id)
             state = decode_state(raw) if raw else None
             self.loaded[station_id] = (state, state, ref, partition)
         return self.loaded[station_id][1]

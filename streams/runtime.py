@@ -142,9 +142,45 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
     _partition: int | None = None
 
     def partition_for_key(self, key: Any) -> int | None:
+        return self.writing_partition(key)
+
+    def writing_partition(self, key: Any) -> int:
+        """The partition of the write under way (the changelog's, and the store's)."""
         if self._partition is None:
             raise TypeError(f"{key!r}: the live table is written with put() or drop() only")
         return self._partition
+
+    def stored(self, key: str, partition: int) -> Any:
+        """A station's stored state or None, read once (``get`` asks the store twice), from
+        the partition its records arrive on when the store keeps partitions apart."""
+        from streams.store import StationStore
+
+        store = self.data
+        if isinstance(store, StationStore):
+            return store.fetch(key, partition)
+        try:
+            return store[key]
+        except KeyError:
+            return None
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        """``rocksdb://``: :class:`streams.store.StationStore`; otherwise Faust's store."""
+        if str(url).startswith("rocksdb:"):
+            from streams.store import ROCKSDB_OPTIONS, StationStore
+
+            return StationStore(
+                url,
+                self.app,
+                self,
+                table_name=self.name,
+                key_type=self.key_type,
+                key_serializer=self.key_serializer,
+                value_serializer=self.value_serializer,
+                value_type=self.value_type,
+                loop=self.loop,
+                options={**ROCKSDB_OPTIONS, **(self.options or {})},
+            )
+        return super()._new_store_by_url(url)
 
     def put(self, key: str, value: Any, partition: int) -> None:
         self._partition = partition

@@ -250,12 +250,14 @@ def read_topic(
         consumer.close()
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 async def test_a_restarted_worker_recovers_the_live_state(
-    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str
+    broker: EmbeddedBroker, database_url: str, tmp_path: Path, unique: str, store: str
 ) -> None:
     env = worker_env(
         kafka_url=broker.url, database_url=database_url, token=unique, data_dir=tmp_path / "data"
     )
+    env["STATIONWATCH_STORE"] = store
     ids = station_ids(unique[:6], 3)
     first = WorkerProcess(env, tmp_path / "first.log").start()
     try:

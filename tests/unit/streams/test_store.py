@@ -1,0 +1,111 @@
+"""The live table's RocksDB store (streams.store): each write lands in the database of the
+partition the writer names, whatever event Faust is processing, and is found again from any."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+import pytest
+
+from streams.runtime import StationTable
+from streams.store import StationStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StationStore:
+    app = faust.App(
+        "store-test",
+        store="rocksdb://",
+        datadir=str(tmp_path),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table: Any = app.tables.add(
+        StationTable(
+            app,
+            name="station_state",
+            default=None,
+            partitions=4,
+            key_type=str,
+            value_type=bytes,
+        )
+    )
+    return cast(StationStore, table.data)
+
+
+def write(store: StationStore, key: str, value: bytes | None, partition: int) -> None:
+    """What ``StationTable.put``/``drop`` do to the store, without the changelog's producer."""
+    table: Any = store.table
+    table._partition = partition
+    try:
+        if value is None:
+            del store[key]
+        else:
+            store[key] = value
+    finally:
+        table._partition = None
+
+
+def stored_in(store: StationStore, partition: int, key: str) -> bytes | None:
+    value: bytes | None = store._dbs[partition].get(store._encode_key(key))
+    return value
+
+
+def test_the_rocksdb_url_gives_the_station_store(store: StationStore) -> None:
+    assert isinstance(store, StationStore)
+    assert store.rocksdb_options.write_buffer_size == 4 * 1024 * 1024
+
+
+def test_each_write_lands_in_the_named_partition_and_is_found_from_any(
+    store: StationStore,
+) -> None:
+    write(store, "SY-0001", b"one", 2)
+    write(store, "SY-0002", b"two", 0)
+    store._key_index.clear()  # found without the index: every open database is asked
+    assert store["SY-0001"] == b"one"
+    assert store["SY-0002"] == b"two"
+    assert "SY-0001" in store
+    assert "SY-9999" not in store
+    assert stored_in(store, 2, "SY-0001") == b"one"
+    assert stored_in(store, 0, "SY-0001") is None
+    assert stored_in(store, 0, "SY-0002") == b"two"
+
+
+def test_fetch_asks_the_partition_named_first_and_then_the_others(store: StationStore) -> None:
+    write(store, "SY-0001", b"one", 2)
+    store._key_index.clear()
+    assert store.fetch("SY-0001", 2) == b"one"
+    assert store.fetch("SY-0001", 1) == b"one"  # its records arrived elsewhere until now
+    assert store.fetch("SY-9999", 2) is None
+
+
+def test_a_removed_station_is_gone(store: StationStore) -> None:
+    write(store, "SY-0001", b"one", 3)
+    write(store, "SY-0001", None, 3)
+    assert "SY-0001" not in store
+    assert stored_in(store, 3, "SY-0001") is None
+
+
+def test_a_write_without_a_named_partition_is_refused(store: StationStore) -> None:
+    with pytest.raises(TypeError, match="put\\(\\) or drop\\(\\)"):
+        store["SY-0001"] = b"one"
+
+
+def test_a_station_whose_records_move_is_kept_once(store: StationStore) -> None:
+    write(store, "SY-0001", b"old", 1)
+    store._key_index.clear()  # as after a restart
+    write(store, "SY-0001", b"new", 2)
+    assert store["SY-0001"] == b"new"
+    assert list(store.partition_items({0, 1, 2, 3})) == [("SY-0001", 2, b"new")]
+
+
+def test_partition_items_gives_the_stations_of_the_partitions_asked(store: StationStore) -> None:
+    write(store, "SY-0001", b"one", 0)
+    write(store, "SY-0002", b"two", 1)
+    write(store, "SY-0003", b"three", 1)
+    assert sorted(store.partition_items({1})) == [
+        ("SY-0002", 1, b"two"),
+        ("SY-0003", 1, b"three"),
+    ]
