@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import faust
+import mode.loop
 
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 def run_worker(settings: Settings) -> None:
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
     leave_groups_on_stop()
+    # uvloop (Faust's own choice of loop, ``mode.loop.use``): every loop of the worker, its
+    # consumer thread's included, spends less per message than asyncio's own
+    mode.loop.use("uvloop")
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     topics = loop.run_until_complete(
