@@ -96,8 +96,16 @@ class Settings(BaseSettings):
     )
     app_id: str = Field("stationwatch", description="Faust app id = consumer group")
     topic_prefix: str = Field("", description="prefix for every topic name (tests, staging)")
-    store: str = Field("memory://", description="Faust table store: memory:// or rocksdb://")
-    data_dir: Path | None = Field(None, description="worker state directory (tables)")
+    store: str = Field(
+        "rocksdb://",
+        description="the live table's store: rocksdb:// (on disk in DATA_DIR: a restart reads "
+        "only the changelog written since) or memory:// (the whole changelog at every start)",
+    )
+    data_dir: Path | None = Field(
+        None,
+        description="worker state directory (the live table with rocksdb://), one per worker; "
+        "unset: the user's state directory, stationwatch/worker-<APP_ID>",
+    )
     batch_size: int = Field(2000, ge=1, le=100_000, description="events per database batch")
     batch_within_s: float = Field(0.5, gt=0, le=60, description="longest wait to fill a batch")
     max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")
@@ -260,6 +268,15 @@ class Settings(BaseSettings):
         if self.kafka_password_file is not None:
             return read_secret(self.kafka_password_file)
         return self.kafka_password.get_secret_value() if self.kafka_password else None
+
+    @property
+    def worker_data_dir(self) -> Path:
+        """Where this worker keeps its state: ``DATA_DIR``, or the user's state directory."""
+        if self.data_dir is not None:
+            return self.data_dir
+        import platformdirs
+
+        return Path(platformdirs.user_state_dir("stationwatch")) / f"worker-{self.app_id}"
 
     def topic(self, name: str) -> str:
         """The broker-side name of one of the contract's topics."""

@@ -103,7 +103,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker=settings.kafka,
         broker_credentials=broker_credentials(settings),
         store=settings.store,
-        datadir=str(settings.data_dir) if settings.data_dir else None,
+        datadir=str(settings.worker_data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
