@@ -164,6 +164,8 @@ class IngestConfig:
     liveness: LivenessConfig
     max_age: timedelta = MAX_AGE  # telemetry older than this when received is dead-lettered
     partitions: int = 0  # of the input topics, to see keys partitioned unlike murmur2 (0: don't)
+    # fingerprint of ``liveness``, stored with each state's next due time (streams.state_codec)
+    basis: int = 0
 
 
 def dead_letter(record: Record, topic_name: str, error: str, at: datetime) -> DeadLetter:
@@ -433,7 +435,7 @@ class _Fold:
             out.state_writes[station_id] = StateWrite(
                 ref,
                 partition,
-                value=encode_state(final) if changed else None,
+                value=encode_state(final, next_due, self.config.basis) if changed else None,
                 state=final if changed else None,
                 next_due=next_due,
                 liveness=final.liveness,

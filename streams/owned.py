@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,17 +17,25 @@ from streams.freshness import fresh_until
 from streams.ingest import utcnow
 from streams.runtime import Runtime
 from streams.state import StationState
-from streams.state_codec import decode_state, stored_partition
+from streams.state_codec import decode_state, stored_partition, stored_schedule
+from streams.store import StationStore
 from streams.tracker import partition_for
 from streams.views import live_state
 
 logger = logging.getLogger(__name__)
 
+RESYNC_PART = 5000  # station_current rows written again per refresh after a rebalance
+
 
 def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int, bytes]]:
     """Every station of the ``active`` partitions, from the live table: a station belongs to
     the partition its records arrive on (kept in its state; states stored before that was
-    kept are placed by the default partitioner)."""
+    kept are placed by the default partitioner). On disk (:mod:`streams.store`) each
+    partition's stations are read from its own database, without decoding their states."""
+    store = runtime.table.data
+    if isinstance(store, StationStore):
+        yield from store.partition_items(active)
+        return
     partitions = runtime.settings.partitions
     for station_id, value in list(runtime.table.items()):
         if not value:
@@ -39,21 +48,27 @@ def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int,
 
 
 def index_owned_stations(runtime: Runtime) -> None:
-    """After a rebalance: every station of the partitions this worker now owns is due for a
-    look, goes to station_current, and is fed to the API server."""
+    """After a rebalance: every station of the partitions this worker now owns is scheduled
+    for judging (at the time stored with its state, else at once), is written again to
+    station_current (behind the changes), and is fed to the API server."""
     feed = runtime.feed
     if feed is not None:
         feed.reset()
     active = runtime.active_partitions()
-    owned = []
+    basis = runtime.config.basis
+    owned: list[tuple[str, int, float | None, str | None]] = []
     for station_id, partition, value in owned_states(runtime, active):
-        owned.append((station_id, partition))
-        runtime.current_dirty[station_id] = None
+        header = stored_schedule(value, basis)
+        if header is None:  # stored before the header: judged at once
+            owned.append((station_id, partition, None, None))
+        else:
+            owned.append((station_id, partition, header.due, header.liveness))
         if feed is not None:
             feed.put(station_id, partition, value)
     if feed is not None:
         feed.ready(active)
     runtime.indexed = True
+    runtime.current_resync = deque(entry[0] for entry in owned)
     count = runtime.due.rebuild(owned)
     logger.info("watching %d stations on partitions %s", count, sorted(active))
     freeze_long_lived(runtime)
@@ -80,7 +95,10 @@ def current_rows(
     rows = []
     for station_id, state in changed:
         if state is None:
-            value = runtime.table.get(station_id)
+            partition = runtime.due.partition_of.get(station_id)
+            if partition is None:
+                continue  # no longer owned here
+            value = runtime.table.stored(station_id, partition)
             if not value:
                 continue
             state = decode_state(value)
@@ -89,12 +107,27 @@ def current_rows(
     return rows
 
 
+def take_resync(
+    resync: deque[str], changed: dict[str, StationState | None], limit: int = RESYNC_PART
+) -> None:
+    """Add up to ``limit`` of the stations written again after a rebalance to those that
+    changed. Their rows are most likely right already (written before the rebalance, by this
+    worker or the one before): the re-sync covers the changes a crash left unwritten, and must
+    not hold up the judging of a fleet taken over (a station's row is marked out of date by
+    its own ``fresh_until`` meanwhile)."""
+    for _ in range(min(limit, len(resync))):
+        station_id = resync.popleft()
+        changed.setdefault(station_id, None)
+
+
 async def refresh_current(runtime: Runtime) -> None:
-    """Write the stations that changed to ``station_current`` (Grafana's live view); on a
-    database outage they are kept for the next time."""
-    if not runtime.current_dirty and not runtime.current_removed:
+    """Write the stations that changed to ``station_current`` (Grafana's live view), then a
+    part of those written again after a rebalance; on a database outage they are kept for the
+    next time."""
+    if not runtime.current_dirty and not runtime.current_removed and not runtime.current_resync:
         return
     changed, runtime.current_dirty = runtime.current_dirty, {}
+    take_resync(runtime.current_resync, changed)
     gone, runtime.current_removed = runtime.current_removed, set()
     rows: list[tuple[Any, ...]] = []
     pending = list(changed.items())

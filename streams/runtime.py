@@ -4,6 +4,7 @@ table (:class:`StationTable`), and the settings they are built from."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from streams.holes import ReadAgain, read_again
 from streams.ingest import IngestConfig, utcnow
 from streams.liveness import Clock, LivenessConfig
 from streams.state import StationState
+from streams.state_codec import settings_basis
 from streams.tracker import DueIndex, Watermarks
 
 END_MAX_AGE_S = 2.0  # an older answer does not make a partition caught up
@@ -50,6 +52,9 @@ class Runtime:
     # stations to write to station_current: their new state, or None to read it from the table
     current_dirty: dict[str, StationState | None] = field(default_factory=dict)
     current_removed: set[str] = field(default_factory=set)
+    # stations whose station_current row is written again after a rebalance, a part at a time
+    # behind the ones that changed (streams.owned.refresh_current)
+    current_resync: deque[str] = field(default_factory=deque)
     health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
     feed: ApiFeed | None = None
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
@@ -214,11 +219,13 @@ def liveness_config(settings: Settings) -> LivenessConfig:
 
 
 def ingest_config(settings: Settings) -> IngestConfig:
+    liveness = liveness_config(settings)
     return IngestConfig(
         topic_prefix=settings.topic_prefix,
         max_bytes=settings.max_message_bytes,
         max_skew=timedelta(seconds=settings.max_clock_skew_s),
         max_age=timedelta(seconds=settings.max_message_age_s),
-        liveness=liveness_config(settings),
+        liveness=liveness,
         partitions=settings.partitions,
+        basis=settings_basis(liveness),
     )

@@ -38,7 +38,11 @@ class DueIndex:
         self, station_id: str, partition: int, due: datetime | None, liveness: str
     ) -> None:
         """``due=None``: as soon as the partition's clock is known."""
-        at = due.timestamp() if due is not None else 0.0
+        self._schedule_at(
+            station_id, partition, due.timestamp() if due is not None else 0.0, liveness
+        )
+
+    def _schedule_at(self, station_id: str, partition: int, at: float, liveness: str) -> None:
         moved = self.partition_of.get(station_id) != partition
         self.partition_of[station_id] = partition
         self.liveness[station_id] = liveness
@@ -83,11 +87,14 @@ class DueIndex:
         self.liveness.clear()
         self.indexed = False
 
-    def rebuild(self, owned: Iterable[tuple[str, int]]) -> int:
-        """Schedule every owned station (with its partition) for a look right away."""
+    def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
+        """Schedule every owned station: ``(station id, partition, due, liveness)``, due in
+        epoch seconds as stored with its state, or None for a look right away; liveness as
+        stored, or None to keep what is known (else "unknown")."""
         count = 0
-        for station_id, partition in owned:
-            self.schedule(station_id, partition, None, self.liveness.get(station_id, "unknown"))
+        for station_id, partition, due, liveness in owned:
+            known = liveness or self.liveness.get(station_id, "unknown")
+            self._schedule_at(station_id, partition, due or 0.0, known)
             count += 1
         self.indexed = True
         return count

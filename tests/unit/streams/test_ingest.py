@@ -38,7 +38,7 @@ from streams.ingest import (
 )
 from streams.liveness import Clock, LivenessConfig
 from streams.state import StationState
-from streams.state_codec import decode_state
+from streams.state_codec import decode_state, stored_schedule
 from streams.tracker import partition_for
 from tests import factories
 
@@ -259,6 +259,12 @@ def test_a_valid_record_gives_its_row_and_folds_into_the_state(
     assert {name: getattr(state, name) for name in folded} == folded
     assert state.partition == HOME
     assert state.updated_at == NOW
+    # a worker taking the partition over schedules it from the stored header alone
+    assert write.value is not None
+    schedule = stored_schedule(write.value, CONFIG.basis)
+    assert schedule is not None
+    assert schedule.due == (write.next_due.timestamp() if write.next_due else None)
+    assert (schedule.partition, schedule.liveness) == (HOME, state.liveness)
 
 
 def test_a_registry_record_stored_as_a_row_keeps_the_whole_profile() -> None:

@@ -10,13 +10,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from streams.state import StationState, apply_profile, new_state
+from streams.liveness import LivenessConfig
 from streams.state_codec import (
     DICTIONARY_V1,
+    HEADER,
+    V1,
     StoredStateError,
     decode_state,
     encode_state,
+    settings_basis,
     state_json,
     stored_partition,
+    stored_schedule,
 )
 from tests import factories
 from tests.unit.streams.test_state import profile
@@ -109,12 +114,51 @@ def test_the_partition_is_read_without_building_the_state() -> None:
     assert stored_partition(encode_state(registered())) is None
 
 
+def test_the_header_tells_when_the_station_is_due_under_the_same_settings() -> None:
+    due = NOW + timedelta(minutes=5)
+    basis = settings_basis(LivenessConfig())
+    stored = encode_state(busy(), due, basis)
+    assert decode_state(stored) == busy()
+    schedule = stored_schedule(stored, basis)
+    assert schedule is not None
+    assert schedule.due == due.timestamp()
+    assert (schedule.partition, schedule.liveness) == (5, "offline")
+
+
+def test_a_time_worked_out_under_other_settings_is_not_used() -> None:
+    """Other thresholds may make the station due sooner: it is judged at once instead."""
+    stored = encode_state(busy(), NOW, settings_basis(LivenessConfig()))
+    other = settings_basis(LivenessConfig(offline_after=4.0))
+    assert other != settings_basis(LivenessConfig())
+    schedule = stored_schedule(stored, other)
+    assert schedule is not None
+    assert schedule.due is None
+    assert schedule.liveness == "offline"
+
+
+def test_without_a_due_time_the_station_is_judged_at_once() -> None:
+    basis = settings_basis(LivenessConfig())
+    schedule = stored_schedule(encode_state(registered(), None, basis), basis)
+    assert schedule is not None
+    assert (schedule.due, schedule.partition, schedule.liveness) == (None, None, "unknown")
+
+
+def test_states_stored_before_the_header_still_read_and_have_no_schedule() -> None:
+    """A version 1 state: the frame without the header (what earlier workers wrote)."""
+    v1 = V1 + encode_state(busy())[1 + HEADER.size :]
+    assert decode_state(v1) == busy()
+    assert stored_partition(v1) == 5
+    assert stored_schedule(v1, 0) is None
+    assert stored_schedule(json.dumps(busy().to_json()).encode(), 0) is None
+
+
 @pytest.mark.parametrize(
     ("stored", "error"),
     [
         pytest.param(b"\x07abc", "unknown version", id="unknown-version"),
         pytest.param(b"", "unknown version", id="empty"),
         pytest.param(b"\x01" + b"\x00" * 20, "damaged", id="damaged"),
+        pytest.param(b"\x02" + b"\x00" * 30, "damaged", id="damaged-v2"),
     ],
 )
 def test_an_unreadable_stored_state_is_an_error(stored: bytes, error: str) -> None:

@@ -128,7 +128,7 @@ def test_counts_by_liveness() -> None:
 def test_rebuild_makes_every_owned_station_due_now_and_keeps_known_liveness() -> None:
     index = scheduled(("A", 0, T0 + timedelta(hours=1), "offline"))
     assert not index.indexed
-    assert index.rebuild([("A", 0), ("B", 1), ("C", 1)]) == 3
+    assert index.rebuild([("A", 0, None, None), ("B", 1, None, None), ("C", 1, None, None)]) == 3
     assert index.indexed
     far = T0 - timedelta(days=1)
     assert index.pop_due(0, far, limit=10) == ["A"]
@@ -136,9 +136,19 @@ def test_rebuild_makes_every_owned_station_due_now_and_keeps_known_liveness() ->
     assert index.counts() == {"offline": 1, "unknown": 2}
 
 
+def test_rebuild_schedules_stations_at_their_stored_times() -> None:
+    index = DueIndex()
+    later = (T0 + timedelta(minutes=5)).timestamp()
+    assert index.rebuild([("A", 0, later, "online"), ("B", 0, None, "offline")]) == 2
+    assert index.pop_due(0, T0, limit=10) == ["B"]
+    assert index.next_due(0) == later
+    assert index.pop_due(0, T0 + timedelta(minutes=5), limit=10) == ["A"]
+    assert index.counts() == {"online": 1, "offline": 1}
+
+
 def test_reset_forgets_everything() -> None:
     index = scheduled(("A", 0, T0, "online"))
-    index.rebuild([("A", 0)])
+    index.rebuild([("A", 0, None, None)])
     index.reset()
     assert not index.indexed
     assert index.next_due(0) is None

@@ -1,0 +1,26 @@
+"""After a rebalance, station_current is written again a part at a time, behind the stations
+that changed (streams.owned.take_resync)."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from streams.owned import take_resync
+
+
+def test_changed_stations_keep_their_state_and_a_part_of_the_resync_follows() -> None:
+    changed: dict[str, Any] = {"B": "state of B"}
+    resync = deque(["A", "B", "C", "D"])
+    take_resync(resync, changed, limit=2)
+    assert changed == {"B": "state of B", "A": None}
+    assert list(resync) == ["C", "D"]
+    take_resync(resync, changed, limit=2)
+    assert changed == {"B": "state of B", "A": None, "C": None, "D": None}
+    assert not resync
+
+
+def test_nothing_to_resync_adds_nothing() -> None:
+    changed: dict[str, Any] = {"A": "state of A"}
+    take_resync(deque(), changed, limit=5)
+    assert changed == {"A": "state of A"}
