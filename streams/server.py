@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -32,6 +33,23 @@ logger = logging.getLogger("streams.server")
 
 BIND_RETRY_S = 10.0  # a previous server on the same port may still be closing
 REBUILD_INTERVAL_S = 1.0
+
+
+def loading() -> None:
+    """A snapshot of the worker's stations follows (until "ready"): the garbage collector
+    pauses. Parsing it makes many objects and no cycles; with the collector on, its passes
+    over the growing replica cost more than the parsing itself (measured at 150,000
+    stations: the snapshot took 17.5 s)."""
+    gc.disable()
+
+
+def loaded() -> None:
+    """The snapshot is in: collect once, then keep the replica out of later collections
+    (entries are replaced whole, so a frozen one that leaves is freed by its count)."""
+    gc.enable()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class Feed:
@@ -75,9 +93,11 @@ class Feed:
             elif op == "reset":
                 index.reset()
                 self.replica.partitions = frozenset()
+                loading()
             elif op == "ready":
                 self.replica.partitions = frozenset(frame["partitions"])
                 index.ready = True
+                loaded()
                 self._rebuild.set()  # until it lands, nearby checks the stations one by one
                 logger.info("serving %d stations of partitions %s", len(index), frame["partitions"])
             elif op == "status":
@@ -149,6 +169,7 @@ async def serve(settings: Settings, fd: int) -> int:
     reader, writer = await asyncio.open_connection(sock=sock)
     replica = Replica(settings)
     feed = Feed(replica, reader, writer)
+    loading()  # the first snapshot
     try:
         runner = await listen(build_app(replica), settings)
     except OSError as exc:
