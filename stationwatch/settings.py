@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         "unset: the user's state directory, stationwatch/worker-<APP_ID>",
     )
     batch_size: int = Field(2000, ge=1, le=100_000, description="events per database batch")
-    batch_within_s: float = Field(0.5, gt=0, le=60, description="longest wait to fill a batch")
+    batch_within_s: float = Field(0.2, gt=0, le=60, description="longest wait to fill a batch")
     max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
     max_message_age_s: float = Field(
@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         description="most unprocessed heartbeats on a partition for judging it by the wall "
         "clock (more: judged by the newest heartbeat processed)",
     )
-    tick_interval_s: float = Field(0.5, gt=0, le=10, description="liveness check period")
+    tick_interval_s: float = Field(0.25, gt=0, le=10, description="liveness check period")
     occupancy_fresh_s: float = Field(
         900.0, gt=0, description="occupancy counts older than this give no free_seats"
     )
