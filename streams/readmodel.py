@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 from scipy.spatial import cKDTree
 
 from streams.query import Entry, chord_for, entry_from_state, haversine_m, unit_vector
@@ -56,7 +57,14 @@ class LiveIndex:
         return iter(list(self.entries.values()))
 
     def put(self, station_id: str, partition: int, state: dict[str, Any]) -> None:
-        entry = entry_from_state(station_id, partition, state)
+        self._place(entry_from_state(station_id, partition, state))
+
+    def put_json(self, station_id: str, partition: int, state: bytes) -> None:
+        """A state as JSON bytes, kept as they are (not encoded again)."""
+        self._place(entry_from_state(station_id, partition, orjson.loads(state), raw=state))
+
+    def _place(self, entry: Entry) -> None:
+        station_id = entry.station_id
         old = self.entries.get(station_id)
         self.entries[station_id] = entry
         if entry.lat is not None and (old is None or (old.lat, old.lon) != (entry.lat, entry.lon)):

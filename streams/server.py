@@ -28,6 +28,7 @@ from streams.api import Replica, build_app
 from streams.feed import ALIVE_INTERVAL_S, EXIT_CANNOT_BIND, encode_frame, read_frame
 from streams.holidays import HolidayWatch, follow_holidays_file
 from streams.readmodel import build_tree
+from streams.state_codec import state_json
 
 logger = logging.getLogger("streams.server")
 
@@ -81,11 +82,11 @@ class Feed:
                 return
             op = frame.get("op")
             if op == "put":
-                for item in frame["items"]:
+                for station_id, partition, stored in frame["items"]:
                     try:
-                        index.put(*item)
+                        index.put_json(station_id, partition, state_json(stored))
                     except (TypeError, ValueError, AttributeError) as exc:
-                        logger.error("skipping a station the worker sent: %r (%s)", item[:1], exc)  # noqa: TRY400
+                        logger.error("skipping a station the worker sent: %r (%s)", station_id, exc)  # noqa: TRY400
                 for station_id in frame["removed"]:
                     index.remove(station_id)
                 if index.ready and index.needs_rebuild:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import pytest
 
 from stationwatch.settings import Settings
 from streams.api import Replica
-from streams.feed import ApiFeed, encode_frame
+from streams.feed import ApiFeed, decode_put, encode_frame, encode_put
 from streams.server import Feed
 from streams.state import StationState
 from streams.state_codec import encode_state, state_json
@@ -131,9 +132,9 @@ async def test_a_station_the_server_cannot_read_is_skipped_not_fatal(pair: Pair)
     replica = Replica(Settings())
     feed = Feed(replica, reader, server_writer)
     running = asyncio.create_task(feed.run())
-    good = orjson.Fragment(state_json(state("SY-0007")))  # as the worker's feed sends it
-    writer.write(encode_frame({"op": "put", "items": [["SY-0006", 1, "garbage"]], "removed": []}))
-    writer.write(encode_frame({"op": "put", "items": [["SY-0007", 1, good]], "removed": []}))
+    writer.write(encode_put([("SY-0006", 1, b"\x01garbage")]))  # a damaged stored state
+    writer.write(encode_put([("SY-0008", 1, encode_state(StationState(station_id="SY-0008"))[:9])]))
+    writer.write(encode_put([("SY-0007", 1, state("SY-0007"))]))
     writer.write(encode_frame({"op": "ready", "partitions": [1]}))
     await writer.drain()
     await pair.until(lambda: replica.index.ready)
@@ -173,3 +174,22 @@ def test_the_api_server_reads_back_exactly_the_workers_settings(
     for name, value in settings_env(settings).items():
         monkeypatch.setenv(name, value)
     assert Settings() == settings
+
+
+def test_a_put_frame_carries_stations_as_stored_and_removals() -> None:
+    stored = state("SY-0001", occupants=3)
+    frame = encode_put([("SY-0001", 7, stored), ("驿站-2", 0, None), ("SY-0003", 65535, b"x")])
+    body = frame[4:]
+    assert int.from_bytes(frame[:4], "big") == len(body)
+    assert decode_put(body) == {
+        "op": "put",
+        "items": [("SY-0001", 7, stored), ("SY-0003", 65535, b"x")],
+        "removed": ["驿站-2"],
+    }
+    assert orjson.loads(state_json(stored))["occupants"] == 3
+
+
+def test_a_put_frame_cut_short_is_refused() -> None:
+    body = encode_put([("SY-0001", 1, state("SY-0001"))])[4:]
+    with pytest.raises((ValueError, struct.error)):
+        decode_put(body[:-3] + b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
