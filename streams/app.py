@@ -219,15 +219,20 @@ def install_rebalance(runtime: Runtime) -> None:
         runtime.recovered = True
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
+        heartbeat = runtime.settings.topic(HEARTBEAT)
+        new = {
+            tp.partition
+            for tp in assigned
+            if tp.topic == heartbeat and runtime.watermarks.get(tp.partition) is None
+        }
         committed = await expect_committed(runtime, assigned)
         runtime.end_offsets.clear()
         runtime.due.reset()
         runtime.indexed = False
         if runtime.feed is not None:
             runtime.feed.reset()
-        heartbeat = runtime.settings.topic(HEARTBEAT)
         runtime.watermarks.keep({tp.partition for tp in assigned if tp.topic == heartbeat})
-        await start_clocks(runtime, committed)
+        await start_clocks(runtime, new, committed)
         runtime.ticks_pending.clear()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -218,11 +218,41 @@ async def test_a_heartbeat_partition_taken_up_is_judged_from_its_last_committed_
     heartbeat are judged too."""
     runtime = make_runtime()
     runtime.record_reader = reader = FakeReader()
+    runtime.offset_reader = FakeOffsets(starts={}, ends={})
     occupancy = tp("station.occupancy", 1)
-    await start_clocks(runtime, {tp(HEARTBEAT, 1): 7, tp(HEARTBEAT, 2): 0, occupancy: 3})
-    assert reader.asked == [(TopicPartition(TOPIC, 1), 6)]  # nothing committed on 2 yet
+    await start_clocks(runtime, {1}, {tp(HEARTBEAT, 1): 7, occupancy: 3})
+    assert reader.asked == [(TopicPartition(TOPIC, 1), 6)]
     assert runtime.watermarks.get(1) == NOW
-    assert runtime.watermarks.get(2) is None
+
+
+@dataclass
+class FakeOffsets:
+    """The broker's first and end offsets of partitions (by partition number)."""
+
+    starts: dict[int, int]
+    ends: dict[int, int]
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {t: self.starts[t.partition] for t in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {t: self.ends[t.partition] for t in tps}
+
+
+async def test_a_heartbeat_partition_nobody_committed_is_judged_from_its_start() -> None:
+    """Nothing committed (a new group): the clock starts just before the partition's first
+    record, or at the moment of asking when it holds none; reports of its stations folded
+    before its first heartbeat is processed are judged too."""
+    runtime = make_runtime()
+    runtime.record_reader = reader = FakeReader()
+    runtime.offset_reader = FakeOffsets(starts={2: 4, 3: 0}, ends={2: 9, 3: 0})
+    before = datetime.now(UTC)
+    await start_clocks(runtime, {2, 3}, {tp(HEARTBEAT, 2): 0})  # a commit at 0: nothing done
+    assert reader.asked == [(TopicPartition(TOPIC, 2), 4)]  # its first record
+    assert runtime.watermarks.get(2) == NOW - timedelta(milliseconds=1)
+    empty = runtime.watermarks.get(3)
+    assert empty is not None
+    assert before - timedelta(seconds=1) <= empty <= datetime.now(UTC)
 
 
 async def test_a_clock_that_cannot_be_started_waits_for_the_first_heartbeat(
@@ -231,6 +261,6 @@ async def test_a_clock_that_cannot_be_started_waits_for_the_first_heartbeat(
     runtime = make_runtime()
     runtime.record_reader = FakeReader(fail=True)
     with caplog.at_level(logging.WARNING, logger="streams.resume"):
-        await start_clocks(runtime, {tp(HEARTBEAT, 1): 7})
+        await start_clocks(runtime, {1}, {tp(HEARTBEAT, 1): 7})
     assert runtime.watermarks.get(1) is None
     assert "clocks not started after the rebalance" in caplog.text

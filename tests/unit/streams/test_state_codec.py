@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from streams.state import StationState, apply_profile, new_state
 from streams.liveness import LivenessConfig
+from streams.state import StationState, apply_profile, new_state
 from streams.state_codec import (
     DICTIONARY_V1,
     HEADER,
