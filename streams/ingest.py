@@ -138,6 +138,8 @@ class Overlay:
     def __init__(self, table: Any) -> None:
         self.table = table
         self.pending: dict[str, StateWrite] = {}
+        # the live table reads a partition's database first; a plain mapping has no partitions
+        self._stored: Callable[[str, int], Any] | None = getattr(table, "stored", None)
 
     def get(self, station_id: str) -> Any:
         return self.stored(station_id, None)
@@ -147,8 +149,8 @@ class Overlay:
         arrived, which the table asks first (:meth:`streams.runtime.StationTable.stored`)."""
         write = self.pending.get(station_id)
         if write is None or (write.value is None and not write.remove):
-            if partition is not None and hasattr(self.table, "stored"):
-                return self.table.stored(station_id, partition)
+            if partition is not None and self._stored is not None:
+                return self._stored(station_id, partition)
             return self.table.get(station_id)
         return None if write.remove else write.value
 

@@ -25,6 +25,7 @@ from streams.ingest import IngestConfig, utcnow
 from streams.liveness import Clock, LivenessConfig
 from streams.state import StationState
 from streams.state_codec import settings_basis
+from streams.store import ROCKSDB_OPTIONS, StationStore
 from streams.tracker import DueIndex, Watermarks
 
 END_MAX_AGE_S = 2.0  # an older answer does not make a partition caught up
@@ -158,8 +159,6 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
     def stored(self, key: str, partition: int) -> Any:
         """A station's stored state or None, read once (``get`` asks the store twice), from
         the partition its records arrive on when the store keeps partitions apart."""
-        from streams.store import StationStore
-
         store = self.data
         if isinstance(store, StationStore):
             return store.fetch(key, partition)
@@ -171,8 +170,6 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
     def _new_store_by_url(self, url: Any) -> Any:
         """``rocksdb://``: :class:`streams.store.StationStore`; otherwise Faust's store."""
         if str(url).startswith("rocksdb:"):
-            from streams.store import ROCKSDB_OPTIONS, StationStore
-
             return StationStore(
                 url,
                 self.app,
