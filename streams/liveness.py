@@ -222,7 +222,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         boundary = next_change(hours, now, config.zone)
         if boundary is not None:
             due.append(boundary)
-    state, changes = _judge_liveness(state, now, lifecycle, config, due)
+    state, changes = _judge_liveness(state, clock, lifecycle, config, due)
     state = _judge_flapping(state, now, config, due)
     episodes = _Episodes(state, clock)
     wanted = _conditions(state, now, lifecycle, config, due)
@@ -238,11 +238,17 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
 
 
 def _judge_liveness(
-    state: StationState, now: datetime, lifecycle: str, config: LivenessConfig, due: list[datetime]
+    state: StationState, clock: Clock, lifecycle: str, config: LivenessConfig, due: list[datetime]
 ) -> tuple[StationState, list[LivenessChange]]:
     """Online, stale, offline, unknown or not monitored, by the last heartbeat (or the start
     of watching) against the interval; a degraded station is online again only after
-    ``recovery_beats`` beats. Adds the next crossings to ``due``."""
+    ``recovery_beats`` beats. Adds the next crossings to ``due``.
+
+    Watching starts at the wall clock of the first judgement, not at the judging clock: that
+    clock trails the wall while heartbeats wait to be processed, and a station cannot have
+    been watched before the worker knew of it (a never-heard station would go stale early).
+    Later only delays its first verdict, never raises a false one."""
+    now = clock.judge
     profile = state.profile
     interval = state.heartbeat_interval_s
     monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
@@ -256,7 +262,7 @@ def _judge_liveness(
     else:
         assert interval is not None  # monitored  # noqa: S101 - narrows the type
         if state.watch_since is None:
-            state = replace(state, watch_since=now)
+            state = replace(state, watch_since=clock.wall)
         assert state.watch_since is not None  # noqa: S101
         reference = state.last_heartbeat_at or state.watch_since
         level = _level((now - reference).total_seconds(), interval, config)

@@ -222,6 +222,21 @@ def test_never_heard_station_is_judged_from_when_watching_began() -> None:
     assert result.alerts[0].last_heartbeat_at is None
 
 
+def test_a_station_registered_while_heartbeats_wait_is_watched_from_the_wall_clock() -> None:
+    """Judged first while the judging clock trails the wall (heartbeats not processed yet),
+    a never-heard station is watched from the wall clock: never stale before STALE_AFTER
+    intervals after the worker learned of it."""
+    station = Station(T0, registered=False)
+    lag = 2 * S
+    raw = factories.profile(SID, updated_at=T0.isoformat(), opening_hours=ALWAYS)
+    model = StationProfile.model_validate_json(factories.dumps(raw))
+    station.state = apply_profile(station.state, model, T0 + lag)
+    first = station.judge(T0, wall=T0 + lag)
+    assert first.state.watch_since == T0 + lag
+    assert station.judge(T0 + STALE + S, wall=T0 + STALE + S).state.liveness == "unknown"
+    assert station.judge(T0 + lag + STALE + S).state.liveness == "stale"
+
+
 NEVER_HEARD_OFFLINE = [("stale", "firing"), ("stale", "resolved"), ("offline", "firing")]
 
 
