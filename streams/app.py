@@ -37,6 +37,7 @@ from streams.owned import index_owned_stations, owned_states, refresh_current
 from streams.resume import expect_committed, start_clocks
 from streams.runtime import (
     END_MAX_AGE_S,
+    DeclaredTables,
     Runtime,
     StationTable,
     ingest_config,
@@ -122,6 +123,7 @@ def faust_app(settings: Settings) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
+        TableManager=DeclaredTables,
     )
 
 
