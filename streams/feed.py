@@ -162,6 +162,7 @@ class ApiFeed:
         self._writer: asyncio.StreamWriter | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
 
@@ -206,14 +207,27 @@ class ApiFeed:
 
     # -- the process -----------------------------------------------------------------------
 
+    def begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Launch the server on ``loop`` without waiting for it: its start-up (a second of
+        imports) then overlaps the worker's own start and group join. :meth:`start` waits."""
+        if self._starting is None:
+            self._starting = loop.create_task(self._spawn(), name="api-server-start")
+
     async def start(self) -> None:
-        """Start the server; raises :class:`ServerStartError` when it cannot serve."""
-        await self._spawn()
+        """Start the server (or wait for the launch :meth:`begin` made); raises
+        :class:`ServerStartError` when it cannot serve."""
+        if self._starting is None:
+            self._starting = asyncio.create_task(self._spawn(), name="api-server-start")
+        await self._starting
         self._supervisor = asyncio.create_task(self._supervise(), name="api-server-supervisor")
         self._supervisor.add_done_callback(self._supervisor_ended)
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -43,6 +43,8 @@ def run_worker(settings: Settings) -> None:
     # the tables' changelogs get the same number of copies as the topics
     settings = settings.model_copy(update={"replication_factor": topics.replication_factor})
     runtime = create_app(settings)
+    if runtime.feed is not None:  # the API server starts while the worker joins its group
+        runtime.feed.begin(loop)
     worker = faust.Worker(
         runtime.app,
         loop=loop,
