@@ -54,7 +54,6 @@ ROWS_EVERY_S = 3.0
 # offline, its notices, and its recovery
 DEV_OUTAGE = (40.0, 180.0)
 DEV_SINK_PORT = 6069  # the demo's local webhook sink (a free one if taken)
-DEV_SESSION_TIMEOUT_S = 10  # Kafka group session timeout handed to the worker (see _group_timeouts)
 
 
 class AlreadyRunningError(StationwatchError):
@@ -250,16 +249,13 @@ class _Dev:
         self.say.print(line, highlight=False, markup=False)
 
     def _group_timeouts(self) -> dict[str, str]:
-        """Settings the embedded broker needs, unless the user chose them: a lone worker joins
-        its group only after half the session timeout on Tansu (30 s with the default 60 s),
-        and Tansu's end offsets count only the first record of a producer batch (so table
-        recovery would stop short): the worker sends one record per batch."""
+        """Settings the embedded broker needs, unless the user chose them: Tansu's end offsets
+        count only the first record of a producer batch (so table recovery would stop short):
+        the worker sends one record per batch; and a quicker group heartbeat."""
         chosen = self.settings.model_fields_set
         out = {}
         if "producer_max_batch_bytes" not in chosen:
             out["STATIONWATCH_PRODUCER_MAX_BATCH_BYTES"] = "1"
-        if "broker_session_timeout_s" not in chosen:
-            out["STATIONWATCH_BROKER_SESSION_TIMEOUT_S"] = str(DEV_SESSION_TIMEOUT_S)
         if "broker_heartbeat_interval_s" not in chosen:
             out["STATIONWATCH_BROKER_HEARTBEAT_INTERVAL_S"] = "1"
         return out

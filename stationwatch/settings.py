@@ -116,13 +116,16 @@ class Settings(BaseSettings):
         description="heartbeats, occupancy counts and status events older than this when "
         "received are dead-lettered",
     )
+    # 6 s: Apache Kafka's least by default (group.min.session.timeout.ms). A crashed
+    # worker's stations are judged again after it, one rebalance and the takeover: within
+    # 15 s. The group heartbeats run on the consumer's own thread, not on the agent's loop.
     broker_session_timeout_s: float = Field(
-        10.0,
+        6.0,
         gt=0,
         description="Kafka group session timeout: a crashed worker's or notifier's partitions "
         "move to the others after this long",
     )
-    broker_heartbeat_interval_s: float = Field(3.0, gt=0, description="Kafka group heartbeat")
+    broker_heartbeat_interval_s: float = Field(2.0, gt=0, description="Kafka group heartbeat")
     recovery_heartbeats: int = Field(
         2, ge=1, le=100, description="consecutive heartbeats before a station is online again"
     )

@@ -97,7 +97,7 @@ QUICK = Sizes(
     sink_batch=2000,
     min_fast_interval_s=2,
     registry_timeout_s=120,
-    session_timeout_s=6,  # as the integration tests: quicker restarts and failover
+    session_timeout_s=None,
 )
 
 # issue 13 "Scale", stated for 150,000 stations: field, comparison, target
