@@ -24,15 +24,23 @@ def partition_for(station_id: str, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
+COMPACT_SLACK = 2  # a heap is rebuilt once it holds this many times its live entries (+ 1,024)
+
+
 @dataclass
 class DueIndex:
-    """Per partition, the stations to evaluate and when (lazy-deletion heaps)."""
+    """Per partition, the stations to evaluate and when (lazy-deletion heaps: a station
+    rescheduled leaves its old entry behind, dropped when it comes to the top or when the
+    heap is compacted; a heartbeat every few seconds against a threshold of hours would
+    otherwise pile up an entry per heartbeat)."""
 
     heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
     due_at: dict[str, float] = field(default_factory=dict)
     partition_of: dict[str, int] = field(default_factory=dict)
     liveness: dict[str, str] = field(default_factory=dict)
     indexed: bool = False
+    # live entries per heap as of its last compaction (its size after)
+    _live: dict[int, int] = field(default_factory=dict, repr=False)
 
     def schedule(
         self, station_id: str, partition: int, due: datetime | None, liveness: str
@@ -49,7 +57,22 @@ class DueIndex:
         if self.due_at.get(station_id) == at and not moved:
             return
         self.due_at[station_id] = at
-        heapq.heappush(self.heaps.setdefault(partition, []), (at, station_id))
+        heap = self.heaps.setdefault(partition, [])
+        heapq.heappush(heap, (at, station_id))
+        if len(heap) > COMPACT_SLACK * self._live.get(partition, 0) + 1024:
+            self._compact(partition)
+
+    def _compact(self, partition: int) -> None:
+        """Keep only the live entries of the partition's heap (its stations' current due
+        times); the live count is taken again, so stations that left are not counted."""
+        heap = [
+            entry
+            for entry in self.heaps.get(partition, [])
+            if self.due_at.get(entry[1]) == entry[0] and self.partition_of.get(entry[1]) == partition
+        ]
+        heapq.heapify(heap)
+        self.heaps[partition] = heap
+        self._live[partition] = len(heap)
 
     def forget(self, station_id: str) -> None:
         self.due_at.pop(station_id, None)
@@ -82,6 +105,7 @@ class DueIndex:
 
     def reset(self) -> None:
         self.heaps.clear()
+        self._live.clear()
         self.due_at.clear()
         self.partition_of.clear()
         self.liveness.clear()

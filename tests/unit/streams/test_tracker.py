@@ -76,6 +76,31 @@ def test_a_rescheduled_station_is_due_only_at_its_new_time(
     assert index.counts() == {"stale": 1}
 
 
+def test_rescheduled_stations_leave_no_pile_of_old_entries() -> None:
+    """A heartbeat every few seconds moves a station's due time each time, against a threshold
+    of hours: the heap keeps about its live entries, and every station still comes out once,
+    at its newest time."""
+    stations = [f"S{i}" for i in range(500)]
+    index = DueIndex()
+    for beat in range(200):
+        for n, station_id in enumerate(stations):
+            index.schedule(station_id, 0, T0 + (3600 + beat + n / 1000) * S, "online")
+    assert len(index.heaps[0]) <= 2 * len(stations) + 1024
+    assert index.pop_due(0, T0 + 3600 * S + 198 * S, limit=10_000) == []
+    found = index.pop_due(0, T0 + 4000 * S, limit=10_000)
+    assert found == stations  # each once, in the order of its newest time
+    assert index.next_due(0) is None
+
+
+def test_compaction_keeps_the_stations_of_other_partitions_and_moved_ones_out() -> None:
+    index = scheduled(("M", 0, T0, "online"), ("Y", 1, T0, "online"))
+    index.schedule("M", 1, T0 + S, "online")  # its records now arrive on partition 1
+    for beat in range(3000):  # enough to compact partition 0's heap
+        index.schedule("Z", 0, T0 + (10 + beat) * S, "online")
+    assert index.pop_due(0, T0 + 5000 * S, limit=10) == ["Z"]
+    assert index.pop_due(1, T0 + 5000 * S, limit=10) == ["Y", "M"]
+
+
 def test_rescheduling_to_the_same_time_adds_no_entry() -> None:
     index = scheduled(*(("A", 0, T0, "online") for _ in range(5)))
     assert len(index.heaps[0]) == 1
