@@ -200,7 +200,7 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
             self._partition = None
 
 
-class DeclaredTables(TableManager):  # type: ignore[misc]
+class DeclaredTables(TableManager):
     """Faust's table manager without its grace second: Faust waits 1 s at start for tables
     declared late, then finalizes them; this worker declares its one table in ``create_app``,
     before it starts, so the wait only delays the group join (and every restart) by a second."""
