@@ -24,13 +24,13 @@ changelog, a restart or a rebalance reports nothing that was already reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.schedule import next_change, previous_change, scheduled_open
-from streams.state import StationState, closure_end, effective_lifecycle
+from streams.state import StationState, closure_end, effective_lifecycle, evolve
 
 # "always": the schedule of a station that never changes
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -179,7 +179,7 @@ def judge_expected(
         state.expected_changed_at,
         state.expect_basis,
     ) or (state.hours_before is not None):
-        state = replace(
+        state = evolve(
             state,
             scheduled=scheduled,
             scheduled_since=scheduled_since,

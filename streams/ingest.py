@@ -28,6 +28,7 @@ from streams.state import (
     apply_occupancy,
     apply_profile,
     apply_status,
+    evolve,
     new_state,
 )
 from streams.state_codec import decode_state, encode_state
@@ -422,7 +423,7 @@ class _Fold:
                     out.state_writes[station_id] = StateWrite(ref, partition, remove=True)
                 continue
             if final.partition != partition:
-                final = replace(final, partition=partition)
+                final = evolve(final, partition=partition)
             clock = self.clocks.get(partition)
             next_due: datetime | None = None
             if clock is not None:

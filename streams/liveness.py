@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,7 +49,7 @@ from schemas.alerts import SEVERITY, Alert
 from streams.expected import ExpectedChange as ExpectedChange  # part of an Evaluation
 from streams.expected import judge_expected
 from streams.schedule import next_change
-from streams.state import Liveness, StationState, closure_end, effective_lifecycle
+from streams.state import Liveness, StationState, closure_end, effective_lifecycle, evolve
 
 _NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
 _DEGRADED = ("stale", "offline")
@@ -215,7 +215,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     lifecycle = effective_lifecycle(profile, now)
     due: list[datetime] = [end] if (end := closure_end(profile)) is not None else []
     if lifecycle != state.lifecycle_in_force:
-        state = replace(state, lifecycle_in_force=lifecycle)
+        state = evolve(state, lifecycle_in_force=lifecycle)
     # the schedule, and who is expected alive (dated exactly: streams.expected)
     state, expected_changes = judge_expected(state, now, config.zone)
     if hours:
@@ -258,11 +258,11 @@ def _judge_liveness(
     change_at = now
     if not monitored:
         target = "not_monitored" if profile is not None else "unknown"
-        state = replace(state, watch_since=None)
+        state = evolve(state, watch_since=None)
     else:
         assert interval is not None  # monitored  # noqa: S101 - narrows the type
         if state.watch_since is None:
-            state = replace(state, watch_since=clock.wall)
+            state = evolve(state, watch_since=clock.wall)
         assert state.watch_since is not None  # noqa: S101
         reference = state.last_heartbeat_at or state.watch_since
         level = _level((now - reference).total_seconds(), interval, config)
@@ -286,7 +286,7 @@ def _judge_liveness(
         flips = state.flips
         if {current, target} & set(_DEGRADED) and current != "not_monitored":
             flips = (*flips, change_at)
-        state = replace(
+        state = evolve(
             state,
             liveness=target,
             liveness_since=change_at,
@@ -309,7 +309,8 @@ def _judge_flapping(
         flapping_since = None
     if flips:
         due.append(min(flips) + config.flap_window)
-    state = replace(state, flips=flips, flapping_since=flapping_since)
+    if flips != state.flips or flapping_since != state.flapping_since:
+        state = evolve(state, flips=flips, flapping_since=flapping_since)
     return state
 
 
@@ -407,13 +408,15 @@ def _settle_episodes(
         episodes.resolve(kind, min(ends_at, now))
     for kind, starts_at in ready.items():
         episodes.fire(kind, min(starts_at, now), _summary(state, kind, interval, config))
-    state = replace(
-        state,
-        episodes=episodes.open,
-        resolved_episodes=episodes.resolved,
-        pending=pending,
-        clearing=clearing,
-    )
+    settled = (episodes.open, episodes.resolved, pending, clearing)
+    if settled != (state.episodes, state.resolved_episodes, state.pending, state.clearing):
+        state = evolve(
+            state,
+            episodes=episodes.open,
+            resolved_episodes=episodes.resolved,
+            pending=pending,
+            clearing=clearing,
+        )
     return state
 
 
@@ -441,7 +444,7 @@ def resolve_all(state: StationState, clock: Clock) -> Evaluation:
     episodes = _Episodes(state, clock)
     for kind in list(episodes.open):
         episodes.resolve(kind, clock.judge)
-    closed = replace(
+    closed = evolve(
         state, episodes={}, resolved_episodes=episodes.resolved, pending={}, clearing={}
     )
     return Evaluation(closed, [], episodes.messages, clock.judge + MAX_IDLE)

@@ -65,10 +65,11 @@ class DueIndex:
     def _compact(self, partition: int) -> None:
         """Keep only the live entries of the partition's heap (its stations' current due
         times); the live count is taken again, so stations that left are not counted."""
+        due_at, partition_of = self.due_at, self.partition_of
         heap = [
-            entry
-            for entry in self.heaps.get(partition, [])
-            if self.due_at.get(entry[1]) == entry[0] and self.partition_of.get(entry[1]) == partition
+            (at, station_id)
+            for at, station_id in self.heaps.get(partition, [])
+            if due_at.get(station_id) == at and partition_of.get(station_id) == partition
         ]
         heapq.heapify(heap)
         self.heaps[partition] = heap

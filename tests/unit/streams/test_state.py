@@ -18,6 +18,7 @@ from streams.state import (
     apply_occupancy,
     apply_profile,
     apply_status,
+    evolve,
     new_state,
 )
 from tests import factories
@@ -285,3 +286,29 @@ def test_a_heartbeat_counts_as_heard_no_later_than_its_receipt(
     assert folded.last_heartbeat_at == heard_at
     later = apply_heartbeat(folded, beat(NOW + S), NOW + S)
     assert later.last_heartbeat_at == NOW + S
+
+
+# -- evolve: dataclasses.replace, faster -------------------------------------------------------
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({}, id="nothing"),
+        pytest.param({"liveness": "stale", "liveness_since": NOW}, id="two"),
+        pytest.param({"flips": (T0, NOW), "episodes": {"offline": {"alert_id": "a"}}}, id="nested"),
+        pytest.param(dict.fromkeys(("device_id", "battery_pct", "profile")), id="to-none"),
+    ],
+)
+def test_evolve_gives_what_replace_gives(changes: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"last_heartbeat_at": T0, "last_seq": 7, "pending": {"x": "y"}}
+    state = replace(new_state(SID, NOW), **fields)
+    evolved = evolve(state, **changes)
+    assert evolved == replace(state, **changes)
+    assert type(evolved) is StationState
+    assert state == replace(new_state(SID, NOW), **fields)  # left as it was
+    with pytest.raises(AttributeError):  # still frozen
+        evolved.liveness = "online"  # type: ignore[misc]
+
+
+def test_evolve_refuses_a_field_the_state_does_not_have() -> None:
+    with pytest.raises(TypeError, match="livenes"):
+        evolve(new_state(SID, NOW), livenes="online")
