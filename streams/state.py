@@ -239,15 +239,19 @@ def apply_profile(state: StationState, profile: StationProfile, now: datetime) -
     as_json = profile.model_dump(mode="json")
     if as_json == state.profile:
         return state
-    updated = evolve(state, profile=as_json, profile_updated_at=profile.updated_at, updated_at=now)
+    changes: dict[str, Any] = {
+        "profile": as_json,
+        "profile_updated_at": profile.updated_at,
+        "updated_at": now,
+    }
     previous_hours = state.profile.get("opening_hours") if state.profile else None
     if previous_hours and state.hours_before is None and as_json["opening_hours"] != previous_hours:
-        updated = evolve(updated, hours_before=previous_hours)
+        changes["hours_before"] = previous_hours
     if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
-        updated = evolve(updated, liveness="not_monitored", liveness_since=now)
+        changes.update(liveness="not_monitored", liveness_since=now)
     elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":
-        updated = evolve(updated, liveness="unknown", liveness_since=now)
-    return updated
+        changes.update(liveness="unknown", liveness_since=now)
+    return evolve(state, **changes)
 
 
 def new_state(station_id: str, now: datetime) -> StationState:
