@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stationwatch.broker import EmbeddedBroker
+from stationwatch.broker import EmbeddedBroker, free_port
+from stationwatch.settings import Settings
+from streams.feed import ApiFeed
 from tests.factories import dumps, profile
 from tests.integration.harness import Producer, WorkerProcess, wait_for, worker_env
 
@@ -232,3 +234,55 @@ async def test_a_taken_port_stops_the_worker_with_a_clear_message(
             worker.stop(signal.SIGKILL)
     assert code != 0
     assert f"cannot listen on 127.0.0.1:{env['STATIONWATCH_WEB_PORT']}" in log, log[-3000:]
+
+
+def api_servers() -> list[int]:
+    """This test process's own API server processes (the broker is a child of it too)."""
+    found = []
+    for pid in children(os.getpid()):
+        with contextlib.suppress(OSError):
+            if b"streams.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+async def never_fatal(exc: BaseException) -> None:
+    raise AssertionError(f"the feed gave up: {exc!r}")
+
+
+async def test_an_api_server_launched_before_the_worker_starts_is_the_one_it_keeps() -> None:
+    """The worker launches its API server before its group join (``ApiFeed.begin``), so the
+    server's start-up overlaps the join: it answers meanwhile (not ready yet), and starting
+    the feed afterwards keeps that server rather than starting a second one."""
+    port = free_port()
+    settings = Settings(web_bind="127.0.0.1", web_port=port)
+    feed = ApiFeed(settings, snapshot=lambda: None, on_fatal=never_fatal)
+    feed.begin(asyncio.get_running_loop())
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+        async def answers() -> int | None:
+            with contextlib.suppress(httpx.HTTPError):
+                return (await client.get("/health")).status_code
+            return None
+
+        try:
+            assert await wait_for(answers, timeout_s=30, what="the early server") == 503
+            (server,) = api_servers()
+            await feed.start()
+            assert api_servers() == [server]
+            assert await answers() == 503  # nothing fed yet: still starting
+        finally:
+            await feed.stop()
+    await wait_for(lambda: asyncio.sleep(0, not alive(server)), timeout_s=10, what="its exit")
+
+
+async def test_a_feed_stopped_while_its_server_starts_leaves_no_server() -> None:
+    feed = ApiFeed(
+        Settings(web_bind="127.0.0.1", web_port=free_port()), snapshot=lambda: None,
+        on_fatal=never_fatal,
+    )  # fmt: skip
+    feed.begin(asyncio.get_running_loop())
+    await wait_for(lambda: asyncio.sleep(0, api_servers()), timeout_s=10, what="a launch")
+    (server,) = api_servers()
+    await feed.stop()
+    await wait_for(lambda: asyncio.sleep(0, not alive(server)), timeout_s=10, what="its exit")
