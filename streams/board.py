@@ -23,8 +23,6 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from streams.query import EARTH_RADIUS_M, Entry
 
 LIVENESS = ("online", "stale", "offline", "unknown", "not_monitored")
@@ -81,7 +79,7 @@ class BoardItems:
 
 def board_item(entry: Entry, zone: ZoneInfo) -> dict[str, Any]:
     """What the board shows of one station, times in ``zone``."""
-    state: dict[str, Any] = orjson.loads(entry.raw)
+    state = entry.state
     profile = state.get("profile") or {}
     return {
         "id": entry.station_id,

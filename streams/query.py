@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from schemas.registry import Category, Lifecycle, Service
 from streams.schedule import scheduled_open
 from streams.state import Liveness, closure_end
+from streams.state_codec import state_json
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 MAX_RADIUS_M = 50_000.0
@@ -93,7 +94,7 @@ class Entry:
 
     station_id: str
     partition: int
-    raw: bytes  # the state as stored in the live table, JSON
+    raw: bytes  # the state as the live table stores it: compressed (state_codec), or JSON
     lat: float | None
     lon: float | None
     category: str | None
@@ -117,7 +118,7 @@ class Entry:
     @property
     def state(self) -> dict[str, Any]:
         """The state as stored (decoded anew on each access)."""
-        decoded: dict[str, Any] = orjson.loads(self.raw)
+        decoded: dict[str, Any] = orjson.loads(state_json(self.raw))
         return decoded
 
 

@@ -28,7 +28,6 @@ from streams.api import Replica, build_app
 from streams.feed import ALIVE_INTERVAL_S, EXIT_CANNOT_BIND, encode_frame, read_frame
 from streams.holidays import HolidayWatch, follow_holidays_file
 from streams.readmodel import build_tree
-from streams.state_codec import state_json
 
 logger = logging.getLogger("streams.server")
 
@@ -84,7 +83,7 @@ class Feed:
             if op == "put":
                 for station_id, partition, stored in frame["items"]:
                     try:
-                        index.put_json(station_id, partition, state_json(stored))
+                        index.put_stored(station_id, partition, stored)
                     except (TypeError, ValueError, AttributeError) as exc:
                         logger.error("skipping a station the worker sent: %r (%s)", station_id, exc)  # noqa: TRY400
                 for station_id in frame["removed"]:

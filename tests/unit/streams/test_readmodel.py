@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from streams.query import Entry, haversine_m
 from streams.readmodel import LiveIndex, build_tree
 from streams.state import StationState
+from streams.state_codec import decode_state, encode_state
 from tests import factories
 
 LAT0, LON0 = 40.1, 116.6
@@ -313,3 +315,23 @@ def test_a_tree_built_before_a_reset_is_thrown_away() -> None:
     assert tree is None
     assert ids == []
     assert [s for s, _ in answer(index, LAT0, LON0, 1000.0)] == ["SY-0002"]
+
+
+def test_a_state_put_as_stored_stays_compressed_and_reads_back_whole() -> None:
+    """The API server keeps each state as the live table stores it (compressed, a sixth of its
+    JSON), and decodes it again only for a station it returns."""
+    whole = StationState(
+        station_id=sid(1), profile=factories.profile(sid(1)), liveness="online", occupants=3
+    )
+    stored = encode_state(whole)
+    index = LiveIndex()
+    index.put_stored(sid(1), 2, stored)
+    index.put(
+        sid(2), 2, StationState(station_id=sid(2), profile=factories.profile(sid(2))).to_json()
+    )
+    entry = index.entries[sid(1)]
+    assert entry.raw is stored
+    assert len(stored) * 3 < len(orjson.dumps(whole.to_json()))
+    assert decode_state(entry.state) == whole
+    assert (entry.liveness, entry.occupants, entry.partition) == ("online", 3, 2)
+    assert index.entries[sid(2)].state["station_id"] == sid(2)  # JSON as put, read as such
