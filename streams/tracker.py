@@ -65,15 +65,18 @@ class DueIndex:
     def _compact(self, partition: int) -> None:
         """Keep only the live entries of the partition's heap (its stations' current due
         times); the live count is taken again, so stations that left are not counted."""
-        due_at, partition_of = self.due_at, self.partition_of
         heap = [
-            (at, station_id)
-            for at, station_id in self.heaps.get(partition, [])
-            if due_at.get(station_id) == at and partition_of.get(station_id) == partition
+            entry for entry in self.heaps.get(partition, []) if self._live_entry(entry, partition)
         ]
         heapq.heapify(heap)
         self.heaps[partition] = heap
         self._live[partition] = len(heap)
+
+    def _live_entry(self, entry: tuple[float, str], partition: int) -> bool:
+        """The entry is its station's current due time on ``partition`` (not one left behind
+        by a rescheduling or a move)."""
+        at, station_id = entry
+        return self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition
 
     def forget(self, station_id: str) -> None:
         self.due_at.pop(station_id, None)
@@ -83,9 +86,8 @@ class DueIndex:
     def next_due(self, partition: int) -> float | None:
         heap = self.heaps.get(partition)
         while heap:
-            at, station_id = heap[0]
-            if self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition:
-                return at
+            if self._live_entry(heap[0], partition):
+                return heap[0][0]
             heapq.heappop(heap)
         return None
 
@@ -99,7 +101,7 @@ class DueIndex:
             if at > bound:
                 break
             heapq.heappop(heap)
-            if self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition:
+            if self._live_entry((at, station_id), partition):
                 del self.due_at[station_id]
                 found.append(station_id)
         return found
