@@ -207,18 +207,18 @@ class ApiFeed:
 
     # -- the process -----------------------------------------------------------------------
 
-    def begin(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Launch the server on ``loop`` without waiting for it: its start-up (a second of
-        imports) then overlaps the worker's own start and group join. :meth:`start` waits."""
+    def begin(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        """Launch the server on ``loop`` without waiting for it (once; the launch is returned):
+        its start-up (a second of imports) then overlaps the worker's own start and group join.
+        :meth:`start` waits for it."""
         if self._starting is None:
             self._starting = loop.create_task(self._spawn(), name="api-server-start")
+        return self._starting
 
     async def start(self) -> None:
         """Start the server (or wait for the launch :meth:`begin` made); raises
         :class:`ServerStartError` when it cannot serve."""
-        if self._starting is None:
-            self._starting = asyncio.create_task(self._spawn(), name="api-server-start")
-        await self._starting
+        await self.begin(asyncio.get_running_loop())
         self._supervisor = asyncio.create_task(self._supervise(), name="api-server-supervisor")
         self._supervisor.add_done_callback(self._supervisor_ended)
 
