@@ -139,7 +139,7 @@ class Bench:
         return worker
 
     def env(self, broker: EmbeddedBroker, database_url: str, token: str) -> dict[str, str]:
-        env = worker_env(
+        return worker_env(
             kafka_url=broker.url,
             database_url=database_url,
             token=token,
@@ -147,9 +147,6 @@ class Bench:
             stale_after=STALE_AFTER,
             offline_after=OFFLINE_AFTER,
         )
-        if self.sizes.session_timeout_s is not None:
-            env["STATIONWATCH_BROKER_SESSION_TIMEOUT_S"] = str(self.sizes.session_timeout_s)
-        return env
 
     async def topics(self, broker: EmbeddedBroker, prefix: str) -> None:
         names = [prefix + t for t in (*INPUT_TOPICS, ALERTS, DEADLETTER)]
@@ -188,9 +185,8 @@ class Bench:
         sizes = self.sizes
         database_url, flavor = self.database("main")
         self.result["machine"] = machine(database_url, flavor)
-        self.result["session_timeout_s"] = (
-            sizes.session_timeout_s or self.settings.broker_session_timeout_s
-        )
+        # the workers' own (from the environment, as the bench's settings)
+        self.result["session_timeout_s"] = self.settings.broker_session_timeout_s
         self.result["partitions"] = self.settings.partitions
         token = uuid.uuid4().hex[:8]
         prefix = f"bench{token}."

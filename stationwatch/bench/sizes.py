@@ -33,8 +33,6 @@ class Sizes:
     sink_batch: int
     min_fast_interval_s: int  # shortest heartbeat interval of the silenced stations
     registry_timeout_s: float
-    # the group's session timeout (restart and failover wait on it); None: the worker's own
-    session_timeout_s: float | None
 
     @classmethod
     def choose(
@@ -79,7 +77,6 @@ FULL = Sizes(
     sink_batch=2000,
     min_fast_interval_s=4,
     registry_timeout_s=600,
-    session_timeout_s=None,
 )
 QUICK = Sizes(
     stations=1000,
@@ -97,7 +94,6 @@ QUICK = Sizes(
     sink_batch=2000,
     min_fast_interval_s=2,
     registry_timeout_s=120,
-    session_timeout_s=None,
 )
 
 # issue 13 "Scale", stated for 150,000 stations: field, comparison, target
