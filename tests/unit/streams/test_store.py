@@ -109,3 +109,14 @@ def test_partition_items_gives_the_stations_of_the_partitions_asked(store: Stati
         ("SY-0002", 1, b"two"),
         ("SY-0003", 1, b"three"),
     ]
+
+
+@pytest.mark.parametrize("serializer", ["json", "raw"])
+def test_station_ids_are_read_as_the_key_serializer_reads_them(
+    store: StationStore, serializer: str
+) -> None:
+    store.key_serializer = serializer  # JSON: Faust's default for table keys
+    write(store, "顺义-0001", b"one", 0)  # a non-ASCII id survives the short way
+    key = store._encode_key("顺义-0001")
+    assert store._station_id_decoder()(key) == store._decode_key(key) == "顺义-0001"
+    assert list(store.partition_items({0})) == [("顺义-0001", 0, b"one")]
