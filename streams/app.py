@@ -188,8 +188,8 @@ def install_ticks(runtime: Runtime) -> None:
         """Ask the agent to judge the partitions that have stations due (or need indexing)."""
         if app.rebalancing or not runtime.recovered:
             return
-        if not runtime.indexed:
-            index_owned_stations(runtime)
+        if not runtime.indexed and not await index_owned_stations(runtime):
+            return
         now = utcnow().timestamp()
         for partition in runtime.active_partitions():
             if partition in runtime.ticks_pending:
@@ -219,6 +219,7 @@ def install_rebalance(runtime: Runtime) -> None:
         """Sent once the tables are recovered for the new assignment (before the streams
         resume; ``app.rebalancing`` stays true until they have)."""
         runtime.recovered = True
+        runtime.assignments += 1
         assigned = app.consumer.assignment()
         runtime.positions = {tp: p for tp, p in runtime.positions.items() if tp in assigned}
         heartbeat = runtime.settings.topic(HEARTBEAT)

@@ -165,6 +165,7 @@ class ApiFeed:
         self._starting: asyncio.Task[None] | None = None
         self._stopping = False
         self.restarts = 0
+        self.resets = 0  # a reset forgets every station put before it
 
     # -- what the worker tells the server (never blocks) ----------------------------------
 
@@ -173,12 +174,18 @@ class ApiFeed:
         self._pending[station_id] = (partition, state)
         self._wake.set()
 
+    def put_many(self, stations: Iterable[tuple[str, int, bytes]]) -> None:
+        """``(station id, partition, state as stored)`` of many stations at once."""
+        self._pending.update((sid, (partition, state)) for sid, partition, state in stations)
+        self._wake.set()
+
     def remove(self, station_id: str) -> None:
         self._pending[station_id] = None
         self._wake.set()
 
     def reset(self) -> None:
-        """Forget every station (the partitions are being reassigned)."""
+        """Forget every station (the partitions are being reassigned, or a new server starts)."""
+        self.resets += 1
         self._reset = True
         self._pending.clear()
         self._ready = None

@@ -47,31 +47,55 @@ def owned_states(runtime: Runtime, active: set[int]) -> Iterator[tuple[str, int,
             yield station_id, partition, value
 
 
-def index_owned_stations(runtime: Runtime) -> None:
+async def index_owned_stations(runtime: Runtime) -> bool:
     """After a rebalance: every station of the partitions this worker now owns is scheduled
     for judging (at the time stored with its state, else at once), is written again to
-    station_current (behind the changes), and is fed to the API server."""
+    station_current (behind the changes), and is fed to the API server.
+
+    A partition at a time, yielding between them: the API server parses one partition's
+    stations while the next is read, and the agent works off its backlog meanwhile (a station
+    it writes is read here with that write, or written again by it after). Returns False when
+    a rebalance came meanwhile (the assignment's own indexing follows it)."""
     feed = runtime.feed
     if feed is not None:
         feed.reset()
+        fed_since = feed.resets
+    assignment = runtime.assignments
     active = runtime.active_partitions()
-    basis = runtime.config.basis
-    owned: list[tuple[str, int, float | None, str | None]] = []
-    for station_id, partition, value in owned_states(runtime, active):
-        header = stored_schedule(value, basis)
-        if header is None:  # stored before the header: judged at once
-            owned.append((station_id, partition, None, None))
-        else:
-            owned.append((station_id, partition, header.due, header.liveness))
+    resync: deque[str] = deque()
+    count = 0
+    for partition in sorted(active):
+        stations = list(owned_states(runtime, {partition}))
         if feed is not None:
-            feed.put(station_id, partition, value)
+            feed.put_many(stations)
+        resync.extend(station_id for station_id, _, _ in stations)
+        count += runtime.due.rebuild(schedules(stations, runtime.config.basis))
+        await asyncio.sleep(0)
+        if runtime.assignments != assignment or not runtime.recovered:
+            logger.info("indexing stopped: the partitions are being reassigned")
+            return False
     if feed is not None:
+        if feed.resets != fed_since:  # a new API server started meanwhile: it has none
+            feed.put_many(owned_states(runtime, active))
         feed.ready(active)
     runtime.indexed = True
-    runtime.current_resync = deque(entry[0] for entry in owned)
-    count = runtime.due.rebuild(owned)
+    runtime.current_resync = resync
     logger.info("watching %d stations on partitions %s", count, sorted(active))
     freeze_long_lived(runtime)
+    return True
+
+
+def schedules(
+    stations: list[tuple[str, int, bytes]], basis: int
+) -> Iterator[tuple[str, int, float | None, str | None]]:
+    """Each station's next due time and liveness, from its stored header (a state stored
+    before the header: judged at once, its liveness unknown)."""
+    for station_id, partition, value in stations:
+        header = stored_schedule(value, basis)
+        if header is None:
+            yield station_id, partition, None, None
+        else:
+            yield station_id, partition, header.due, header.liveness
 
 
 def freeze_long_lived(runtime: Runtime) -> None:

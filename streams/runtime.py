@@ -71,6 +71,7 @@ class Runtime:
     reader_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one read at a time
     # the tables hold the current assignment's state (from Faust's rebalance signals)
     recovered: bool = False
+    assignments: int = 0  # rebalances completed: indexing that outlived its assignment stops
 
     def contract_topic(self, broker_topic: str) -> str:
         prefix = self.settings.topic_prefix

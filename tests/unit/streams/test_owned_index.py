@@ -1,0 +1,146 @@
+"""After a rebalance the worker indexes the stations it now owns a partition at a time
+(streams.owned.index_owned_stations): every one scheduled, fed to the API server and queued for
+the station_current re-sync; a rebalance arriving between two partitions stops it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from schemas.topics import HEARTBEAT
+from stationwatch.db.sink import TimescaleSink
+from stationwatch.metrics import WorkerMetrics
+from stationwatch.settings import Settings
+from streams.owned import index_owned_stations
+from streams.runtime import Runtime, ingest_config
+from streams.state import StationState
+from streams.state_codec import encode_state
+
+SETTINGS = Settings(topic_prefix="t8.", partitions=4)
+T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeAssignor:
+    actives: set[int]
+
+    def assigned_actives(self) -> set[Any]:
+        return {TP(SETTINGS.topic(HEARTBEAT), p) for p in self.actives}
+
+
+@dataclass
+class FakeApp:
+    assignor: FakeAssignor
+    rebalancing: bool = False
+
+
+@dataclass
+class RecordingFeed:
+    """What the API server would be sent, as the feed takes it."""
+
+    stations: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    ready_partitions: list[int] | None = None
+    resets: int = 0
+
+    def reset(self) -> None:  # as ApiFeed.reset
+        self.resets += 1
+        self.stations.clear()
+        self.ready_partitions = None
+
+    def put_many(self, stations: list[tuple[str, int, bytes]]) -> None:
+        self.stations.update((sid, (p, stored)) for sid, p, stored in stations)
+
+    def ready(self, partitions: set[int]) -> None:
+        self.ready_partitions = sorted(partitions)
+
+
+class MemoryTable(dict[str, bytes]):
+    """The live table on the memory store, as far as indexing reads it."""
+
+    @property
+    def data(self) -> dict[str, bytes]:
+        return self
+
+
+def runtime_with(stations: dict[str, int], actives: set[int]) -> tuple[Runtime, RecordingFeed]:
+    """A runtime whose live table (a plain mapping) holds ``stations`` (id → partition), each
+    stored due an hour from ``T0``."""
+    config = ingest_config(SETTINGS)
+    table = MemoryTable(
+        (sid, encode_state(StationState(sid, partition=p), T0 + timedelta(hours=1), config.basis))
+        for sid, p in stations.items()
+    )
+    registry = CollectorRegistry()
+    runtime = Runtime(
+        SETTINGS,
+        FakeApp(FakeAssignor(actives)),  # type: ignore[arg-type]
+        table,
+        TimescaleSink(SETTINGS.dsn),  # never connects
+        WorkerMetrics.create(registry),
+        registry,
+        config,
+    )
+    runtime.recovered = True
+    feed = RecordingFeed()
+    runtime.feed = feed  # type: ignore[assignment]
+    return runtime, feed
+
+
+STATIONS = {"A": 0, "B": 0, "C": 1, "D": 2, "E": 3}
+
+
+async def test_every_owned_station_is_scheduled_fed_and_queued_for_the_resync() -> None:
+    runtime, feed = runtime_with(STATIONS, actives={0, 1, 2})
+    assert await index_owned_stations(runtime)
+    assert runtime.indexed
+    owned = {"A", "B", "C", "D"}  # E's partition is another worker's
+    assert set(feed.stations) == owned
+    assert feed.ready_partitions == [0, 1, 2]
+    assert set(runtime.current_resync) == owned
+    assert runtime.due.due_at == dict.fromkeys(owned, (T0 + timedelta(hours=1)).timestamp())
+    assert runtime.due.pop_due(0, T0 + timedelta(hours=1), limit=10) == ["A", "B"]
+
+
+async def test_a_rebalance_between_two_partitions_stops_the_indexing() -> None:
+    runtime, feed = runtime_with(STATIONS, actives={0, 1, 2})
+
+    async def rebalance() -> None:  # completes while the first partition's yield lasts
+        runtime.assignments += 1
+
+    task = asyncio.ensure_future(rebalance())
+    assert not await index_owned_stations(runtime)
+    await task
+    assert not runtime.indexed
+    assert feed.ready_partitions is None  # the server is never told it has them all
+    assert set(feed.stations) <= {"A", "B"}  # at most the first partition went out
+
+
+async def test_a_revocation_stops_the_indexing() -> None:
+    runtime, feed = runtime_with(STATIONS, actives={0, 1})
+
+    async def revoke() -> None:
+        runtime.recovered = False
+
+    task = asyncio.ensure_future(revoke())
+    assert not await index_owned_stations(runtime)
+    await task
+    assert not runtime.indexed
+    assert feed.ready_partitions is None
+
+
+async def test_a_server_started_while_indexing_is_sent_every_station() -> None:
+    runtime, feed = runtime_with(STATIONS, actives={0, 1, 2})
+
+    async def new_server() -> None:  # the feed starts a new server: it forgets what was put
+        feed.reset()
+
+    task = asyncio.ensure_future(new_server())
+    assert await index_owned_stations(runtime)
+    await task
+    assert set(feed.stations) == {"A", "B", "C", "D"}
+    assert feed.ready_partitions == [0, 1, 2]
