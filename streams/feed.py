@@ -292,8 +292,7 @@ class ApiFeed:
         known = self._snapshot()
         if known is not None:
             partitions, stations = known
-            for station_id, partition, state in stations:
-                self._pending[station_id] = (partition, state)
+            self.put_many(stations)
             self.ready(partitions)
 
     async def _terminate(self) -> int | None:

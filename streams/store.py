@@ -94,12 +94,8 @@ class StationStore(RocksStore):
         return self._decode_key
 
 
-def _json_str(key: bytes) -> Any:
-    return orjson.loads(key)
-
-
 def _utf8(key: bytes) -> str:
     return key.decode("utf-8")
 
 
-_STR_KEYS: dict[str, Callable[[bytes], Any]] = {"json": _json_str, "raw": _utf8}
+_STR_KEYS: dict[str, Callable[[bytes], Any]] = {"json": orjson.loads, "raw": _utf8}
