@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 from scipy.spatial import cKDTree
 
-from streams.query import Entry, chord_for, entry_from_state, haversine_m, unit_vector
+from streams.query import (
+    Entry,
+    chord_for,
+    entry_from_json,
+    entry_from_state,
+    haversine_m,
+    unit_vector,
+)
 from streams.state_codec import state_json
 
 # (tree, station ids, (lat, lon) of each): tree point i is station ids[i] at coordinates[i]
@@ -63,8 +69,7 @@ class LiveIndex:
     def put_stored(self, station_id: str, partition: int, stored: bytes) -> None:
         """A state as the live table stores it (compressed: :mod:`streams.state_codec`), kept
         so: a sixth of its JSON's size; decoded again only for a station that is returned."""
-        state = orjson.loads(state_json(stored))
-        self._place(entry_from_state(station_id, partition, state, raw=stored))
+        self._place(entry_from_json(station_id, partition, state_json(stored), stored))
 
     def _place(self, entry: Entry) -> None:
         station_id = entry.station_id

@@ -9,12 +9,14 @@ reject ``nan``, ``inf`` and ``Infinity``.
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,7 @@ from streams.query import (
     NearbyQuery,
     QueryError,
     chord_for,
+    entry_from_json,
     entry_from_state,
     free_seats,
     haversine_m,
@@ -269,6 +272,53 @@ def test_entries_are_compact_and_give_back_the_stored_state() -> None:
     assert first.hours is second.hours
     assert first.services is second.services
     assert first.hours == states[0]["profile"]["opening_hours"]
+
+
+def test_entry_from_json_equals_the_entry_of_the_same_state_as_a_dict() -> None:
+    """The API server decodes only the fields an entry keeps (from the JSON the feed carries);
+    what it gets is what the whole state gives."""
+    closed = factories.profile(
+        "SY-0001", lifecycle="temporarily_closed", closed_until="2026-12-01T08:00:00+08:00"
+    )
+    for state in (
+        StationState(
+            station_id="SY-0001",
+            profile=factories.profile("SY-0001", opening_hours=OFFICE_HOURS),
+            liveness="stale",
+            open_state="open",
+            occupants=4,
+            reported_capacity=9,
+            occupancy_at=MONDAY_10,
+        ).to_json(),
+        StationState(station_id="SY-0001", profile=closed).to_json(),
+        StationState(station_id="SY-0001").to_json(),
+    ):
+        text = orjson.dumps(state)
+        assert entry_from_json("SY-0001", 3, text, text) == entry_from_state("SY-0001", 3, state)
+    closed_entry = entry_from_state("SY-0001", 0, StationState("SY-0001", profile=closed).to_json())
+    assert closed_entry.closed_until == datetime(2026, 12, 1, 8, 0, tzinfo=SH)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param({"profile": {"location": {"lat": "north", "lon": 116.6}}}, id="lat-text"),
+        pytest.param({"profile": {"services": "water"}}, id="services-not-a-list"),
+        pytest.param({"occupants": "four"}, id="occupants-text"),
+        pytest.param({"profile": ["SY-0001"]}, id="profile-not-an-object"),
+    ],
+)
+def test_a_state_with_a_field_of_the_wrong_type_is_refused(state: dict[str, Any]) -> None:
+    """A ValueError, which the API server's feed logs and skips (one station, not the feed)."""
+    text = orjson.dumps({"station_id": "SY-0001", **state})
+    with pytest.raises(ValueError, match=r"\$\."):
+        entry_from_json("SY-0001", 0, text, text)
+
+
+def test_entries_are_not_tracked_by_the_garbage_collector() -> None:
+    """150,000 entries the collector would walk at every full collection: none refers to
+    anything that could refer back to it, so none is tracked."""
+    assert not gc.is_tracked(entry(opening_hours=OFFICE_HOURS))
 
 
 def test_entry_without_a_registry_record() -> None:
