@@ -169,8 +169,9 @@ class Settings(BaseSettings):
     producer_max_batch_bytes: int = Field(
         16_384,
         ge=1,
-        description="largest producer batch; 1 sends one record per batch (the embedded "
-        "broker reports end offsets correctly only for single-record batches)",
+        description="largest batch of the worker's table changelog; 1 sends one record per "
+        "batch (the embedded broker reports end offsets correctly only for single-record "
+        "batches); alerts and dead letters go in batches of 16 KiB",
     )
     db_flavor: Literal["auto", "timescale", "postgres"] = Field(
         "auto",

@@ -33,6 +33,7 @@ from streams.batch import abandon, handle_batch
 from streams.feed import ApiFeed, Snapshot
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
+from streams.output import OutputProducer
 from streams.owned import index_owned_stations, owned_states, refresh_current
 from streams.resume import expect_committed, start_clocks
 from streams.runtime import (
@@ -144,18 +145,16 @@ def install_ingest(runtime: Runtime) -> None:
     inputs = raw_topic(
         runtime, *(settings.topic(name) for name in INPUT_TOPICS), ticks_topic_name(settings)
     )
-    deadletters = raw_topic(runtime, settings.topic(DEADLETTER))
-    alerts = raw_topic(runtime, settings.topic(ALERTS))
+    outputs = runtime.outputs = OutputProducer(settings)
+    deadletters, alerts = settings.topic(DEADLETTER), settings.topic(ALERTS)
 
     # Each returns once the record is handed to the producer, with its delivery to await: a
     # batch's records go out together and are awaited together (in order per partition).
     async def send_deadletter(key: bytes | None, value: bytes) -> Awaitable[Any]:
-        delivery: Awaitable[Any] = await deadletters.send(key=key, value=value)
-        return delivery
+        return await outputs.send(deadletters, key, value)
 
     async def send_alert(key: bytes, value: bytes) -> Awaitable[Any]:
-        delivery: Awaitable[Any] = await alerts.send(key=key, value=value)
-        return delivery
+        return await outputs.send(alerts, key, value)
 
     @runtime.app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -269,6 +268,10 @@ def install_lifecycle(runtime: Runtime) -> None:
             steps: list[tuple[str, Any]] = [
                 ("the API server", runtime.feed.stop() if runtime.feed is not None else None),
                 ("the database sink", runtime.sink.close()),
+                (
+                    "the producer of alerts and dead letters",
+                    runtime.outputs.stop() if runtime.outputs is not None else None,
+                ),
                 ("the report of the stop", report_stopped(runtime)),
                 (
                     "the end offset reader",

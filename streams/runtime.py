@@ -24,6 +24,7 @@ from streams.feed import ApiFeed
 from streams.holes import ReadAgain, read_again
 from streams.ingest import IngestConfig, utcnow
 from streams.liveness import Clock, LivenessConfig
+from streams.output import OutputProducer
 from streams.state import StationState
 from streams.state_codec import settings_basis
 from streams.store import ROCKSDB_OPTIONS, StationStore
@@ -60,6 +61,7 @@ class Runtime:
     health: tuple[bool, dict[str, Any]] = (False, {"status": "starting", "problems": ["starting"]})
     feed: ApiFeed | None = None
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
+    outputs: OutputProducer | None = None  # alerts and dead letters (streams.output)
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
