@@ -203,11 +203,9 @@ def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) ->
     location = profile.location or _NO_LOCATION
     reported = state.reported_capacity
     services = profile.services or frozenset()
-    closed_until = None
-    if profile.lifecycle == "temporarily_closed":
-        closed_until = closure_end(
-            {"lifecycle": profile.lifecycle, "closed_until": profile.closed_until}
-        )
+    closed_until = closure_end(
+        {"lifecycle": profile.lifecycle, "closed_until": profile.closed_until}
+    )
     return Entry(
         station_id=station_id,
         partition=partition,
