@@ -39,12 +39,19 @@ async def read_all(
     return found
 
 
+async def producer_for(
+    broker: EmbeddedBroker, unique: str, name: str, partitions: int
+) -> tuple[str, OutputProducer]:
+    """A topic of its own, and a worker's output producer for this broker."""
+    topic = f"outputs-{unique}.{name}"
+    await ensure_topics(broker.url, [topic], partitions)
+    return topic, OutputProducer(Settings(kafka=broker.url, app_id=f"outputs-{unique}"))
+
+
 async def test_a_burst_of_alerts_is_delivered_once_and_in_order_per_station(
     broker: EmbeddedBroker, unique: str
 ) -> None:
-    topic = f"outputs-{unique}.station.alerts"
-    await ensure_topics(broker.url, [topic], 4)
-    outputs = OutputProducer(Settings(kafka=broker.url, app_id=f"outputs-{unique}"))
+    topic, outputs = await producer_for(broker, unique, "station.alerts", 4)
     stations = [f"SY-{n:04d}" for n in range(1, 251)]
     try:
         deliveries = []
@@ -66,9 +73,7 @@ async def test_a_burst_of_alerts_is_delivered_once_and_in_order_per_station(
 async def test_stopping_delivers_what_was_handed_over_and_refuses_more(
     broker: EmbeddedBroker, unique: str
 ) -> None:
-    topic = f"outputs-{unique}.station.deadletter"
-    await ensure_topics(broker.url, [topic], 2)
-    outputs = OutputProducer(Settings(kafka=broker.url, app_id=f"outputs-{unique}"))
+    topic, outputs = await producer_for(broker, unique, "station.deadletter", 2)
     handed = [await outputs.send(topic, None, orjson.dumps({"n": n})) for n in range(20)]
     await outputs.stop()  # without awaiting the deliveries first
     assert all(asyncio.ensure_future(d).done() for d in handed)
