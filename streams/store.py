@@ -67,6 +67,9 @@ class StationStore(RocksStore):
         if db is not None:
             value = db.get(encoded)
             if value is not None:
+                # known to be there: its next write (most likely this batch's) need not ask
+                # every other partition's database whether it is kept there too
+                self._key_index[encoded] = partition
                 return value  # type: ignore[no-any-return]
         return self._get(encoded)
 

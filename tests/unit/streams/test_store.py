@@ -120,3 +120,18 @@ def test_station_ids_are_read_as_the_key_serializer_reads_them(
     key = store._encode_key("顺义-0001")
     assert store._station_id_decoder()(key) == store._decode_key(key) == "顺义-0001"
     assert list(store.partition_items({0})) == [("顺义-0001", 0, b"one")]
+
+
+def test_a_station_found_where_its_records_arrive_is_written_without_asking_the_others(
+    store: StationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(store, "SY-0001", b"one", 2)
+    store._key_index.clear()
+    assert store.fetch("SY-0001", 2) == b"one"
+
+    def ask_others(key: bytes, partition: int) -> None:
+        raise AssertionError("asked the other partitions' databases")
+
+    monkeypatch.setattr(store, "_forget_elsewhere", ask_others)
+    write(store, "SY-0001", b"two", 2)
+    assert store.fetch("SY-0001", 2) == b"two"
