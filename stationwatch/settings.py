@@ -169,9 +169,11 @@ class Settings(BaseSettings):
     producer_max_batch_bytes: int = Field(
         16_384,
         ge=1,
-        description="largest batch of the worker's table changelog; 1 sends one record per "
-        "batch (the embedded broker reports end offsets correctly only for single-record "
-        "batches); alerts and dead letters go in batches of 16 KiB",
+        description="largest batch of the worker's Faust producer (its liveness ticks) and "
+        "of the registry import; 1 sends one record per batch (the embedded broker reports "
+        "end offsets correctly only for single-record batches); alerts and dead letters go "
+        "in batches of 16 KiB, the live table's changelog in batches of up to 512 KiB, each "
+        "partition's last record alone",
     )
     db_flavor: Literal["auto", "timescale", "postgres"] = Field(
         "auto",

@@ -30,6 +30,8 @@ from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.batch import abandon, handle_batch
+from streams.changelog import BATCH_BYTES as CHANGELOG_BYTES
+from streams.changelog import TableWriter
 from streams.feed import ApiFeed, Snapshot
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
@@ -146,6 +148,9 @@ def install_ingest(runtime: Runtime) -> None:
         runtime, *(settings.topic(name) for name in INPUT_TOPICS), ticks_topic_name(settings)
     )
     outputs = runtime.outputs = OutputProducer(settings)
+    runtime.writer = TableWriter(
+        runtime.table, OutputProducer(settings, name="changelog", batch_bytes=CHANGELOG_BYTES)
+    )
     deadletters, alerts = settings.topic(DEADLETTER), settings.topic(ALERTS)
 
     # Each returns once the record is handed to the producer, with its delivery to await: a
@@ -271,6 +276,10 @@ def install_lifecycle(runtime: Runtime) -> None:
                 (
                     "the producer of alerts and dead letters",
                     runtime.outputs.stop() if runtime.outputs is not None else None,
+                ),
+                (
+                    "the producer of the live table's changelog",
+                    runtime.writer.producer.stop() if runtime.writer is not None else None,
                 ),
                 ("the report of the stop", report_stopped(runtime)),
                 (

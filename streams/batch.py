@@ -1,7 +1,7 @@
 """One batch of the ingest agent, in the order that makes a crash at any point lose nothing
 and never hide an alert: fold and judge → rows to PostgreSQL (retried until written) → alerts
-and dead letters to Kafka (awaited) → the live table (changelog) → the batch is acked (by the
-agent, when :func:`handle_batch` returns)."""
+and dead letters to Kafka (awaited) → the live table and its changelog (awaited) → the batch
+is acked (by the agent, when :func:`handle_batch` returns)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from faust.types import TP
 from schemas.topics import HEARTBEAT
 from stationwatch.errors import StationwatchError
 from stationwatch.zone import wire
+from streams.changelog import TableWrite
 from streams.holes import MAX_HOLE
 from streams.ingest import (
     Misplaced,
     Outcome,
     Overlay,
     Record,
+    StateWrite,
     Tick,
     process_records,
     refused_letters,
@@ -52,6 +54,7 @@ async def handle_batch(
     await send_alerts(runtime, outcome, send_alert)
     await send_dead_letters(outcome.dead_letters, send_deadletter, zone=zone)
     report_misplaced(runtime, outcome.misplaced)
+    await write_table(runtime, outcome.state_writes)
     writes = list(outcome.state_writes.items())
     for i in range(0, len(writes), PART):
         apply_state_writes(runtime, dict(writes[i : i + PART]))
@@ -279,13 +282,27 @@ def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
             )
 
 
-def apply_state_writes(runtime: Runtime, writes: dict[str, Any]) -> None:
-    table, feed = runtime.table, runtime.feed
+async def write_table(runtime: Runtime, writes: dict[str, StateWrite]) -> None:
+    """The stations that changed, to the live table and its changelog (delivered)."""
+    changed = (
+        TableWrite(station_id, write.partition, None if write.remove else write.value)
+        for station_id, write in writes.items()
+        if write.remove or write.value is not None
+    )
+    if runtime.writer is not None:
+        await runtime.writer.write(changed)
+        return
+    for write in changed:  # a runtime without the agent's writer (tests)
+        if write.value is None:
+            runtime.table.drop(write.station_id, write.partition)
+        else:
+            runtime.table.put(write.station_id, write.value, write.partition)
+
+
+def apply_state_writes(runtime: Runtime, writes: dict[str, StateWrite]) -> None:
+    """What follows a station's write: its next judging, the API server, station_current."""
+    feed = runtime.feed
     for station_id, write in writes.items():
-        if write.remove:
-            table.drop(station_id, write.partition)
-        elif write.value is not None:
-            table.put(station_id, write.value, write.partition)
         if write.remove:
             runtime.due.forget(station_id)
             if feed is not None:

@@ -20,6 +20,7 @@ from stationwatch.db.sink import CurrentWriter, TimescaleSink
 from stationwatch.kafka_auth import start_offset_reader, start_record_reader
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
+from streams.changelog import TableWriter
 from streams.feed import ApiFeed
 from streams.holes import ReadAgain, read_again
 from streams.ingest import IngestConfig, utcnow
@@ -62,6 +63,7 @@ class Runtime:
     feed: ApiFeed | None = None
     current: CurrentWriter = field(default_factory=lambda: CurrentWriter(""))
     outputs: OutputProducer | None = None  # alerts and dead letters (streams.output)
+    writer: TableWriter | None = None  # the live table's writes (streams.changelog)
     watermarks: Watermarks = field(default_factory=Watermarks)
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged

@@ -135,3 +135,22 @@ def test_a_station_found_where_its_records_arrive_is_written_without_asking_the_
     monkeypatch.setattr(store, "_forget_elsewhere", ask_others)
     write(store, "SY-0001", b"two", 2)
     assert store.fetch("SY-0001", 2) == b"two"
+
+
+def test_a_batch_of_writes_lands_in_its_partition_in_order(store: StationStore) -> None:
+    write(store, "SY-0003", b"elsewhere", 0)
+    store._key_index.clear()  # as after a restart
+    key = store._encode_key
+    store.write_partition(
+        1,
+        [
+            (key("SY-0001"), b"one"),
+            (key("SY-0002"), b"two"),
+            (key("SY-0001"), None),  # removed after its write in the same batch
+            (key("SY-0003"), b"moved"),  # its records arrive on partition 1 now
+        ],
+    )
+    assert sorted(store.partition_items({0, 1, 2, 3})) == [
+        ("SY-0002", 1, b"two"),
+        ("SY-0003", 1, b"moved"),
+    ]
