@@ -106,6 +106,7 @@ async def fold_and_judge(
     outcome = Outcome()
     overlay = Overlay(runtime.table)
     fetched: dict[TP, int | None] = {}  # Runtime.clock's answers from the consumer
+    assigned = runtime.app.consumer.assignment()
 
     async def run(part: list[Record], due: list[Tick], clocks: dict[int, Clock | None]) -> None:
         outcome.merge(
@@ -135,11 +136,12 @@ async def fold_and_judge(
                     runtime.watermarks.advance(message.partition, message.timestamp)
                 runtime.positions[message.tp] = message.offset + 1
             part.extend(found)
-        clocks = {p: await runtime.clock(p, fetched) for p in {r.partition for r in part}}
+        partitions = {r.partition for r in part}
+        clocks = {p: await runtime.clock(p, fetched, assigned) for p in partitions}
         await run(part, [], clocks)
     for partition, ref in ticks.items():
         runtime.ticks_pending.discard(partition)
-        clock = await runtime.clock(partition, fetched)
+        clock = await runtime.clock(partition, fetched, assigned)
         if clock is None:
             continue
         due = runtime.due.pop_due(partition, clock.judge, TICK_BATCH)

@@ -103,7 +103,10 @@ class Runtime:
         }
 
     async def clock(
-        self, partition: int, fetched: dict[TP, int | None] | None = None
+        self,
+        partition: int,
+        fetched: dict[TP, int | None] | None = None,
+        assigned: set[TP] | None = None,
     ) -> Clock | None:
         """The time stations of ``partition`` are judged at, or None while it cannot be known.
 
@@ -114,11 +117,14 @@ class Runtime:
         worker busy with a backlog may not have repeated for seconds, and the stations whose
         heartbeats arrived since would be judged silent. Behind: the broker time of the newest
         heartbeat processed there, so a backlog is not mistaken for silence.
+
+        ``fetched`` and ``assigned`` (the consumer's assignment) are asked once per batch by
+        the caller: the consumer builds its assignment anew at every question.
         """
         wall = utcnow()
         tp = TP(self.settings.topic(HEARTBEAT), partition)
         consumer = self.app.consumer
-        if tp not in consumer.assignment():
+        if tp not in (assigned if assigned is not None else consumer.assignment()):
             return None
         highwater = consumer.highwater(tp)
         if highwater is None:

@@ -94,7 +94,9 @@ async def fold(
     runtime.table = {}
     runtime.record_reader = reader
 
-    async def unknown_clock(partition: int, fetched: Any = None) -> Clock | None:
+    async def unknown_clock(
+        partition: int, fetched: Any = None, assigned: Any = None
+    ) -> Clock | None:
         return None  # folded, judged later: this test is about offsets
 
     runtime.clock = unknown_clock  # type: ignore[method-assign]
@@ -193,7 +195,9 @@ async def test_a_newly_assigned_partition_is_expected_at_its_committed_offset() 
     runtime.record_reader = reader = FakeReader()
     runtime.table = {}
 
-    async def unknown_clock(partition: int, fetched: Any = None) -> Clock | None:
+    async def unknown_clock(
+        partition: int, fetched: Any = None, assigned: Any = None
+    ) -> Clock | None:
         return None
 
     runtime.clock = unknown_clock  # type: ignore[method-assign]
