@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from stationwatch.db.sink import station_current_row
 from stationwatch.errors import DatabaseUnavailableError
 from streams.batch import PART
 from streams.freshness import fresh_until
@@ -20,7 +19,7 @@ from streams.state import StationState
 from streams.state_codec import decode_state, stored_partition, stored_schedule
 from streams.store import StationStore
 from streams.tracker import partition_for
-from streams.views import live_state
+from streams.views import current_row
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +125,7 @@ def current_rows(
             if not value:
                 continue
             state = decode_state(value)
-        view = live_state(state, config.zone, now)
-        rows.append(station_current_row(view, now, fresh_until(state, config)))
+        rows.append(current_row(state, config.zone, now, fresh_until(state, config)))
     return rows
 
 

@@ -41,6 +41,39 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
     }
 
 
+def current_row(
+    state: StationState, zone: ZoneInfo, now: datetime, fresh_until: datetime | None
+) -> tuple[Any, ...]:
+    """The ``station_current`` row of a state: ``station_current_row(live_state(...))``
+    without the public form's detour through text times (a row per station that changed,
+    at every refresh)."""
+    profile = state.profile or {}
+    hours = profile.get("opening_hours")
+    location = profile.get("location") or {}
+    return (
+        state.station_id,
+        profile.get("name"),
+        profile.get("category"),
+        profile.get("street"),
+        profile.get("district"),
+        location.get("lat"),
+        location.get("lon"),
+        list(profile.get("services") or []),
+        effective_lifecycle(state.profile, now),
+        state.liveness,
+        state.liveness_since,
+        state.last_heartbeat_at,
+        state.open_state,
+        state.open_state_since,
+        scheduled_open(hours, now, zone) if hours else None,
+        state.occupants,
+        state.capacity,
+        state.occupancy_at,
+        now,
+        fresh_until,
+    )
+
+
 def stored_view(raw: dict[str, Any], zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """The public live state of a station as the table stores it (JSON)."""
     return live_state(StationState.from_json(raw), zone, now)

@@ -5,7 +5,7 @@ by small fakes of the consumer, router and table it reads."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,7 +15,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
-from stationwatch.db.sink import TimescaleSink
+from stationwatch.db.sink import TimescaleSink, station_current_row
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.holidays import holiday_health
@@ -23,7 +23,7 @@ from streams.ingest import IngestConfig
 from streams.runtime import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.state import StationState
 from streams.status import health_report, routes
-from streams.views import live_state, stored_view
+from streams.views import current_row, live_state, stored_view
 from tests import factories
 
 PREFIX = "t9."
@@ -470,3 +470,24 @@ def test_schedule_and_capacity_in_the_view(
 def test_the_stored_state_shows_as_the_live_one(state: StationState) -> None:
     stored = json.loads(json.dumps(state.to_json()))  # as the changelog carries it
     assert stored_view(stored, SH, MONDAY_10H) == live_state(state, SH, MONDAY_10H)
+
+
+@pytest.mark.parametrize(
+    ("state", "now", "fresh"),
+    [
+        pytest.param(registered(), MONDAY_10H, MONDAY_10H + timedelta(minutes=2), id="in-hours"),
+        pytest.param(registered(), MONDAY_22H, None, id="after-hours"),
+        pytest.param(StationState("SY-0009"), MONDAY_10H, None, id="unregistered"),
+        pytest.param(
+            replace(registered(), profile=None, occupants=None, occupancy_at=None),
+            MONDAY_10H,
+            None,
+            id="profile-gone",
+        ),
+    ],
+)
+def test_the_station_current_row_is_the_one_of_the_live_state(
+    state: StationState, now: datetime, fresh: datetime | None
+) -> None:
+    row = current_row(state, SH, now, fresh)
+    assert row == station_current_row(live_state(state, SH, now), now, fresh)
