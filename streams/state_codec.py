@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 import zstandard
 
@@ -96,6 +97,11 @@ _COMPRESS = zstandard.ZstdCompressor(
     level=3, dict_data=_DICT_V1, write_checksum=False, write_content_size=True, write_dict_id=False
 )
 _DECOMPRESS = zstandard.ZstdDecompressor(dict_data=_DICT_V1)
+# The state as JSON, and back: msgspec builds and reads the dataclass in C (times included),
+# at half what orjson and StationState.from_json cost together; UTC times are written with
+# "Z", read alike by both.
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(StationState)
 
 
 class StoredStateError(ValueError):
@@ -120,7 +126,7 @@ def encode_state(state: StationState, next_due: datetime | None = None, basis: i
         state.partition if state.partition is not None else NO_PARTITION,
         _LIVENESS_CODE.get(state.liveness, 0),
     )
-    return V2 + header + _COMPRESS.compress(orjson.dumps(state))
+    return V2 + header + _COMPRESS.compress(_ENCODER.encode(state))
 
 
 def settings_basis(settings: object) -> int:
@@ -157,8 +163,15 @@ def state_json(stored: bytes) -> bytes:
 
 def decode_state(stored: bytes | dict[str, Any]) -> StationState:
     """A stored state (or one already parsed from JSON) as a :class:`StationState`."""
-    data = stored if isinstance(stored, dict) else orjson.loads(state_json(stored))
-    return StationState.from_json(data)
+    if isinstance(stored, dict):
+        return StationState.from_json(stored)
+    text = state_json(stored)
+    try:
+        return _DECODER.decode(text)
+    except msgspec.ValidationError:
+        # a value this version does not know (say, a newer liveness): read as leniently as
+        # from_json reads it
+        return StationState.from_json(orjson.loads(text))
 
 
 def stored_partition(stored: bytes) -> int | None:

@@ -12,6 +12,7 @@ import pytest
 from streams.liveness import LivenessConfig
 from streams.state import StationState, apply_profile, new_state
 from streams.state_codec import (
+    _COMPRESS,
     DICTIONARY_V1,
     HEADER,
     V1,
@@ -28,6 +29,10 @@ from tests.unit.streams.test_state import profile
 
 NOW = datetime(2026, 12, 2, 14, 0, 0, 123456, tzinfo=UTC)
 CST = timezone(timedelta(hours=8))
+
+
+def zstd_frame(text: bytes) -> bytes:
+    return _COMPRESS.compress(text)
 
 
 def registered() -> StationState:
@@ -90,6 +95,26 @@ def test_a_state_comes_back_as_it_went_in(state: StationState) -> None:
     stored = encode_state(state)
     assert decode_state(stored) == state
     assert json.loads(state_json(stored))["station_id"] == state.station_id
+
+
+def test_times_come_back_in_their_own_offsets() -> None:
+    """Alert ids are made from times' ISO text: a time must not change its offset in the
+    table, or a replay would give an episode another id."""
+    state = busy()
+    again = decode_state(encode_state(state))
+    for name in ("liveness_since", "last_heartbeat_at", "scheduled_since", "open_state_since"):
+        went_in, came_back = getattr(state, name), getattr(again, name)
+        assert came_back.isoformat() == went_in.isoformat(), name
+
+
+def test_a_value_this_version_does_not_know_is_read_leniently() -> None:
+    """A newer worker's state (a liveness, a field this one does not know) still reads."""
+    data = registered().to_json() | {"liveness": "dormant", "a_newer_field": 1}
+    stored = encode_state(registered())
+    newer = stored[: 1 + HEADER.size] + zstd_frame(json.dumps(data).encode())
+    state = decode_state(newer)
+    assert state.liveness == "dormant"
+    assert state.profile == registered().profile
 
 
 def test_a_stored_state_is_small() -> None:
