@@ -42,6 +42,8 @@ def use_calendar(calendar: HolidayCalendar) -> None:
     _calendar = calendar
     day_kind.cache_clear()
     _window.cache_clear()
+    _stamps.cache_clear()
+    _open_at.cache_clear()
 
 
 def active_calendar() -> HolidayCalendar:
@@ -87,13 +89,24 @@ def intervals_for(day: date, hours: dict[str, Any]) -> list[list[str]]:
     return own
 
 
+def _key(hours: dict[str, Any]) -> bytes:
+    """Opening hours as a cache key: their JSON, keys sorted."""
+    return orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
+
+
 def scheduled_open(hours: dict[str, Any], at: datetime, zone: ZoneInfo) -> bool:
     """Whether the opening hours say the station is open at ``at`` (an aware time)."""
     if hours.get("always_open"):
         return True
     local = at.astimezone(zone)
-    minute = local.hour * 60 + local.minute
-    today = local.date()
+    return _open_at(_key(hours), local.date(), local.hour * 60 + local.minute)
+
+
+@lru_cache(maxsize=65536)
+def _open_at(hours_key: bytes, today: date, minute: int) -> bool:
+    """:func:`scheduled_open` at a local day and minute: its answer changes only from one
+    minute to the next, and many stations share hours (each is judged at every heartbeat)."""
+    hours = orjson.loads(hours_key)
     for start, end in intervals_for(today, hours):
         lo, hi = minutes(start), minutes(end)
         if (lo < hi and lo <= minute < hi) or (lo > hi and minute >= lo):
@@ -135,20 +148,33 @@ def _window(hours_key: bytes, local_day: date, zone_key: str) -> tuple[datetime,
     )
 
 
-def _moments(
+@lru_cache(maxsize=16384)
+def _stamps(hours_key: bytes, local_day: date, zone_key: str) -> tuple[float, ...]:
+    """The moments of :func:`_window` as POSIX times: searched without comparing aware
+    times of different zones (each comparison asks both zones for their offsets)."""
+    return tuple(moment.timestamp() for moment in _window(hours_key, local_day, zone_key))
+
+
+def _around(
     hours: dict[str, Any], at: datetime, zone: ZoneInfo, days: int
-) -> tuple[datetime, ...]:
+) -> tuple[tuple[datetime, ...], int]:
+    """The opening and closing moments around ``at``, and how many of them are at or
+    before it."""
     local_day = at.astimezone(zone).date()
     if days != _HORIZON:
-        return tuple(
+        moments = tuple(
             sorted(
                 moment
                 for offset in range(-days, days)
                 for moment in _boundaries(local_day + timedelta(days=offset), hours, zone)
             )
         )
-    key = orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
-    return _window(key, local_day, zone.key)
+        return moments, bisect.bisect_right(moments, at)
+    key = _key(hours)
+    return (
+        _window(key, local_day, zone.key),
+        bisect.bisect_right(_stamps(key, local_day, zone.key), at.timestamp()),
+    )
 
 
 def next_change(
@@ -158,8 +184,7 @@ def next_change(
     (an opening or closing time; ``None`` for 24-hour stations or none within ``days``)."""
     if hours.get("always_open"):
         return None
-    moments = _moments(hours, at, zone, days)
-    index = bisect.bisect_right(moments, at)
+    moments, index = _around(hours, at, zone, days)
     return moments[index] if index < len(moments) else None
 
 
@@ -170,6 +195,5 @@ def previous_change(
     or none within ``days``)."""
     if hours.get("always_open"):
         return None
-    moments = _moments(hours, at, zone, days)
-    index = bisect.bisect_right(moments, at)
+    moments, index = _around(hours, at, zone, days)
     return moments[index - 1] if index > 0 else None
