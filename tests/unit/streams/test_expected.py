@@ -4,7 +4,6 @@ and that nothing is reported twice (replays, restarts, two judgements at one ins
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from schemas import StationProfile
 from streams.expected import ExpectedChange, removed

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from msgspec.structs import replace
 
 from streams.freshness import fresh_until
 from streams.liveness import LivenessConfig
@@ -23,7 +23,7 @@ def station(liveness: str, interval: int | None = 60, **fields: object) -> Stati
         liveness=liveness,  # type: ignore[arg-type]
         last_heartbeat_at=T0,
     )
-    return replace(state, **fields)  # type: ignore[arg-type]
+    return replace(state, **fields)
 
 
 @pytest.mark.parametrize(

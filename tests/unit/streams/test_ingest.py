@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -142,7 +143,7 @@ def stored(sid: str = SID, **fields: Any) -> dict[str, Any]:
         updated_at=NOW - MIN,
         partition=partition_for(sid, PARTITIONS),
     )
-    return replace(base, **fields).to_json()
+    return msgspec.structs.replace(base, **fields).to_json()
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:

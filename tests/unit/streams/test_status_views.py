@@ -5,11 +5,12 @@ by small fakes of the consumer, router and table it reads."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -479,7 +480,7 @@ def test_the_stored_state_shows_as_the_live_one(state: StationState) -> None:
         pytest.param(registered(), MONDAY_22H, None, id="after-hours"),
         pytest.param(StationState("SY-0009"), MONDAY_10H, None, id="unregistered"),
         pytest.param(
-            replace(registered(), profile=None, occupants=None, occupancy_at=None),
+            msgspec.structs.replace(registered(), profile=None, occupants=None, occupancy_at=None),
             MONDAY_10H,
             None,
             id="profile-gone",
