@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -248,6 +249,9 @@ def process_records(
         fold.tick(tick)
     for record in records:
         fold.record(record)
+    if metrics:
+        for topic, count in fold.accepted.items():
+            metrics.events.labels(topic, "accepted").inc(count)
     fold.judge()
     for alert in fold.out.alerts:
         fold.out.add_alert_row(alert_row(alert))
@@ -273,6 +277,7 @@ class _Fold:
         # station id → (state as loaded, state now, ref, partition)
         self.loaded: dict[str, tuple[StationState | None, StationState | None, Any, int]] = {}
         self.checked: set[str] = set()
+        self.accepted: Counter[str] = Counter()  # by topic: counted once per call
 
     # -- the stations touched -------------------------------------------------------------
     def current(self, station_id: str, ref: Any, partition: int) -> StationState | None:
@@ -336,8 +341,7 @@ class _Fold:
                 metrics.deadletters.labels(record.topic, decoded.reason_class).inc()
                 metrics.events.labels(record.topic, "deadletter").inc()
             return
-        if metrics:
-            metrics.events.labels(record.topic, "accepted").inc()
+        self.accepted[record.topic] += 1
         if isinstance(decoded, Tombstone):
             self.removal(record, decoded.station_id)
             return
