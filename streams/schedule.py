@@ -89,9 +89,19 @@ def intervals_for(day: date, hours: dict[str, Any]) -> list[list[str]]:
     return own
 
 
+_last_key: tuple[dict[str, Any] | None, bytes] = (None, b"")
+
+
 def _key(hours: dict[str, Any]) -> bytes:
-    """Opening hours as a cache key: their JSON, keys sorted."""
-    return orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
+    """Opening hours as a cache key: their JSON, keys sorted. The last one is kept with the
+    hours it was made of: judging a station asks three times for the same hours (a
+    registry record's hours are replaced, never changed in place)."""
+    global _last_key
+    held, key = _last_key
+    if held is not hours:
+        key = orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
+        _last_key = (hours, key)
+    return key
 
 
 def scheduled_open(hours: dict[str, Any], at: datetime, zone: ZoneInfo) -> bool:
