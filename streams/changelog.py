@@ -53,9 +53,10 @@ class TableWriter:
         """Store every write, then send it to the changelog and wait until the broker has it;
         then each partition's changelog offset is kept with the store."""
         store = self.table.data
+        encode = store.station_key if isinstance(store, StationStore) else store._encode_key
         by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
         for write in writes:
-            key = store._encode_key(write.station_id)
+            key = encode(write.station_id)
             by_partition.setdefault(write.partition, []).append((key, write.value))
             if not isinstance(store, StationStore):  # memory://: a dict of station ids
                 if write.value is None:

@@ -18,6 +18,7 @@ partition from its standby copy.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from faust.stores.rocksdb import Store as RocksStore
 from rocksdict import WriteBatch
 
 MIB = 1024 * 1024
+FOUND_LIMIT = 100_000  # stations remembered as read where their records arrive
 # Per partition database. Faust's defaults (64 MiB write buffers, three of them, a 2 GiB
 # block cache) are sized for one large table per process; a worker holds up to one database
 # per partition of one table of small values (≈ 150 bytes a station, streams.state_codec).
@@ -44,10 +46,16 @@ class StationStore(RocksStore):
     def _set(self, key: bytes, value: bytes | None) -> None:
         table: Any = self.table  # a streams.runtime.StationTable
         partition: int = table.writing_partition(key)
-        if self._key_index.get(key) != partition:
-            self._forget_elsewhere(key, partition)
-        self._key_index[key] = partition
+        self._place(key, partition)
         self._db_for_partition(partition).put(key, value)
+
+    def _place(self, key: bytes, partition: int) -> None:
+        """Before a station's write to ``partition``: out of the other partitions' databases,
+        unless it is known to be kept in this one."""
+        if self._found.pop(key, None) != partition:
+            if self._key_index.get(key) != partition:
+                self._forget_elsewhere(key, partition)
+            self._key_index[key] = partition
 
     def write_partition(self, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:
         """Write states of one partition (encoded keys; a value of None removes the station)
@@ -61,9 +69,7 @@ class StationStore(RocksStore):
                         other.delete(key)
                 batch.delete(key)
                 continue
-            if self._key_index.get(key) != partition:
-                self._forget_elsewhere(key, partition)
-            self._key_index[key] = partition
+            self._place(key, partition)
             batch.put(key, value)
         db.write(batch)
 
@@ -81,16 +87,37 @@ class StationStore(RocksStore):
     def fetch(self, key: str, partition: int) -> bytes | None:
         """A station's stored state, asked first of the database of the partition its record
         arrived on (one read), then of the others (a station seen there first, or moved)."""
-        encoded = self._encode_key(key)
+        encoded = self.station_key(key)
         db = self._dbs.get(partition)
         if db is not None:
             value = db.get(encoded)
             if value is not None:
                 # known to be there: its next write (most likely this batch's) need not ask
                 # every other partition's database whether it is kept there too
-                self._key_index[encoded] = partition
+                found = self._found
+                if len(found) >= FOUND_LIMIT:
+                    found.clear()
+                found[encoded] = partition
                 return value  # type: ignore[no-any-return]
         return self._get(encoded)
+
+    @cached_property
+    def _found(self) -> dict[bytes, int]:
+        """Stations read from the database of the partition asked, since their last write
+        (at most ``FOUND_LIMIT``: a station read and left unchanged stays until then)."""
+        return {}
+
+    def station_key(self, station_id: str) -> bytes:
+        """A station id as the table's keys are stored: ``_encode_key``, without its layers
+        of calls for the ``str`` keys the live table has (twice per station and batch)."""
+        return self._station_key_encoder(station_id)
+
+    @cached_property
+    def _station_key_encoder(self) -> Callable[[str], bytes]:
+        serializer = self.key_serializer or self.app.serializers.key_serializer
+        if self.key_type is str and serializer in _STR_KEY_ENCODERS:
+            return _STR_KEY_ENCODERS[serializer]
+        return self._encode_key
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None
@@ -120,4 +147,10 @@ def _utf8(key: bytes) -> str:
     return key.decode("utf-8")
 
 
+def _utf8_bytes(station_id: str) -> bytes:
+    return station_id.encode("utf-8")
+
+
 _STR_KEYS: dict[str, Callable[[bytes], Any]] = {"json": orjson.loads, "raw": _utf8}
+# Faust's JSON codec is orjson.dumps where orjson is installed (it is a dependency here)
+_STR_KEY_ENCODERS: dict[str, Callable[[str], bytes]] = {"json": orjson.dumps, "raw": _utf8_bytes}

@@ -154,3 +154,12 @@ def test_a_batch_of_writes_lands_in_its_partition_in_order(store: StationStore) 
         ("SY-0002", 1, b"two"),
         ("SY-0003", 1, b"moved"),
     ]
+
+
+@pytest.mark.parametrize("serializer", ["json", "raw"])
+@pytest.mark.parametrize("station_id", ["SY-0001", "顺义-0001"])
+def test_station_keys_are_stored_as_the_key_serializer_writes_them(
+    store: StationStore, serializer: str, station_id: str
+) -> None:
+    store.key_serializer = serializer
+    assert store.station_key(station_id) == store._encode_key(station_id)
