@@ -70,7 +70,7 @@ class OutputProducer:
                         request_timeout_ms=REQUEST_TIMEOUT_MS,
                     )
                 except BrokerUnavailableError as exc:
-                    logger.warning("the %s wait for the broker: %s", self.name, exc)
+                    logger.warning("the %s producer waits for the broker: %s", self.name, exc)
                     await asyncio.sleep(RETRY_S)
             return self._producer
 
