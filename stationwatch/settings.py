@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         "clock (more: judged by the newest heartbeat processed)",
     )
     tick_interval_s: float = Field(0.25, gt=0, le=10, description="liveness check period")
+    consumer_fetch_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="longest a broker may hold the worker's fetch while no record waits for "
+        "it (Faust's own: 1500); the embedded broker answers a held fetch only when this "
+        "time is up, even when records arrive meanwhile",
+    )
     occupancy_fresh_s: float = Field(
         900.0, gt=0, description="occupancy counts older than this give no free_seats"
     )

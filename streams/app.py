@@ -32,6 +32,7 @@ from stationwatch.settings import Settings
 from streams.batch import abandon, handle_batch
 from streams.changelog import BATCH_BYTES as CHANGELOG_BYTES
 from streams.changelog import TableWriter
+from streams.consumer import install_fetch_wait
 from streams.feed import ApiFeed, Snapshot
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
@@ -102,7 +103,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 def faust_app(settings: Settings) -> faust.App:
     host = settings.web_host or advertised_host(settings)
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=settings.kafka,
         broker_credentials=broker_credentials(settings),
@@ -128,6 +129,8 @@ def faust_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         TableManager=DeclaredTables,
     )
+    install_fetch_wait(app, settings.consumer_fetch_wait_ms)
+    return app
 
 
 def raw_topic(runtime: Runtime, *names: str) -> Any:
