@@ -26,7 +26,7 @@ from faust.stores.rocksdb import Store as RocksStore
 from rocksdict import WriteBatch
 
 MIB = 1024 * 1024
-FOUND_LIMIT = 100_000  # stations remembered as read where their records arrive
+FOUND_LIMIT = 10_000  # stations remembered as read where their records arrive (5 batches)
 # Per partition database. Faust's defaults (64 MiB write buffers, three of them, a 2 GiB
 # block cache) are sized for one large table per process; a worker holds up to one database
 # per partition of one table of small values (≈ 150 bytes a station, streams.state_codec).
