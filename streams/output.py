@@ -98,7 +98,9 @@ class OutputProducer:
             if builder.append(key=key, value=value, timestamp=None) is None:  # full
                 deliveries.append(await self._send_batch(producer, builder, topic, partition))
                 builder = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
+                if builder.append(key=key, value=value, timestamp=None) is None:
+                    # a first record always fits (aiokafka); never drop one unsaid
+                    raise ValueError(f"a record of {topic} does not fit in an empty batch")
         if builder.record_count():
             deliveries.append(await self._send_batch(producer, builder, topic, partition))
         return deliveries
