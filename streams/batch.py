@@ -286,19 +286,12 @@ def report_misplaced(runtime: Runtime, misplaced: list[Misplaced]) -> None:
 
 async def write_table(runtime: Runtime, writes: dict[str, StateWrite]) -> None:
     """The stations that changed, to the live table and its changelog (delivered)."""
-    changed = (
+    assert runtime.writer is not None  # noqa: S101 - set with the agent (install_ingest)
+    await runtime.writer.write(
         TableWrite(station_id, write.partition, None if write.remove else write.value)
         for station_id, write in writes.items()
         if write.remove or write.value is not None
     )
-    if runtime.writer is not None:
-        await runtime.writer.write(changed)
-        return
-    for write in changed:  # a runtime without the agent's writer (tests)
-        if write.value is None:
-            runtime.table.drop(write.station_id, write.partition)
-        else:
-            runtime.table.put(write.station_id, write.value, write.partition)
 
 
 def apply_state_writes(runtime: Runtime, writes: dict[str, StateWrite]) -> None:

@@ -154,19 +154,12 @@ class Runtime:
 
 
 class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics are untyped
-    """The live table. A station's changelog record goes to the partition its input arrived on
-    (whatever its producers' partitioner), which the writer names: :meth:`put`, :meth:`drop`."""
-
-    _partition: int | None = None
+    """The live table. Written by :class:`streams.changelog.TableWriter` only, which files a
+    station's state and its changelog record under the partition its input arrived on
+    (whatever its producers' partitioner); a write through Faust's table is refused."""
 
     def partition_for_key(self, key: Any) -> int | None:
-        return self.writing_partition(key)
-
-    def writing_partition(self, key: Any) -> int:
-        """The partition of the write under way (the changelog's, and the store's)."""
-        if self._partition is None:
-            raise TypeError(f"{key!r}: the live table is written with put() or drop() only")
-        return self._partition
+        raise TypeError(f"{key!r}: the live table is written by streams.changelog only")
 
     def stored(self, key: str, partition: int) -> Any:
         """A station's stored state or None, read once (``get`` asks the store twice), from
@@ -195,20 +188,6 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
                 options={**ROCKSDB_OPTIONS, **(self.options or {})},
             )
         return super()._new_store_by_url(url)
-
-    def put(self, key: str, value: Any, partition: int) -> None:
-        self._partition = partition
-        try:
-            self[key] = value
-        finally:
-            self._partition = None
-
-    def drop(self, key: str, partition: int) -> None:
-        self._partition = partition
-        try:
-            self.pop(key, None)
-        finally:
-            self._partition = None
 
 
 class DeclaredTables(TableManager):

@@ -4,8 +4,8 @@ partition of every write named by the writer and memory bounded for a large flee
 Why not Faust's store as it is: it files a write under the partition of the event being
 processed (``current_event()``) and looks a key up there. A batch of the ingest agent spans
 partitions and the ticks' topic, so the current event is not the station's own; a station's
-state belongs to the partition its records arrive on, which :class:`streams.runtime.StationTable`
-names for each write (``put``/``drop``). Here a write goes to that partition's database, and a
+state belongs to the partition its records arrive on, which the table's writer
+(:mod:`streams.changelog`) names. Here a write goes to that partition's database, and a
 lookup finds the database by the store's key index, else by asking each open one (a bloom
 filter answers most of them without a read).
 
@@ -41,13 +41,10 @@ ROCKSDB_OPTIONS: dict[str, Any] = {
 
 
 class StationStore(RocksStore):
-    """Faust's RocksDB store, writing to the partition the table names."""
+    """Faust's RocksDB store, writing to the partition the table's writer names."""
 
     def _set(self, key: bytes, value: bytes | None) -> None:
-        table: Any = self.table  # a streams.runtime.StationTable
-        partition: int = table.writing_partition(key)
-        self._place(key, partition)
-        self._db_for_partition(partition).put(key, value)
+        raise TypeError(f"{key!r}: the live table is written by streams.changelog only")
 
     def _place(self, key: bytes, partition: int) -> None:
         """Before a station's write to ``partition``: out of the other partitions' databases,
@@ -59,7 +56,7 @@ class StationStore(RocksStore):
 
     def write_partition(self, partition: int, items: list[tuple[bytes, bytes | None]]) -> None:
         """Write states of one partition (encoded keys; a value of None removes the station)
-        in one RocksDB write: what :meth:`_set` does to each, without a write per state."""
+        in one RocksDB write (:class:`streams.changelog.TableWriter` sends them on)."""
         db = self._db_for_partition(partition)
         batch = WriteBatch(raw_mode=True)
         for key, value in items:
