@@ -43,7 +43,7 @@ from streams.runtime import (
     END_MAX_AGE_S,
     DeclaredTables,
     Runtime,
-    StationTable,
+    add_station_table,
     ingest_config,
     liveness_config,
     ticks_topic_name,
@@ -54,7 +54,6 @@ __all__ = ["END_MAX_AGE_S", "Runtime", "create_app", "liveness_config", "ticks_t
 
 logger = logging.getLogger(__name__)
 
-STATE_TABLE = "station_state"
 STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
 END_EVERY_S = 0.25  # how often the broker is asked for the heartbeat partitions' end offsets
 
@@ -69,17 +68,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     registry = registry or CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
     app = faust_app(settings)
-    table = app.tables.add(
-        StationTable(
-            app,
-            name=STATE_TABLE,
-            default=None,
-            beacon=app.tables.beacon,
-            partitions=settings.partitions,
-            key_type=str,  # raw bytes on the changelog, hashed like the input keys
-            value_type=bytes,  # raw, as stored: streams.state_codec
-        )
-    )
+    table = add_station_table(app, settings.partitions)
     sink = TimescaleSink(
         settings.dsn,
         on_retry=metrics.db_retries.inc,

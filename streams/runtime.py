@@ -190,6 +190,25 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
         return super()._new_store_by_url(url)
 
 
+STATE_TABLE = "station_state"
+
+
+def add_station_table(app: faust.App, partitions: int) -> Any:
+    """The live table (a :class:`StationTable`), declared on ``app``: station ids as keys,
+    each hashed like the input keys, and states as stored (:mod:`streams.state_codec`)."""
+    return app.tables.add(
+        StationTable(
+            app,
+            name=STATE_TABLE,
+            default=None,
+            beacon=app.tables.beacon,
+            partitions=partitions,
+            key_type=str,  # raw bytes on the changelog, hashed like the input keys
+            value_type=bytes,  # raw, as stored: streams.state_codec
+        )
+    )
+
+
 class DeclaredTables(TableManager):
     """Faust's table manager without its grace second: Faust waits 1 s at start for tables
     declared late, then finalizes them; this worker declares its one table in ``create_app``,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import faust
 import orjson
@@ -19,7 +18,7 @@ from stationwatch.broker import EmbeddedBroker, bootstrap_servers, ensure_topics
 from stationwatch.settings import Settings
 from streams.changelog import BATCH_BYTES, TableWrite, TableWriter
 from streams.output import OutputProducer
-from streams.runtime import StationTable
+from streams.runtime import add_station_table
 from streams.store import StationStore
 
 pytestmark = pytest.mark.integration
@@ -39,16 +38,7 @@ async def writer_for(broker: EmbeddedBroker, unique: str, datadir: Path) -> Tabl
         key_serializer="raw",  # as the worker's (streams.app)
         value_serializer="raw",
     )
-    table: Any = app.tables.add(
-        StationTable(
-            app,
-            name="station_state",
-            default=None,
-            partitions=PARTITIONS,
-            key_type=str,
-            value_type=bytes,
-        )
-    )
+    table = add_station_table(app, PARTITIONS)
     await ensure_topics(broker.url, [table.changelog_topic.get_topic_name()], PARTITIONS)
     producer = OutputProducer(
         Settings(kafka=broker.url, app_id=app_id), name="changelog", batch_bytes=BATCH_BYTES

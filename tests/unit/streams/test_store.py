@@ -9,7 +9,7 @@ from typing import Any, cast
 import faust
 import pytest
 
-from streams.runtime import StationTable
+from streams.runtime import add_station_table
 from streams.store import StationStore
 
 
@@ -22,17 +22,7 @@ def store(tmp_path: Path) -> StationStore:
         key_serializer="raw",
         value_serializer="raw",
     )
-    table: Any = app.tables.add(
-        StationTable(
-            app,
-            name="station_state",
-            default=None,
-            partitions=4,
-            key_type=str,
-            value_type=bytes,
-        )
-    )
-    return cast(StationStore, table.data)
+    return cast(StationStore, add_station_table(app, 4).data)
 
 
 def write(store: StationStore, key: str, value: bytes | None, partition: int) -> None:
