@@ -44,9 +44,9 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
 def current_row(
     state: StationState, zone: ZoneInfo, now: datetime, fresh_until: datetime | None
 ) -> tuple[Any, ...]:
-    """The ``station_current`` row of a state: ``station_current_row(live_state(...))``
-    without the public form's detour through text times (a row per station that changed,
-    at every refresh)."""
+    """The ``station_current`` row of a state, in the order of
+    :data:`stationwatch.db.sink.CURRENT_COLUMNS`: the public live state's values, without
+    its detour through text times (a row per station that changed, at every refresh)."""
     profile = state.profile or {}
     hours = profile.get("opening_hours")
     location = profile.get("location") or {}

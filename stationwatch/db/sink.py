@@ -486,40 +486,6 @@ ON CONFLICT (station_id) DO UPDATE SET
 """  # noqa: S608 - column names are constants of this module
 
 
-def _time(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def station_current_row(
-    view: dict[str, Any], now: datetime, fresh_until: datetime | None = None
-) -> tuple[Any, ...]:
-    """A ``station_current`` row from a station's public live state; ``fresh_until``: when its
-    liveness stops being true unless the worker writes the row again (None: it stays true)."""
-    location = view.get("location") or {}
-    return (
-        view["station_id"],
-        view.get("name"),
-        view.get("category"),
-        view.get("street"),
-        view.get("district"),
-        location.get("lat"),
-        location.get("lon"),
-        list(view.get("services") or []),
-        view["lifecycle"],
-        view["liveness"],
-        _time(view.get("liveness_since")),
-        _time(view.get("last_heartbeat_at")),
-        view["open_state"],
-        _time(view.get("open_state_since")),
-        view.get("scheduled_open"),
-        view.get("occupants"),
-        view.get("capacity"),
-        _time(view.get("occupancy_at")),
-        now,
-        fresh_until,
-    )
-
-
 @dataclass(frozen=True)
 class WorkerReport:
     """One worker's report to ``pipeline_workers``: is the picture it writes live?"""

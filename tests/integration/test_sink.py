@@ -18,13 +18,12 @@ from stationwatch.db.sink import (
     Batch,
     CurrentWriter,
     TimescaleSink,
-    station_current_row,
     station_row,
 )
 from streams.ingest import alert_row
 from streams.liveness import LivenessConfig
 from streams.state import StationState
-from streams.views import live_state
+from streams.views import current_row
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -165,7 +164,7 @@ async def test_a_station_current_row_refused_is_skipped_and_the_others_written(
             occupants=2,
             occupancy_at=T0,
         )
-        return station_current_row(live_state(state, ZONE, T0), T0)
+        return current_row(state, ZONE, T0, None)
 
     writer = CurrentWriter(database_url)
     try:

@@ -16,7 +16,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
-from stationwatch.db.sink import TimescaleSink, station_current_row
+from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.holidays import holiday_health
@@ -471,6 +471,40 @@ def test_schedule_and_capacity_in_the_view(
 def test_the_stored_state_shows_as_the_live_one(state: StationState) -> None:
     stored = json.loads(json.dumps(state.to_json()))  # as the changelog carries it
     assert stored_view(stored, SH, MONDAY_10H) == live_state(state, SH, MONDAY_10H)
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def station_current_row(
+    view: dict[str, Any], now: datetime, fresh_until: datetime | None = None
+) -> tuple[Any, ...]:
+    """A ``station_current`` row made from a station's public live state: what the worker
+    wrote before it built rows from the state itself (streams.views.current_row)."""
+    location = view.get("location") or {}
+    return (
+        view["station_id"],
+        view.get("name"),
+        view.get("category"),
+        view.get("street"),
+        view.get("district"),
+        location.get("lat"),
+        location.get("lon"),
+        list(view.get("services") or []),
+        view["lifecycle"],
+        view["liveness"],
+        _time(view.get("liveness_since")),
+        _time(view.get("last_heartbeat_at")),
+        view["open_state"],
+        _time(view.get("open_state_since")),
+        view.get("scheduled_open"),
+        view.get("occupants"),
+        view.get("capacity"),
+        _time(view.get("occupancy_at")),
+        now,
+        fresh_until,
+    )
 
 
 @pytest.mark.parametrize(
