@@ -10,7 +10,7 @@ import faust
 import pytest
 
 from streams.runtime import add_station_table
-from streams.store import StationStore
+from streams.store import BLOCK_CACHE_BYTES, SharedBudgetOptions, StationStore
 
 
 @pytest.fixture
@@ -37,7 +37,24 @@ def stored_in(store: StationStore, partition: int, key: str) -> bytes | None:
 
 def test_the_rocksdb_url_gives_the_station_store(store: StationStore) -> None:
     assert isinstance(store, StationStore)
-    assert store.rocksdb_options.write_buffer_size == 4 * 1024 * 1024
+    assert isinstance(store.rocksdb_options, SharedBudgetOptions)
+    assert store.rocksdb_options.write_buffer_size == 2 * 1024 * 1024
+
+
+def test_the_databases_of_a_process_share_one_memory_budget(store: StationStore) -> None:
+    """One block cache for every partition's database, their memtables charged to it: the
+    usage each database reports is the shared cache's."""
+    for partition in range(4):
+        store.write_partition(
+            partition,
+            [(store.station_key(f"SY-{partition}-{n:04d}"), b"x" * 150) for n in range(2000)],
+        )
+    dbs = [store._db_for_partition(p) for p in range(4)]
+    capacity = {db.property_int_value("rocksdb.block-cache-capacity") for db in dbs}
+    usage = {db.property_int_value("rocksdb.block-cache-usage") for db in dbs}
+    assert capacity == {BLOCK_CACHE_BYTES}
+    assert len(usage) == 1
+    assert usage.pop() > 0  # the memtables, charged to the cache
 
 
 def test_each_write_lands_in_the_named_partition_and_is_found_from_any(
