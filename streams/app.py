@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
 from stationwatch.errors import StationwatchError, WorkerStoppingError
+from stationwatch.heap import TRIM_EVERY_S, release_free_memory
 from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
@@ -87,6 +88,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     install_end_offsets(runtime)
     install_status_report(runtime)
     install_holiday_reload(runtime)
+    install_heap_release(runtime)
     return runtime
 
 
@@ -201,6 +203,15 @@ def install_current_refresh(runtime: Runtime) -> None:
     @runtime.app.timer(interval=runtime.settings.current_refresh_s)  # type: ignore[untyped-decorator]
     async def refresh_station_current() -> None:
         await refresh_current(runtime)
+
+
+def install_heap_release(runtime: Runtime) -> None:
+    """Hand the heap's free memory back to the operating system now and then
+    (:mod:`stationwatch.heap`)."""
+
+    @runtime.app.timer(interval=TRIM_EVERY_S)  # type: ignore[untyped-decorator]
+    async def release_heap() -> None:
+        await asyncio.to_thread(release_free_memory)
 
 
 def install_rebalance(runtime: Runtime) -> None:

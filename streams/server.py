@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from stationwatch.errors import ConfigurationError
+from stationwatch.heap import keep_released
 from stationwatch.settings import Settings
 from stationwatch.zone import configure_logging
 from streams.api import Replica, build_app
@@ -185,6 +186,7 @@ async def serve(settings: Settings, fd: int) -> int:
     rebuilding = asyncio.create_task(feed.rebuild_when_moved())
     beating = asyncio.create_task(feed.keep_alive())
     running = asyncio.create_task(feed.run())
+    releasing = asyncio.create_task(keep_released())
     try:
         await asyncio.wait({running, beating, stop}, return_when=asyncio.FIRST_COMPLETED)
         for task in (running, beating):
@@ -193,7 +195,7 @@ async def serve(settings: Settings, fd: int) -> int:
                 return 1
         return 0
     finally:
-        for task in (holidays, rebuilding, beating, running):
+        for task in (holidays, rebuilding, beating, running, releasing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
