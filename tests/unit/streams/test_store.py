@@ -3,14 +3,23 @@ partition the writer names, whatever event Faust is processing, and is found aga
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.runtime import add_station_table
-from streams.store import BLOCK_CACHE_BYTES, SharedBudgetOptions, StationStore
+from streams.store import (
+    _STR_KEY_ENCODERS,
+    BLOCK_CACHE_BYTES,
+    SharedBudgetOptions,
+    StationStore,
+)
 
 
 @pytest.fixture
@@ -165,3 +174,21 @@ def test_station_keys_are_stored_as_the_key_serializer_writes_them(
 ) -> None:
     store.key_serializer = serializer
     assert store.station_key(station_id) == store._encode_key(station_id)
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=40))
+def test_json_station_keys_are_faust_s_bytes_for_any_id(station_id: str) -> None:
+    """Written by msgspec, read back and recovered by Faust (orjson): the same bytes."""
+    assert _STR_KEY_ENCODERS["json"](station_id) == orjson.dumps(station_id)
+
+
+def test_a_kept_station_key_takes_the_memory_of_its_size(store: StationStore) -> None:
+    store.key_serializer = "json"
+    tracemalloc.start()
+    try:
+        keys = [store.station_key(f"SY-{n:06d}") for n in range(1000)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(keys) == 1000
+    assert held < 200 * 1000  # orjson's output held 4 KiB each
