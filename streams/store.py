@@ -61,7 +61,7 @@ class SharedBudgetOptions(RocksDBOptions):
     budget of every database opened through them shared by the process."""
 
     def as_options(self) -> Options:
-        options = super().as_options()
+        options: Options = super().as_options()
         if not self.use_rocksdict:
             return options
         cache, buffers = _shared_budget(self.block_cache_size)
@@ -90,7 +90,8 @@ class StationStore(RocksStore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rocksdb_options = SharedBudgetOptions(**self.options, use_rocksdict=self.use_rocksdict)
+        options = dict(self.options or {})
+        self.rocksdb_options = SharedBudgetOptions(**options, use_rocksdict=self.use_rocksdict)
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         raise TypeError(f"{key!r}: the live table is written by streams.changelog only")
