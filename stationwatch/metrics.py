@@ -28,6 +28,7 @@ class WorkerMetrics:
     consumer_lag: Gauge
     alerts: Counter
     gc_frozen: Gauge
+    gc_pauses: Histogram
     holiday_left: Gauge
     processing_delay: Histogram
 
@@ -107,6 +108,14 @@ class WorkerMetrics:
                 "stationwatch_gc_frozen_objects",
                 "Objects in the garbage collector's permanent generation (gc.freeze)",
                 registry=registry,
+            ),
+            gc_pauses=Histogram(
+                "stationwatch_gc_pause_seconds",
+                "Garbage collections of the worker process and their length, by generation "
+                "(the sum's rate is the share of time spent collecting)",
+                ["generation"],
+                registry=registry,
+                buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             ),
             holiday_left=Gauge(
                 "stationwatch_holiday_calendar_left_seconds",

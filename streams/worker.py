@@ -10,6 +10,7 @@ import mode.loop
 
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
+from stationwatch.collector import collect_young_less_often, time_collections
 from stationwatch.db.migrate import require_schema
 from stationwatch.groups import leave_groups_on_stop
 from stationwatch.kafka_auth import client_auth
@@ -43,6 +44,8 @@ def run_worker(settings: Settings) -> None:
     # the tables' changelogs get the same number of copies as the topics
     settings = settings.model_copy(update={"replication_factor": topics.replication_factor})
     runtime = create_app(settings)
+    collect_young_less_often()  # the whole process: see stationwatch.collector
+    time_collections(runtime.metrics.gc_pauses)
     if runtime.feed is not None:  # the API server starts while the worker joins its group
         runtime.feed.begin(loop)
     worker = faust.Worker(

@@ -53,6 +53,7 @@ from stationwatch.fleet import build_fleet
 from stationwatch.settings import Settings
 
 TARGETS_MS = {"get_station_p99": 5.0, "nearby_p99": 20.0}
+GC_SECONDS = "stationwatch_gc_pause_seconds_sum"  # the worker's time in the collector
 # Of the pipeline's rate, in the liveness phases: background heartbeats, and the most the
 # silenced stations' own heartbeats may take. Together well below it, so that the worker keeps
 # up and what is measured is judging, not a backlog.
@@ -275,12 +276,14 @@ class Bench:
         async def pipeline() -> dict[str, Any]:
             prior = result.get("pipeline_compare_events_per_s", 2000)
             profiler = worker.profile(sizes.pipeline_s)  # the worker at saturation
+            collecting = await worker.metric(GC_SECONDS)
             run = await saturate(
                 bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, sizes.pipeline_s,
                 self.seed, self.progress, prior,
             )  # fmt: skip
             if profiler is not None:
                 await asyncio.to_thread(profiler.wait, 120)
+            collected = await worker.metric(GC_SECONDS) - collecting
             raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
             figures = {
                 "pipeline_events_per_s": run["events_per_s"],
@@ -289,6 +292,7 @@ class Bench:
                 "pipeline_min_backlog": run["min_backlog"],
                 "raw_heartbeat_consume_per_s": round(raw),
                 "pipeline_ratio": round(run["events_per_s"] / raw, 4),
+                "pipeline_gc_share": round(collected / run["seconds"], 3),
             }
             compare = result.get("pipeline_compare_events_per_s", run["events_per_s"])
             figures["pipeline_scaling"] = round(run["events_per_s"] / compare, 3)

@@ -22,6 +22,7 @@ FIGURES = [
     "pipeline_compare_events_per_s",
     "compare_stations",
     "pipeline_scaling",
+    "pipeline_gc_share",
     "registry_events_per_s",
     "registry_ratio",
     "raw_copy_rows_per_s",
