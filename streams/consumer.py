@@ -1,5 +1,6 @@
 """The worker's Kafka consumer: Faust's, with the time a broker may hold a fetch as a setting
-(``STATIONWATCH_CONSUMER_FETCH_WAIT_MS``).
+(``STATIONWATCH_CONSUMER_FETCH_WAIT_MS``), and each fetched message handed to the streams
+without a race of tasks when it need not wait (:mod:`streams.eager`).
 
 Faust asks the broker to hold each fetch up to 1.5 s while no record is waiting for it. Apache
 Kafka answers a held fetch as soon as a record arrives. The embedded broker answers it only
@@ -12,10 +13,15 @@ while nothing arrives (ten a second at 100 ms).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
+
+from streams.eager import Finished, step
 
 
 def install_fetch_wait(app: faust.App, fetch_wait_ms: int) -> None:
@@ -36,5 +42,25 @@ def install_fetch_wait(app: faust.App, fetch_wait_ms: int) -> None:
     class Consumer(transport.Consumer):  # type: ignore[misc] # a class known at run time
         def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def wait_first(
+            self,
+            *coros: WaitArgT,
+            timeout: Seconds | None = None,  # noqa: ASYNC109 - mode's signature
+        ) -> Any:
+            """Faust's drain calls this once per message: ``callback(message)`` raced
+            with the flow's suspension, the consumer's stop and its crash. The callback runs
+            at once; only if it has to wait (a full stream buffer) is the rest of it raced
+            as before."""
+            first = coros[0] if coros else None
+            if timeout is None and inspect.iscoroutine(first):
+                started = step(first)
+                if isinstance(started, Finished):
+                    for other in coros[1:]:  # never started: closed, as the race would
+                        if inspect.iscoroutine(other):
+                            other.close()
+                    return WaitResults([first], [started.value], False)
+                coros = (started, *coros[1:])
+            return await super().wait_first(*coros, timeout=timeout)
 
     transport.Consumer = Consumer
