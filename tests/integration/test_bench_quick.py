@@ -28,6 +28,7 @@ FIGURES = [
     "raw_copy_rows_per_s",
     "sink_rows_per_s",
     "sink_ratio",
+    "sink_rounds",
     "detection_delay_p50_s",
     "detection_delay_p99_s",
     "point_query_p99_ms",
