@@ -29,7 +29,7 @@ def test_only_the_young_threshold_changes() -> None:
 @pytest.mark.usefixtures("thresholds")
 def test_fewer_young_collections_for_objects_in_flight() -> None:
     """Batches of objects that live a while, as a worker's do: the young generation is
-    collected once per 100,000 new objects, not once per 700."""
+    collected once per YOUNG_THRESHOLD new objects, not once per 700."""
 
     def young_collections() -> int:
         before = int(gc.get_stats()[0]["collections"])
