@@ -33,7 +33,7 @@ from stationwatch.settings import Settings
 from streams.batch import abandon, handle_batch
 from streams.changelog import BATCH_BYTES as CHANGELOG_BYTES
 from streams.changelog import TableWriter
-from streams.consumer import install_fetch_wait
+from streams.consumer import install_consumer
 from streams.feed import ApiFeed, Snapshot
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
@@ -120,7 +120,7 @@ def faust_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         TableManager=DeclaredTables,
     )
-    install_fetch_wait(app, settings.consumer_fetch_wait_ms)
+    install_consumer(app, settings.consumer_fetch_wait_ms)
     return app
 
 

@@ -24,10 +24,10 @@ from mode.utils.times import Seconds
 from streams.eager import Finished, step
 
 
-def install_fetch_wait(app: faust.App, fetch_wait_ms: int) -> None:
+def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
     """Make the consumer ``app`` creates ask brokers to hold a fetch at most
-    ``fetch_wait_ms``. Before the app starts; a transport other than aiokafka is left as
-    it is."""
+    ``fetch_wait_ms``, and hand each message over at once. Before the app starts; a
+    transport other than aiokafka is left as it is."""
     transport: Any = app.transport
     if not issubclass(transport.Consumer, driver.Consumer):
         return
@@ -53,7 +53,8 @@ def install_fetch_wait(app: faust.App, fetch_wait_ms: int) -> None:
             at once; only if it has to wait (a full stream buffer) is the rest of it raced
             as before."""
             first = coros[0] if coros else None
-            if timeout is None and inspect.iscoroutine(first):
+            stopping = self._stopped.is_set() or self._crashed.is_set()  # the race: stopped
+            if timeout is None and not stopping and inspect.iscoroutine(first):
                 started = step(first)
                 if isinstance(started, Finished):
                     for other in coros[1:]:  # never started: closed, as the race would
