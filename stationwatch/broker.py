@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+import port_for
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -197,6 +198,13 @@ async def ensure_topics(
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server started soon after: one of the ports no
+    service is registered for, outside the system's ephemeral range (port-for). A port the
+    system hands out (a bind to port 0) is one it also gives outgoing connections as their
+    local end, and a Kafka or database client of a busy process took one that way before
+    its API server could listen on it."""
+    if host in {"127.0.0.1", "localhost"}:
+        return int(port_for.select_random())
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
