@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
 from stationwatch.errors import StationwatchError, WorkerStoppingError
-from stationwatch.heap import TRIM_EVERY_S, release_free_memory
+from stationwatch.heap import keep_released
 from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
@@ -206,12 +206,12 @@ def install_current_refresh(runtime: Runtime) -> None:
 
 
 def install_heap_release(runtime: Runtime) -> None:
-    """Hand the heap's free memory back to the operating system now and then
-    (:mod:`stationwatch.heap`)."""
+    """Hand the heap's free memory back to the operating system now and then, as the API
+    server does (:func:`stationwatch.heap.keep_released`)."""
 
-    @runtime.app.timer(interval=TRIM_EVERY_S)  # type: ignore[untyped-decorator]
+    @runtime.app.task  # type: ignore[untyped-decorator]
     async def release_heap() -> None:
-        await asyncio.to_thread(release_free_memory)
+        await keep_released()
 
 
 def install_rebalance(runtime: Runtime) -> None:
