@@ -29,8 +29,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.schedule import next_change, previous_change, scheduled_open
-from streams.state import StationState, closure_end, effective_lifecycle, evolve
+from streams.record import NULL, absent
+from streams.schedule import next_change, previous_change, scheduled_open, shared_hours
+from streams.state import StationState, effective_lifecycle, evolve
 
 # "always": the schedule of a station that never changes
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -59,7 +60,7 @@ def basis(state: StationState, now: datetime) -> dict[str, Any]:
     ``closed_until`` is over) and whether there is a device. A change of the hours shows as
     ``hours_before`` (kept by ``streams.state.apply_profile`` until the next judgement)."""
     return {
-        "lifecycle": effective_lifecycle(state.profile, now) if state.profile else "unknown",
+        "lifecycle": effective_lifecycle(state.facts, now),
         "device": state.heartbeat_interval_s is not None,
     }
 
@@ -120,7 +121,7 @@ def _ended(
 ) -> datetime:
     """When a lifecycle change happened: a temporary closure that ended by itself at its
     ``closed_until`` (judged a moment later); any other change when it is judged."""
-    end = closure_end(state.profile)
+    end = state.facts.closed_until
     reopened = before["lifecycle"] == "temporarily_closed" and current["lifecycle"] == "active"
     if reopened and end is not None and end <= now:
         return end
@@ -131,8 +132,7 @@ def judge_expected(
     state: StationState, now: datetime, zone: ZoneInfo
 ) -> tuple[StationState, list[ExpectedChange]]:
     """The state with its expectation judged at ``now``, and the changes since the last time."""
-    profile = state.profile
-    hours: dict[str, Any] | None = (profile.get("opening_hours") if profile else None) or None
+    hours = state.facts.hours
     current = basis(state, now)
     is_open = bool(hours) and scheduled_open(hours, now, zone)  # type: ignore[arg-type]
     before: dict[str, Any] | None = state.expect_basis
@@ -155,8 +155,8 @@ def judge_expected(
                 log.set(state.expected_since, True, "first_seen")
             before = current
         # the boundaries passed since the last judgement are those of the hours then in force
-        new_hours = state.hours_before is not None
-        walked = state.hours_before if new_hours else hours
+        new_hours = not absent(state.hours_before)
+        walked = shared_hours(state.hours_before) if new_hours else hours
         for moment, verdict in schedule_flips(walked, scheduled_since, bool(scheduled), now, zone):
             scheduled, scheduled_since = verdict, moment
             log.set(moment, eligible(before) and verdict, "schedule")
@@ -178,7 +178,7 @@ def judge_expected(
         state.expected_since,
         state.expected_changed_at,
         state.expect_basis,
-    ) or (state.hours_before is not None):
+    ) or not absent(state.hours_before):
         state = evolve(
             state,
             scheduled=scheduled,
@@ -186,7 +186,7 @@ def judge_expected(
             expected_since=expected_since,
             expected_changed_at=changed_at,
             expect_basis=current,
-            hours_before=None,
+            hours_before=NULL,
         )
     return state, log.changes
 

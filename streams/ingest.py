@@ -23,6 +23,7 @@ from stationwatch.zone import wire
 from streams.decode import MAX_AGE, Rejected, Tombstone, decode
 from streams.expected import ExpectedChange, removed
 from streams.liveness import Clock, LivenessConfig, evaluate, resolve_all
+from streams.record import record_of
 from streams.state import (
     StationState,
     apply_heartbeat,
@@ -369,16 +370,17 @@ class _Fold:
         self.store(station_id, None, record.ref)
         out.batch.stations[station_id] = None
         if previous is not None:
-            _add_history(out, previous.profile, None, record, self.now)
+            _add_history(out, previous.record, None, record, self.now)
 
     def profile(self, record: Record, state: StationState, decoded: StationProfile) -> StationState:
         out, now = self.out, self.now
         held = state.profile
         state = apply_profile(state, decoded, now)
+        applied = state.record
         if state.profile is not held:
-            _add_history(out, held, state.profile, record, now)
-        if state.profile is not None and state.profile_updated_at is not None:
-            row = station_row(state.profile, state.profile_updated_at)
+            _add_history(out, record_of(held), applied, record, now)
+        if applied is not None and state.profile_updated_at is not None:
+            row = station_row(applied, state.profile_updated_at)
             out.batch.stations[state.station_id] = row
             out.batch.origins[id(row)] = record
         return state

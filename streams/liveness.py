@@ -48,8 +48,9 @@ from zoneinfo import ZoneInfo
 from schemas.alerts import SEVERITY, Alert
 from streams.expected import ExpectedChange as ExpectedChange  # part of an Evaluation
 from streams.expected import judge_expected
+from streams.record import listing
 from streams.schedule import next_change
-from streams.state import Liveness, StationState, closure_end, effective_lifecycle, evolve
+from streams.state import Liveness, StationState, effective_lifecycle, evolve
 
 _NAMESPACE = uuid.UUID("6f1f8d1e-5d55-4c1a-9a55-2f0e1b7c9a10")
 _DEGRADED = ("stale", "offline")
@@ -122,7 +123,7 @@ def _minutes(seconds: float) -> str:
 
 
 def _summary(state: StationState, kind: str, interval: int | None, config: LivenessConfig) -> str:
-    name = (state.profile or {}).get("name") or state.station_id
+    name = listing(state.profile).name or state.station_id
     who = f"{name} ({state.station_id})"
     if kind in _DEGRADED and interval:
         factor = config.offline_after if kind == "offline" else config.stale_after
@@ -136,12 +137,12 @@ def _summary(state: StationState, kind: str, interval: int | None, config: Liven
 
 def _labels(state: StationState) -> dict[str, str]:
     """The contract's labels, and the station's name (so a notice can say which station)."""
-    profile = state.profile or {}
+    shown = listing(state.profile)
     return {
-        "district": str(profile.get("district") or ""),
-        "street": str(profile.get("street") or ""),
-        "category": str(profile.get("category") or ""),
-        "name": str(profile.get("name") or ""),
+        "district": shown.district or "",
+        "street": shown.street or "",
+        "category": shown.category or "",
+        "name": shown.name or "",
     }
 
 
@@ -210,10 +211,10 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     """Judge a station at ``clock``: who is expected alive, its liveness, flapping, the
     conditions that should alert, and the episodes that fire or resolve; when to look again."""
     now = clock.judge
-    profile = state.profile
-    hours = profile.get("opening_hours") if profile else None
-    lifecycle = effective_lifecycle(profile, now)
-    due: list[datetime] = [end] if (end := closure_end(profile)) is not None else []
+    found = state.facts
+    hours = found.hours
+    lifecycle = effective_lifecycle(found, now)
+    due: list[datetime] = [end] if (end := found.closed_until) is not None else []
     if lifecycle != state.lifecycle_in_force:
         state = evolve(state, lifecycle_in_force=lifecycle)
     # the schedule, and who is expected alive (dated exactly: streams.expected)
@@ -249,15 +250,15 @@ def _judge_liveness(
     been watched before the worker knew of it (a never-heard station would go stale early).
     Later only delays its first verdict, never raises a false one."""
     now = clock.judge
-    profile = state.profile
+    registered = state.registered
     interval = state.heartbeat_interval_s
-    monitored = profile is not None and interval is not None and lifecycle != "decommissioned"
+    monitored = registered and interval is not None and lifecycle != "decommissioned"
     changes: list[LivenessChange] = []
     current = state.liveness
     target: Liveness = current
     change_at = now
     if not monitored:
-        target = "not_monitored" if profile is not None else "unknown"
+        target = "not_monitored" if registered else "unknown"
         state = evolve(state, watch_since=None)
     else:
         assert interval is not None  # monitored  # noqa: S101 - narrows the type

@@ -18,8 +18,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from schemas.registry import Category, Lifecycle, Service
+from streams.record import closure_time
 from streams.schedule import scheduled_open
-from streams.state import Liveness, closure_end
+from streams.state import Liveness
 from streams.state_codec import state_json
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
@@ -203,9 +204,7 @@ def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) ->
     location = profile.location or _NO_LOCATION
     reported = state.reported_capacity
     services = profile.services or frozenset()
-    closed_until = closure_end(
-        {"lifecycle": profile.lifecycle, "closed_until": profile.closed_until}
-    )
+    closed_until = closure_time(profile.lifecycle, profile.closed_until)
     return Entry(
         station_id=station_id,
         partition=partition,

@@ -89,13 +89,55 @@ def intervals_for(day: date, hours: dict[str, Any]) -> list[list[str]]:
     return own
 
 
+class SharedHours(dict[str, Any]):
+    """Opening hours held once for every station that has them (:func:`shared_hours`), with
+    their cache key. Read only."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, hours: dict[str, Any]) -> None:
+        super().__init__(hours)
+        self.key = orjson.dumps(hours, option=orjson.OPT_SORT_KEYS)
+
+
+_SHARED_LIMIT = 65_536  # distinct opening hours kept for sharing
+_shared: dict[bytes, SharedHours] = {}
+# the JSON last asked for, and its answer: judging a station asks three times
+_last_shared: tuple[object, SharedHours | None] = (None, None)
+
+
+def shared_hours(encoded: Any) -> SharedHours | None:
+    """Opening hours from their JSON (``None`` for none): one dict per distinct JSON, shared
+    by the stations that have it (a fleet has a few hundred schedules, not one per station).
+    ``null`` and empty hours are none."""
+    global _last_shared
+    held, last = _last_shared
+    if encoded is held:
+        return last
+    if encoded is None:
+        return None
+    text = bytes(encoded)
+    found = _shared.get(text)
+    if found is not None:
+        _last_shared = (encoded, found)
+        return found
+    decoded = orjson.loads(text)
+    hours = SharedHours(decoded) if decoded else None
+    if hours is not None and len(_shared) < _SHARED_LIMIT:
+        _shared[text] = hours
+    _last_shared = (encoded, hours)
+    return hours
+
+
 _last_key: tuple[dict[str, Any] | None, bytes] = (None, b"")
 
 
 def _key(hours: dict[str, Any]) -> bytes:
-    """Opening hours as a cache key: their JSON, keys sorted. The last one is kept with the
-    hours it was made of: judging a station asks three times for the same hours (a
-    registry record's hours are replaced, never changed in place)."""
+    """Opening hours as a cache key: their JSON, keys sorted; shared hours carry theirs. For
+    others the last one is kept with the hours it was made of: judging a station asks three
+    times for the same hours (a registry record's hours are replaced, never changed in place)."""
+    if type(hours) is SharedHours:
+        return hours.key
     global _last_key
     held, key = _last_key
     if held is not hours:

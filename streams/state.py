@@ -7,13 +7,13 @@ because input is at-least-once and several producers race.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
 from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent
+from streams.record import NULL, Facts, absent, encode_record, facts_of, record_of
 
 Liveness = Literal["online", "stale", "offline", "unknown", "not_monitored"]
 OpenState = Literal["open", "closed", "unknown"]
@@ -34,15 +34,20 @@ _TIME_FIELDS = (
 
 
 class StationState(msgspec.Struct, frozen=True, gc=False):
-    """What the worker knows of one station now. ``profile`` is the registry record as JSON
-    (``None`` while the station is missing from the registry).
+    """What the worker knows of one station now. ``profile`` is the registry record, kept as
+    its JSON (``null`` while the station is missing from the registry: :attr:`registered`);
+    what judging reads of it is :attr:`facts`, what views show
+    :func:`streams.record.listing` (:mod:`streams.record`).
 
     A msgspec struct: every heartbeat decodes one from the table, changes it once or twice
     (:func:`evolve`), compares it with what was loaded and encodes it again, each in C. Not
     tracked by the garbage collector: a state never refers back to itself."""
 
     station_id: str
-    profile: dict[str, Any] | None = None
+    profile: msgspec.Raw = NULL
+    # what judging reads of ``profile``, kept beside it (None: stored by a version that did
+    # not keep it, or no record; read from ``profile`` then): the ``facts`` property
+    record_facts: Facts | None = None
     profile_updated_at: datetime | None = None
     liveness: Liveness = "unknown"
     liveness_since: datetime | None = None
@@ -76,9 +81,10 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
     # parts it rested on (lifecycle, device, opening hours' fingerprint) at the last judgement
     expected_changed_at: datetime | None = None
     expect_basis: dict[str, Any] | None = None
-    # the opening hours in force when last judged, while the registry has changed them and the
-    # station has not been judged since (the boundaries passed meanwhile were theirs)
-    hours_before: dict[str, Any] | None = None
+    # the opening hours in force when last judged (their JSON), while the registry has changed
+    # them and the station has not been judged since (the boundaries passed meanwhile were
+    # theirs)
+    hours_before: msgspec.Raw = NULL
     # open alert episodes by kind: alert_id, starts_at, detected_at, … (JSON-ready)
     episodes: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     # the last resolved episode by kind: alert_id, ends_at (a new episode starts after it)
@@ -92,23 +98,34 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
 
     # -- views ------------------------------------------------------------------------------
     @property
+    def registered(self) -> bool:
+        """Whether the station is in the registry (its state holds a record)."""
+        return self.record_facts is not None or not absent(self.profile)
+
+    @property
+    def facts(self) -> Facts:
+        """What judging reads of the registry record (:data:`NO_RECORD` without one)."""
+        found = self.record_facts
+        return found if found is not None else facts_of(self.profile)
+
+    @property
     def lifecycle(self) -> str:
-        return str(self.profile["lifecycle"]) if self.profile else "unknown"
+        return self.facts.lifecycle
 
     @property
     def heartbeat_interval_s(self) -> int | None:
-        if not self.profile:
-            return None
-        value = self.profile.get("heartbeat_interval_s")
-        return int(value) if value is not None else None
+        return self.facts.heartbeat_interval_s
 
     @property
     def capacity(self) -> int | None:
         if self.reported_capacity is not None:
             return self.reported_capacity
-        if self.profile and self.profile.get("capacity") is not None:
-            return int(self.profile["capacity"])
-        return None
+        return self.facts.capacity
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The registry record as JSON-ready values (decoded anew on each access)."""
+        return record_of(self.profile)
 
     # -- as JSON (what the API server gets; the table stores it compressed: state_codec) ----
     def to_json(self) -> dict[str, Any]:
@@ -120,6 +137,9 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
             value = data[name]
             data[name] = value.isoformat() if value is not None else None
         data["flips"] = [flip.isoformat() for flip in self.flips]
+        data["profile"] = record_of(self.profile)
+        data["hours_before"] = record_of(self.hours_before)
+        data["record_facts"] = msgspec.json.decode(msgspec.json.encode(self.record_facts))
         return data
 
     @classmethod
@@ -131,6 +151,10 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
             raw = values.get(name)
             values[name] = datetime.fromisoformat(raw) if raw else None
         values["flips"] = tuple(datetime.fromisoformat(f) for f in values.get("flips") or ())
+        for name in ("profile", "hours_before"):
+            values[name] = encode_record(values[name]) if values.get(name) is not None else NULL
+        # read again from the record: what this version reads of it
+        values["record_facts"] = None if absent(values["profile"]) else facts_of(values["profile"])
         return cls(**values)
 
 
@@ -145,26 +169,13 @@ def evolve(state: StationState, /, **changes: Any) -> StationState:
     return _replace(state, **changes)
 
 
-def closure_end(profile: Mapping[str, Any] | None) -> datetime | None:
-    """When a temporary closure ends by itself (``closed_until``), or ``None``."""
-    if not profile or profile.get("lifecycle") != "temporarily_closed":
-        return None
-    until = profile.get("closed_until")
-    if until is None:
-        return None
-    return until if isinstance(until, datetime) else datetime.fromisoformat(str(until))
-
-
-def effective_lifecycle(profile: Mapping[str, Any] | None, now: datetime) -> str:
-    """The lifecycle a registry record (as JSON) stands for at ``now``: a ``temporarily_closed``
-    station whose ``closed_until`` has come is ``active`` again; ``unknown`` without a record."""
-    if not profile:
-        return "unknown"
-    lifecycle = str(profile["lifecycle"])
-    end = closure_end(profile)
-    if end is not None and end <= now:
+def effective_lifecycle(facts: Facts, now: datetime) -> str:
+    """The lifecycle a registry record stands for at ``now`` (:class:`Facts`): a
+    ``temporarily_closed`` station whose ``closed_until`` has come is ``active`` again;
+    ``unknown`` without a record."""
+    if facts.closed_until is not None and facts.closed_until <= now:
         return "active"
-    return lifecycle
+    return facts.lifecycle
 
 
 def _newer(candidate: datetime, current: datetime | None) -> bool:
@@ -233,16 +244,19 @@ def apply_profile(state: StationState, profile: StationProfile, now: datetime) -
     if state.profile_updated_at is not None and profile.updated_at < state.profile_updated_at:
         return state
     as_json = profile.model_dump(mode="json")
-    if as_json == state.profile:
+    encoded = encode_record(as_json)
+    # the same JSON, or the same record written otherwise (by an earlier version)
+    if encoded == state.profile or (state.registered and record_of(state.profile) == as_json):
         return state
+    previous, found = state.facts, facts_of(encoded)
     changes: dict[str, Any] = {
-        "profile": as_json,
+        "profile": encoded,
+        "record_facts": found,
         "profile_updated_at": profile.updated_at,
         "updated_at": now,
     }
-    previous_hours = state.profile.get("opening_hours") if state.profile else None
-    if previous_hours and state.hours_before is None and as_json["opening_hours"] != previous_hours:
-        changes["hours_before"] = previous_hours
+    if previous.hours is not None and absent(state.hours_before) and found.hours != previous.hours:
+        changes["hours_before"] = previous.opening_hours
     if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
         changes.update(liveness="not_monitored", liveness_since=now)
     elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":

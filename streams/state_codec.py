@@ -31,7 +31,8 @@ import msgspec
 import orjson
 import zstandard
 
-from streams.state import StationState
+from streams.record import facts_of
+from streams.state import StationState, evolve
 
 V1 = b"\x01"  # zstd, DICTIONARY_V1, no dictionary id, content size in the frame
 V2 = b"\x02"  # HEADER, then V1's frame
@@ -167,11 +168,15 @@ def decode_state(stored: bytes | dict[str, Any]) -> StationState:
         return StationState.from_json(stored)
     text = state_json(stored)
     try:
-        return _DECODER.decode(text)
+        state = _DECODER.decode(text)
     except msgspec.ValidationError:
         # a value this version does not know (say, a newer liveness): read as leniently as
         # from_json reads it
         return StationState.from_json(orjson.loads(text))
+    if state.record_facts is None and state.registered:
+        # stored before the state kept what judging reads of its record: read it once
+        state = evolve(state, record_facts=facts_of(state.profile))
+    return state
 
 
 def stored_partition(stored: bytes) -> int | None:

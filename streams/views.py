@@ -9,23 +9,24 @@ from zoneinfo import ZoneInfo
 from stationwatch.settings import Settings
 from stationwatch.zone import display_zone, iso
 from streams.ingest import utcnow
+from streams.record import listing
 from streams.schedule import scheduled_open
 from streams.state import StationState, effective_lifecycle
 
 
 def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """Every time in ``zone`` (the display zone, which is also the schedules' zone)."""
-    profile = state.profile or {}
-    hours = profile.get("opening_hours")
+    shown = listing(state.profile)
+    found = state.facts
     return {
         "station_id": state.station_id,
-        "name": profile.get("name"),
-        "district": profile.get("district"),
-        "category": profile.get("category"),
-        "street": profile.get("street"),
-        "location": profile.get("location"),
-        "services": profile.get("services", []),
-        "lifecycle": effective_lifecycle(state.profile, now),
+        "name": shown.name,
+        "district": shown.district,
+        "category": shown.category,
+        "street": shown.street,
+        "location": shown.location,
+        "services": shown.services,
+        "lifecycle": effective_lifecycle(found, now),
         "heartbeat_interval_s": state.heartbeat_interval_s,
         "liveness": state.liveness,
         "liveness_since": iso(state.liveness_since, zone),
@@ -33,7 +34,7 @@ def live_state(state: StationState, zone: ZoneInfo, now: datetime) -> dict[str, 
         "last_seq": state.last_seq,
         "open_state": state.open_state,
         "open_state_since": iso(state.open_state_since, zone),
-        "scheduled_open": scheduled_open(hours, now, zone) if hours else None,
+        "scheduled_open": scheduled_open(hours, now, zone) if (hours := found.hours) else None,
         "occupants": state.occupants,
         "capacity": state.capacity,
         "occupancy_at": iso(state.occupancy_at, zone),
@@ -47,19 +48,20 @@ def current_row(
     """The ``station_current`` row of a state, in the order of
     :data:`stationwatch.db.sink.CURRENT_COLUMNS`: the public live state's values, without
     its detour through text times (a row per station that changed, at every refresh)."""
-    profile = state.profile or {}
-    hours = profile.get("opening_hours")
-    location = profile.get("location") or {}
+    shown = listing(state.profile)
+    found = state.facts
+    hours = found.hours
+    location = shown.location or {}
     return (
         state.station_id,
-        profile.get("name"),
-        profile.get("category"),
-        profile.get("street"),
-        profile.get("district"),
+        shown.name,
+        shown.category,
+        shown.street,
+        shown.district,
         location.get("lat"),
         location.get("lon"),
-        list(profile.get("services") or []),
-        effective_lifecycle(state.profile, now),
+        shown.services,
+        effective_lifecycle(found, now),
         state.liveness,
         state.liveness_since,
         state.last_heartbeat_at,

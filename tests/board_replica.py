@@ -12,6 +12,7 @@ from typing import Any
 from stationwatch.fleet import build_fleet
 from stationwatch.settings import Settings
 from streams.api import Replica
+from streams.record import holding
 from streams.state import StationState
 
 HEALTHY = [True, {"status": "ok", "problems": [], "partitions": 1, "lag": 0}]
@@ -41,7 +42,7 @@ def fleet_states(
         states.append(
             StationState(
                 station_id=profile.station_id,
-                profile=profile.model_dump(mode="json"),
+                **holding(profile.model_dump(mode="json")),
                 liveness=liveness,  # type: ignore[arg-type]
                 liveness_since=since,
                 last_heartbeat_at=since,

@@ -22,6 +22,7 @@ from stationwatch.db.sink import (
 )
 from streams.ingest import alert_row
 from streams.liveness import LivenessConfig
+from streams.record import holding
 from streams.state import StationState
 from streams.views import current_row
 from tests import factories
@@ -157,7 +158,7 @@ async def test_a_station_current_row_refused_is_skipped_and_the_others_written(
     def row(sid: str, name: str) -> tuple[Any, ...]:
         state = StationState(
             sid,
-            profile=factories.profile(sid, name=name),
+            **holding(factories.profile(sid, name=name)),
             liveness="online",
             liveness_since=T0,
             last_heartbeat_at=T0,

@@ -25,6 +25,7 @@ from stationwatch.zone import (
 )
 from streams.decode import decode
 from streams.liveness import Clock, LivenessConfig, alert_id, evaluate
+from streams.record import holding
 from streams.state import StationState, apply_profile, new_state
 from streams.views import live_state
 from tests import factories
@@ -133,7 +134,7 @@ def test_the_alert_id_does_not_depend_on_the_display_zone() -> None:
 def test_live_state_shows_every_time_in_the_zone() -> None:
     state = StationState(
         station_id="SY-0001",
-        profile=factories.profile("SY-0001"),
+        **holding(factories.profile("SY-0001")),
         liveness="online",
         liveness_since=MOMENT,
         last_heartbeat_at=MOMENT.astimezone(BEIJING),

@@ -24,6 +24,7 @@ from streams.board import (
     merge_board,
 )
 from streams.query import EARTH_RADIUS_M, entry_from_state, haversine_m
+from streams.record import holding
 from streams.state import StationState
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -137,7 +138,7 @@ def stored(
     }
     return StationState(
         station_id=station_id,
-        profile=profile,
+        **holding(profile),
         liveness=liveness,  # type: ignore[arg-type]
         liveness_since=since,
         last_heartbeat_at=since - timedelta(seconds=30),

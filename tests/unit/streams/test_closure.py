@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from streams.query import entry_from_state, is_open_now
-from streams.state import closure_end, effective_lifecycle
+from streams.record import NULL, encode_record, facts_of
+from streams.state import effective_lifecycle
 from streams.views import live_state
 from tests.unit.streams.test_liveness import (
     MIN,
@@ -26,19 +28,21 @@ from tests.unit.streams.test_liveness import (
 UNTIL = T0 + timedelta(hours=3)
 
 
-def record(lifecycle: str, closed_until: datetime | str | None = None) -> dict[str, Any]:
+def record(lifecycle: str, closed_until: datetime | str | None = None) -> msgspec.Raw:
+    """A registry record's parts that judging reads, as a state holds them (JSON)."""
     profile: dict[str, Any] = {"station_id": "SY-0001", "lifecycle": lifecycle}
     if closed_until is not None:
         profile["closed_until"] = (
             closed_until.isoformat() if isinstance(closed_until, datetime) else closed_until
         )
-    return profile
+    return encode_record(profile)
 
 
 @pytest.mark.parametrize(
     ("profile", "now", "expected"),
     [
         pytest.param(None, T0, "unknown", id="no-record"),
+        pytest.param(NULL, T0, "unknown", id="null-record"),
         pytest.param(record("active"), T0, "active", id="active"),
         pytest.param(record("decommissioned"), T0, "decommissioned", id="decommissioned"),
         pytest.param(record("temporarily_closed"), T0, "temporarily_closed", id="no-end"),
@@ -61,15 +65,16 @@ def record(lifecycle: str, closed_until: datetime | str | None = None) -> dict[s
         ),
     ],
 )
-def test_effective_lifecycle(profile: dict[str, Any] | None, now: datetime, expected: str) -> None:
-    assert effective_lifecycle(profile, now) == expected
+def test_effective_lifecycle(profile: msgspec.Raw | None, now: datetime, expected: str) -> None:
+    assert effective_lifecycle(facts_of(profile), now) == expected
 
 
 def test_closure_end_only_for_a_temporary_closure() -> None:
-    assert closure_end(record("temporarily_closed", UNTIL)) == UNTIL
-    assert closure_end(record("temporarily_closed")) is None
-    assert closure_end(record("active")) is None
-    assert closure_end(None) is None
+    assert facts_of(record("temporarily_closed", UNTIL)).closed_until == UNTIL
+    assert facts_of(record("temporarily_closed")).closed_until is None
+    assert facts_of(record("active", UNTIL)).closed_until is None
+    assert facts_of(None).closed_until is None
+    assert facts_of(NULL).closed_until is None
 
 
 def test_a_closed_station_is_judged_again_when_its_closure_ends() -> None:

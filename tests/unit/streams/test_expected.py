@@ -16,6 +16,7 @@ from msgspec.structs import replace
 from schemas import StationProfile
 from streams.expected import ExpectedChange, removed
 from streams.liveness import Clock, LivenessConfig, evaluate
+from streams.record import absent
 from streams.schedule import scheduled_open
 from streams.state import StationState, apply_profile, new_state
 from streams.state_codec import decode_state, encode_state
@@ -219,7 +220,7 @@ def test_the_old_hours_closing_passed_unjudged_is_dated_at_its_time() -> None:
     assert station.register(processed, opening_hours=late_hours) == [
         (at(MON, "20:00"), False, "schedule")
     ]
-    assert station.state.hours_before is None
+    assert absent(station.state.hours_before)
     assert station.judge(at(MON, "21:00") + LATE) == [(at(MON, "21:00"), True, "schedule")]
     station.register(at(MON, "21:30"), opening_hours=ALWAYS)
     assert station.register(at(MON, "21:31"), opening_hours=ALWAYS) == []

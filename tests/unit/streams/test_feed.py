@@ -16,6 +16,7 @@ import pytest
 from stationwatch.settings import Settings
 from streams.api import Replica
 from streams.feed import ApiFeed, decode_put, encode_frame, encode_put
+from streams.record import holding
 from streams.server import Feed
 from streams.state import StationState
 from streams.state_codec import encode_state, state_json
@@ -25,7 +26,9 @@ from tests import factories
 def state(station_id: str, *, padding: int = 0, occupants: int | None = None) -> bytes:
     """As the live table stores it."""
     profile = factories.profile(station_id, name=f"驿站 {station_id} " + "x" * padding)
-    return encode_state(StationState(station_id=station_id, profile=profile, occupants=occupants))
+    return encode_state(
+        StationState(station_id=station_id, **holding(profile), occupants=occupants)
+    )
 
 
 async def never_fatal(exc: BaseException) -> None:

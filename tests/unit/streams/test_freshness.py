@@ -9,6 +9,7 @@ from msgspec.structs import replace
 
 from streams.freshness import fresh_until
 from streams.liveness import LivenessConfig
+from streams.record import holding
 from streams.state import StationState
 from tests.factories import profile
 
@@ -19,7 +20,7 @@ CONFIG = LivenessConfig(stale_after=3, offline_after=10)
 def station(liveness: str, interval: int | None = 60, **fields: object) -> StationState:
     state = StationState(
         station_id="SY-0001",
-        profile=profile("SY-0001", heartbeat_interval_s=interval),
+        **holding(profile("SY-0001", heartbeat_interval_s=interval)),
         liveness=liveness,  # type: ignore[arg-type]
         last_heartbeat_at=T0,
     )

@@ -38,6 +38,7 @@ from streams.ingest import (
     refused_letters,
 )
 from streams.liveness import Clock, LivenessConfig
+from streams.record import holding
 from streams.state import StationState
 from streams.state_codec import decode_state, stored_schedule
 from streams.tracker import partition_for
@@ -130,7 +131,7 @@ def stored(sid: str = SID, **fields: Any) -> dict[str, Any]:
     partition murmur2 gives it."""
     base = StationState(
         station_id=sid,
-        profile=profile(NOW - timedelta(days=3), sid=sid),
+        **holding(profile(NOW - timedelta(days=3), sid=sid)),
         profile_updated_at=NOW - timedelta(days=3),
         liveness="online",
         liveness_since=NOW - timedelta(hours=2),
@@ -433,8 +434,8 @@ def test_the_last_registry_action_in_a_batch_wins(order: tuple[str, str], exists
     if exists:
         assert not write.remove
         state = state_of(write)
-        assert state.profile is not None
-        assert state.profile["name"] == "新驿站"
+        assert state.record is not None
+        assert state.record["name"] == "新驿站"
         assert state.last_heartbeat_at is None  # a fresh station: nothing of the removed one
         row = out.batch.stations[SID]
         assert row is not None
@@ -470,8 +471,8 @@ def test_the_newest_message_wins_in_any_order_and_duplicates_change_nothing(
     assert (state.last_heartbeat_at, state.last_seq, state.battery_pct) == (NOW - 10 * S, 3, 70.0)
     assert (state.occupants, state.occupancy_at) == (5, NOW - MIN)
     assert (state.open_state, state.open_state_since) == ("open", NOW - 3 * MIN)
-    assert state.profile is not None
-    assert state.profile["name"] == "新名"
+    assert state.record is not None
+    assert state.record["name"] == "新名"
     row = out.batch.stations[SID]
     assert row is not None
     assert row[1] == "新名"  # the newest registry record is the one written

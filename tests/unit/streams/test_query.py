@@ -41,6 +41,7 @@ from streams.query import (
     parse_query,
     unit_vector,
 )
+from streams.record import holding
 from streams.state import StationState
 from tests import factories
 
@@ -239,7 +240,7 @@ def entry(
         profile = factories.profile("SY-0001", **overrides)
     state = StationState(
         station_id="SY-0001",
-        profile=profile,
+        **holding(profile),
         liveness=liveness,  # type: ignore[arg-type]
         open_state=open_state,  # type: ignore[arg-type]
         occupants=occupants,
@@ -263,7 +264,7 @@ def test_entries_are_compact_and_give_back_the_stored_state() -> None:
     """Read-model entries hold the state encoded at its exact size, and share equal schedules
     and service sets between stations (150,000 stations: ~250 MB instead of ~1 GB)."""
     states = [
-        StationState(station_id=sid, profile=factories.profile(sid), liveness="online").to_json()
+        StationState(station_id=sid, **holding(factories.profile(sid)), liveness="online").to_json()
         for sid in ("SY-0001", "SY-0002")
     ]
     first, second = (entry_from_state(s["station_id"], 0, s) for s in states)
@@ -283,19 +284,21 @@ def test_entry_from_json_equals_the_entry_of_the_same_state_as_a_dict() -> None:
     for state in (
         StationState(
             station_id="SY-0001",
-            profile=factories.profile("SY-0001", opening_hours=OFFICE_HOURS),
+            **holding(factories.profile("SY-0001", opening_hours=OFFICE_HOURS)),
             liveness="stale",
             open_state="open",
             occupants=4,
             reported_capacity=9,
             occupancy_at=MONDAY_10,
         ).to_json(),
-        StationState(station_id="SY-0001", profile=closed).to_json(),
+        StationState(station_id="SY-0001", **holding(closed)).to_json(),
         StationState(station_id="SY-0001").to_json(),
     ):
         text = orjson.dumps(state)
         assert entry_from_json("SY-0001", 3, text, text) == entry_from_state("SY-0001", 3, state)
-    closed_entry = entry_from_state("SY-0001", 0, StationState("SY-0001", profile=closed).to_json())
+    closed_entry = entry_from_state(
+        "SY-0001", 0, StationState("SY-0001", **holding(closed)).to_json()
+    )
     assert closed_entry.closed_until == datetime(2026, 12, 1, 8, 0, tzinfo=SH)
 
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from streams.query import Entry, haversine_m
 from streams.readmodel import LiveIndex, build_tree
+from streams.record import holding
 from streams.state import StationState
 from streams.state_codec import decode_state, encode_state
 from tests import factories
@@ -38,7 +39,7 @@ def sid(n: int) -> str:
 def state(station_id: str, lat: float | None, lon: float | None) -> dict[str, Any]:
     location = None if lat is None else {"lat": lat, "lon": lon}
     profile = factories.profile(station_id, location=location)
-    return StationState(station_id=station_id, profile=profile, liveness="online").to_json()
+    return StationState(station_id=station_id, **holding(profile), liveness="online").to_json()
 
 
 def accept_all(_: Entry) -> bool:
@@ -321,13 +322,18 @@ def test_a_state_put_as_stored_stays_compressed_and_reads_back_whole() -> None:
     """The API server keeps each state as the live table stores it (compressed, a sixth of its
     JSON), and decodes it again only for a station it returns."""
     whole = StationState(
-        station_id=sid(1), profile=factories.profile(sid(1)), liveness="online", occupants=3
+        station_id=sid(1),
+        **holding(factories.profile(sid(1))),
+        liveness="online",
+        occupants=3,
     )
     stored = encode_state(whole)
     index = LiveIndex()
     index.put_stored(sid(1), 2, stored)
     index.put(
-        sid(2), 2, StationState(station_id=sid(2), profile=factories.profile(sid(2))).to_json()
+        sid(2),
+        2,
+        StationState(station_id=sid(2), **holding(factories.profile(sid(2)))).to_json(),
     )
     entry = index.entries[sid(1)]
     assert entry.raw is stored

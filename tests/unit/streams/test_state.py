@@ -13,6 +13,7 @@ import pytest
 from msgspec.structs import replace
 
 from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent
+from streams.record import NO_RECORD, NULL, encode_record, facts_of, listing, record_of
 from streams.state import (
     StationState,
     apply_heartbeat,
@@ -135,8 +136,8 @@ def test_profile_fold(first_at: datetime, second_at: datetime, winner: str) -> N
     one = apply_profile(fresh(), profile(first_at, name="一号驿站"), NOW)
     two = apply_profile(one, profile(second_at, name="二号驿站"), NOW + S)
     expected = "一号驿站" if winner == "first" else "二号驿站"
-    assert two.profile is not None
-    assert two.profile["name"] == expected
+    assert two.record is not None
+    assert two.record["name"] == expected
     if winner == "first":
         assert two == one
 
@@ -144,6 +145,94 @@ def test_profile_fold(first_at: datetime, second_at: datetime, winner: str) -> N
 def test_profile_duplicate_is_idempotent() -> None:
     one = apply_profile(fresh(), profile(T0), NOW)
     assert apply_profile(one, profile(T0), NOW + S) == one
+
+
+def test_a_record_written_otherwise_is_the_same_record() -> None:
+    """A state whose registry record an earlier version wrote (other spacing and escapes): the
+    same record delivered again changes nothing, and new opening hours are still seen."""
+    one = apply_profile(fresh(), profile(T0), NOW)
+    earlier = StationState.from_json(one.to_json())
+    earlier = evolve(earlier, profile=msgspec.Raw(json.dumps(one.record).encode()))
+    assert earlier.profile != one.profile  # not the same bytes
+    assert apply_profile(earlier, profile(T0), NOW + S) is earlier
+    hours = {"always_open": False, "weekly": {"mon": [["09:00", "17:00"]]}, "holidays_open": False}
+    changed = apply_profile(earlier, profile(T0 + S, opening_hours=hours), NOW + S)
+    assert changed.record is not None
+    assert changed.record["opening_hours"] == hours
+    assert record_of(changed.hours_before) == one.record["opening_hours"]  # type: ignore[index]
+
+
+def test_what_judging_reads_of_a_record() -> None:
+    closing = T0 + timedelta(days=1)
+    state = apply_profile(
+        fresh(),
+        profile(
+            T0,
+            heartbeat_interval_s=45,
+            capacity=7,
+            lifecycle="temporarily_closed",
+            closed_until=closing.isoformat(),
+        ),
+        NOW,
+    )
+    found = facts_of(state.profile)
+    assert found == facts_of(msgspec.Raw(bytes(state.profile)))  # read again: the same
+    assert (found.lifecycle, found.heartbeat_interval_s, found.capacity) == (
+        "temporarily_closed",
+        45,
+        7,
+    )
+    assert found.closed_until == closing
+    assert found.hours == state.record["opening_hours"]  # type: ignore[index]
+    assert (state.lifecycle, state.heartbeat_interval_s, state.capacity) == (
+        "temporarily_closed",
+        45,
+        7,
+    )
+    assert facts_of(NULL) == facts_of(None) == NO_RECORD
+    assert not fresh().registered
+    assert state.registered
+
+
+def test_stations_with_the_same_hours_share_them() -> None:
+    """One dict per distinct schedule, whichever station's record it was read from."""
+    one = apply_profile(fresh(), profile(T0, name="一号驿站"), NOW)
+    two = apply_profile(new_state("SY-0002", T0), profile(T0, name="二号驿站"), NOW)
+    assert facts_of(one.profile).hours is facts_of(two.profile).hours
+
+
+def test_what_views_show_of_a_record() -> None:
+    state = apply_profile(fresh(), profile(T0, name="顺义驿站"), NOW)
+    shown = listing(state.profile)
+    record = state.record
+    assert record is not None
+    assert (shown.name, shown.district, shown.street, shown.category) == (
+        "顺义驿站",
+        record["district"],
+        record["street"],
+        record["category"],
+    )
+    assert (shown.location, shown.services) == (record["location"], record["services"])
+    assert listing(NULL) == listing(None)
+    assert listing(NULL).name is None
+    assert listing(NULL).services == []
+    # a hand-written record with a value of another type is read as it is
+    odd = listing(encode_record({"name": 7, "services": ["water"]}))
+    assert odd.name == 7  # type: ignore[comparison-overlap]
+    assert odd.services == ["water"]
+
+
+def test_what_judging_reads_follows_the_record() -> None:
+    """Kept beside the record, it is what the record says after every change of it."""
+    state = fresh()
+    changes: list[tuple[datetime, dict[str, Any]]] = [
+        (T0, {}),
+        (T0 + S, {"heartbeat_interval_s": 60, "capacity": 3}),
+        (T0 + 2 * S, {"heartbeat_interval_s": None, "lifecycle": "decommissioned"}),
+    ]
+    for at, overrides in changes:
+        state = apply_profile(state, profile(at, **overrides), NOW)
+        assert state.record_facts == facts_of(msgspec.Raw(bytes(state.profile)))
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.holidays import holiday_health
 from streams.ingest import IngestConfig
+from streams.record import holding
 from streams.runtime import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.state import StationState
 from streams.status import health_report, routes
@@ -376,7 +377,7 @@ OFFICE = {"always_open": False, "weekly": {"mon": [["08:00", "20:00"]]}, "holida
 def registered(**overrides: Any) -> StationState:
     return StationState(
         station_id="SY-0001",
-        profile=factories.profile("SY-0001", opening_hours=OFFICE, **overrides),
+        **holding(factories.profile("SY-0001", opening_hours=OFFICE, **overrides)),
         profile_updated_at=MONDAY_10H - timedelta(days=1),
         liveness="online",
         liveness_since=MONDAY_10H - timedelta(hours=1),
@@ -445,7 +446,7 @@ def test_a_station_missing_from_the_registry_still_has_every_field() -> None:
         pytest.param(registered(), SH, MONDAY_22H, False, 12, id="after-hours"),
         pytest.param(registered(), ZoneInfo("UTC"), MONDAY_10H, False, 12, id="hours-are-local"),
         pytest.param(
-            StationState("SY-0001", profile=factories.profile("SY-0001", capacity=8)),
+            StationState("SY-0001", **holding(factories.profile("SY-0001", capacity=8))),
             SH,
             MONDAY_22H,
             True,  # the factory's profile is always open
