@@ -220,7 +220,7 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
     # the schedule, and who is expected alive (dated exactly: streams.expected)
     state, expected_changes = judge_expected(state, now, config.zone)
     if hours:
-        boundary = next_change(hours, now, config.zone)
+        boundary = next_boundary(hours, state.scheduled_since, now, config.zone)
         if boundary is not None:
             due.append(boundary)
     state, changes = _judge_liveness(state, clock, lifecycle, config, due)
@@ -236,6 +236,19 @@ def evaluate(state: StationState, clock: Clock, config: LivenessConfig) -> Evalu
         next_due=min([*upcoming, now + MAX_IDLE]),
         expected_changes=expected_changes,
     )
+
+
+def next_boundary(
+    hours: dict[str, Any], since: datetime | None, now: datetime, zone: ZoneInfo
+) -> datetime | None:
+    """The schedule's first opening or closing time after ``now``. The one after ``since``
+    (the schedule's last change, judged up to ``now``) when that is later than ``now``: it
+    was just asked for (cached), and no boundary lies between."""
+    if since is not None and since <= now:
+        boundary = next_change(hours, since, zone)
+        if boundary is not None and boundary > now:
+            return boundary
+    return next_change(hours, now, zone)
 
 
 def _judge_liveness(

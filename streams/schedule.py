@@ -44,6 +44,7 @@ def use_calendar(calendar: HolidayCalendar) -> None:
     _window.cache_clear()
     _stamps.cache_clear()
     _open_at.cache_clear()
+    _next_shared.cache_clear()
 
 
 def active_calendar() -> HolidayCalendar:
@@ -101,7 +102,8 @@ class SharedHours(dict[str, Any]):
 
 
 _SHARED_LIMIT = 65_536  # distinct opening hours kept for sharing
-_shared: dict[bytes, SharedHours] = {}
+_shared: dict[bytes, SharedHours] = {}  # by their JSON as records hold them
+_by_key: dict[bytes, SharedHours] = {}  # by their cache key (the same hours written otherwise)
 # the JSON last asked for, and its answer: judging a station asks three times
 _last_shared: tuple[object, SharedHours | None] = (None, None)
 
@@ -125,6 +127,7 @@ def shared_hours(encoded: Any) -> SharedHours | None:
     hours = SharedHours(decoded) if decoded else None
     if hours is not None and len(_shared) < _SHARED_LIMIT:
         _shared[text] = hours
+        _by_key.setdefault(hours.key, hours)
     _last_shared = (encoded, hours)
     return hours
 
@@ -236,7 +239,18 @@ def next_change(
     (an opening or closing time; ``None`` for 24-hour stations or none within ``days``)."""
     if hours.get("always_open"):
         return None
+    if days == _HORIZON and type(hours) is SharedHours and _by_key.get(hours.key) is hours:
+        return _next_shared(hours.key, at, zone)
     moments, index = _around(hours, at, zone, days)
+    return moments[index] if index < len(moments) else None
+
+
+@lru_cache(maxsize=65536)
+def _next_shared(hours_key: bytes, at: datetime, zone: ZoneInfo) -> datetime | None:
+    """:func:`next_change` of shared hours. Cached: the stations that share hours are asked
+    after the same moments (their last opening or closing, ``scheduled_since``) at every
+    judgement."""
+    moments, index = _around(_by_key[hours_key], at, zone, _HORIZON)
     return moments[index] if index < len(moments) else None
 
 

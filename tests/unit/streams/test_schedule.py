@@ -8,16 +8,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.liveness import next_boundary
 from streams.schedule import (
     day_kind,
     intervals_for,
     next_change,
     previous_change,
     scheduled_open,
+    shared_hours,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -392,3 +395,43 @@ def test_scheduled_open_is_constant_until_next_change(
         assert scheduled_open(opening, probe, SH) is before, probe
         probe += timedelta(minutes=30)
     assert scheduled_open(opening, horizon - timedelta(seconds=1), SH) is before
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weekly=_weekly,
+    holidays_open=st.booleans(),
+    start=st.datetimes(
+        min_value=datetime(2026, 9, 1),  # noqa: DTZ001 - made aware below
+        max_value=datetime(2027, 1, 31),  # noqa: DTZ001
+    ),
+    later=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+)
+def test_shared_hours_answer_as_their_own_json(
+    weekly: dict[str, Any], holidays_open: bool, start: datetime, later: timedelta
+) -> None:
+    """Hours shared between stations (read once from their JSON, next changes cached) give
+    the answers the hours themselves give; the next change after a station's last one is
+    the next change after now while it lies ahead."""
+    opening = hours(
+        {d: [list(i) for i in v] for d, v in weekly.items()}, holidays_open=holidays_open
+    )
+    shared = shared_hours(orjson.dumps(opening))
+    since = start.replace(tzinfo=SH)
+    now = since + later
+    if not weekly:
+        assert shared is None or next_change(shared, now, SH) is None
+        return
+    assert shared == opening
+    assert shared is shared_hours(orjson.dumps(opening))  # one per distinct schedule
+    for moment in (since, now):
+        assert next_change(shared, moment, SH) == next_change(opening, moment, SH)
+        assert scheduled_open(shared, moment, SH) == scheduled_open(opening, moment, SH)
+    assert next_boundary(shared, since, now, SH) == next_change(opening, now, SH)
+    assert next_boundary(shared, now + timedelta(hours=1), now, SH) == next_change(opening, now, SH)
+
+
+def test_no_hours_are_none() -> None:
+    assert shared_hours(None) is None
+    assert shared_hours(b"null") is None
+    assert shared_hours(b"{}") is None
