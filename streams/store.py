@@ -141,17 +141,27 @@ class StationStore(RocksStore):
             if value is not None:
                 # known to be there: its next write (most likely this batch's) need not ask
                 # every other partition's database whether it is kept there too
-                found = self._found
-                if len(found) >= FOUND_LIMIT:
-                    found.clear()
-                found[encoded] = partition
+                self._remember(encoded, partition)
                 return value  # type: ignore[no-any-return]
-        return self._get(encoded)
+        indexed = encoded in self._key_index
+        elsewhere = self._get(encoded)
+        if elsewhere is None and not indexed:
+            # every database was asked and none keeps it (a new station): neither need they
+            # be asked again at its first write
+            self._remember(encoded, partition)
+        return elsewhere
+
+    def _remember(self, key: bytes, partition: int) -> None:
+        found = self._found
+        if len(found) >= FOUND_LIMIT:
+            found.clear()
+        found[key] = partition
 
     @cached_property
     def _found(self) -> dict[bytes, int]:
-        """Stations read from the database of the partition asked, since their last write
-        (at most ``FOUND_LIMIT``: a station read and left unchanged stays until then)."""
+        """Stations read from the database of the partition asked, or kept in none, since
+        their last write (at most ``FOUND_LIMIT``: a station read and left unchanged stays
+        until then)."""
         return {}
 
     def station_key(self, station_id: str) -> bytes:

@@ -148,6 +148,34 @@ def test_a_station_found_where_its_records_arrive_is_written_without_asking_the_
     assert store.fetch("SY-0001", 2) == b"two"
 
 
+def test_a_new_station_s_first_write_does_not_ask_the_databases_again(
+    store: StationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its fetch asked them all and none keeps it."""
+    write(store, "SY-0002", b"other", 1)
+    assert store.fetch("SY-0001", 2) is None
+
+    def ask_others(key: bytes, partition: int) -> None:
+        raise AssertionError("asked the other partitions' databases")
+
+    monkeypatch.setattr(store, "_forget_elsewhere", ask_others)
+    write(store, "SY-0001", b"one", 2)
+    assert store.fetch("SY-0001", 2) == b"one"
+    assert [p for p in store._dbs if stored_in(store, p, "SY-0001")] == [2]
+
+
+def test_a_station_missing_where_the_index_says_is_still_forgotten_elsewhere(
+    store: StationStore,
+) -> None:
+    """Only the indexed database was asked: a write elsewhere still clears the others."""
+    write(store, "SY-0001", b"old", 1)
+    write(store, "SY-0009", b"other", 3)
+    store._key_index[store.station_key("SY-0001")] = 3  # an index gone stale
+    assert store.fetch("SY-0001", 2) is None
+    write(store, "SY-0001", b"new", 2)
+    assert [p for p in sorted(store._dbs) if stored_in(store, p, "SY-0001")] == [2]
+
+
 def test_a_batch_of_writes_lands_in_its_partition_in_order(store: StationStore) -> None:
     write(store, "SY-0003", b"elsewhere", 0)
     store._key_index.clear()  # as after a restart
