@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from faust.types import TP
 
 from streams.output import OutputProducer
@@ -34,8 +34,9 @@ from streams.store import StationStore
 BATCH_BYTES = 512 * 1024  # at most, per producer batch (under Kafka's 1 MB message limit)
 
 
-@dataclass(frozen=True, slots=True)
-class TableWrite:
+class TableWrite(msgspec.Struct, frozen=True):
+    """One station's state for the live table (a struct: one per changed station and batch)."""
+
     station_id: str
     partition: int
     value: bytes | None  # the state as stored; None: the station is removed

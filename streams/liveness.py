@@ -45,6 +45,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from schemas.alerts import SEVERITY, Alert
 from streams.expected import ExpectedChange as ExpectedChange  # part of an Evaluation
 from streams.expected import judge_expected
@@ -77,8 +79,7 @@ class LivenessConfig:
         return self.pending.get(kind, timedelta(0))
 
 
-@dataclass(frozen=True)
-class Clock:
+class Clock(msgspec.Struct, frozen=True):
     judge: datetime
     wall: datetime
 
@@ -91,14 +92,15 @@ class LivenessChange:
     to_liveness: str
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(msgspec.Struct, frozen=True):
+    """One judgement's outcome (a struct: one per station judged)."""
+
     state: StationState
     changes: list[LivenessChange]
     alerts: list[Alert]
     next_due: datetime
     # changes of "expected alive", each dated when it happened (streams.expected)
-    expected_changes: list[ExpectedChange] = field(default_factory=list)
+    expected_changes: list[ExpectedChange] = msgspec.field(default_factory=list)
 
 
 def alert_id(fingerprint: str, starts_at: datetime) -> str:
