@@ -49,6 +49,7 @@ from streams.runtime import (
     liveness_config,
     ticks_topic_name,
 )
+from streams.sensors import QuietMonitor
 from streams.status import install_status_report, report_stopped
 
 __all__ = ["END_MAX_AGE_S", "Runtime", "create_app", "liveness_config", "ticks_topic_name"]
@@ -119,6 +120,7 @@ def faust_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         processing_guarantee="at_least_once",
         TableManager=DeclaredTables,
+        Monitor=QuietMonitor,
     )
     install_consumer(app, settings.consumer_fetch_wait_ms)
     return app
