@@ -25,6 +25,8 @@ from streams.liveness import (
     LivenessConfig,
     alert_id,
     evaluate,
+    evaluate_fully,
+    judge_steady,
     resolve_all,
 )
 from streams.state import (
@@ -825,9 +827,9 @@ _HOURS = {
 }
 
 
-def replay(events: list[tuple[str, Any]]) -> list[Alert]:
+def replay(events: list[tuple[str, Any]], judged: type[Station] = Station) -> list[Alert]:
     moment = T0.replace(hour=7, minute=50)
-    station = Station(moment, opening_hours=OFFICE_HOURS)
+    station = judged(moment, opening_hours=OFFICE_HOURS)
     profile: dict[str, Any] = {"opening_hours": OFFICE_HOURS}
     for kind, value in events:
         moment += 7 * S
@@ -889,6 +891,55 @@ def test_episodes_are_well_formed_and_replay_identically(events: list[tuple[str,
     alerts = replay(events)
     open_episodes(alerts)
     assert replay(events) == alerts
+
+
+class CheckedStation(Station):
+    """Judged both ways at every judgement: the short way, wherever it applies, gives what
+    every step gives."""
+
+    steady = 0  # judgements the short way applied to, over every example
+
+    def judge(self, at: datetime, *, wall: datetime | None = None) -> Evaluation:
+        clock = Clock(judge=at, wall=wall or at)
+        full = evaluate_fully(self.state, clock, CFG)
+        quick = judge_steady(self.state, clock, CFG)
+        if quick is not None:
+            CheckedStation.steady += 1
+            assert quick == full
+            assert quick.next_due.timestamp() == full.next_due.timestamp()
+        self.state = full.state
+        self.alerts.extend(full.alerts)
+        self.last = full
+        return full
+
+
+@settings(max_examples=400, deadline=None)
+@given(events=st.lists(_event, max_size=40))
+def test_a_steady_station_judged_the_short_way_is_judged_alike(
+    events: list[tuple[str, Any]],
+) -> None:
+    replay(events, CheckedStation)
+
+
+def test_the_short_way_applies_to_a_station_that_is_fine_and_not_to_one_that_is_not() -> None:
+    for hours in (OFFICE_HOURS, ALWAYS):
+        station = CheckedStation(T0, opening_hours=hours)
+        station.beats(T0, 3)
+        before = CheckedStation.steady
+        heard = T0 + 2 * INTERVAL * S
+        quick = judge_steady(station.state, Clock(heard + S, heard + S), CFG)
+        assert quick is not None
+        assert quick.state is station.state
+        # its next look: when it would turn stale
+        assert quick.next_due == heard + CFG.stale_after * INTERVAL * S
+        station.judge(heard + S)
+        assert CheckedStation.steady == before + 1
+        late = heard + (CFG.stale_after * INTERVAL + 1) * S
+        assert judge_steady(station.state, Clock(late, late), CFG) is None
+    closed = CheckedStation(T0, opening_hours=OFFICE_HOURS)
+    closed.beats(T0, 3)
+    evening = T0.replace(hour=21)  # the office closed at 20:00: a boundary passed since
+    assert judge_steady(closed.state, Clock(evening, evening), CFG) is None
 
 
 def _fold_count(station: Station, at: datetime, occupants: int) -> None:
