@@ -245,11 +245,12 @@ def next_change(
     return moments[index] if index < len(moments) else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _next_shared(hours_key: bytes, at: datetime, zone: ZoneInfo) -> datetime | None:
     """:func:`next_change` of shared hours. Cached: the stations that share hours are asked
     after the same moments (their last opening or closing, ``scheduled_since``) at every
-    judgement."""
+    judgement. Those stay; the other moments asked after (a judgement's own time, once a
+    boundary has passed) are pushed out by them, and the cache stays within about 2 MB."""
     moments, index = _around(_by_key[hours_key], at, zone, _HORIZON)
     return moments[index] if index < len(moments) else None
 
