@@ -38,6 +38,15 @@ def test_the_worker_s_app_uses_the_quiet_monitor() -> None:
     assert isinstance(faust_app(Settings()).monitor, QuietMonitor)
 
 
+def test_the_quiet_monitor_keeps_when_each_stream_last_took_an_event() -> None:
+    """Faust's check for stalled streams reads it (verify_event_path): without it, every
+    partition with records waiting would be logged as stalled after the timeout."""
+    quiet = QuietMonitor()
+    assert quiet.on_stream_event_in(TP0, 7, None, None) is None  # type: ignore[arg-type]
+    assert TP0 in quiet.stream_inbound_time
+    assert quiet.events_total == 0
+
+
 def test_the_quiet_monitor_keeps_nothing_per_message_where_faust_s_would() -> None:
     loud, quiet = Monitor(), QuietMonitor()
     feed(loud)
