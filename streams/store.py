@@ -35,7 +35,8 @@ from rocksdict import (
 )
 
 MIB = 1024 * 1024
-FOUND_LIMIT = 10_000  # stations remembered as read where their records arrive (5 batches)
+# stations remembered as read where their records arrive, or as kept nowhere (5 batches)
+FOUND_LIMIT = 10_000
 # One memory budget for every database of the process (a worker opens one per partition it
 # holds, active or standby): a block cache they share, and their write buffers (memtables)
 # charged to it. Faust's sizes are per database (and its defaults, 64 MiB write buffers,
@@ -98,7 +99,7 @@ class StationStore(RocksStore):
 
     def _place(self, key: bytes, partition: int) -> None:
         """Before a station's write to ``partition``: out of the other partitions' databases,
-        unless it is known to be kept in this one."""
+        unless it is known to be kept in this one only, or in none."""
         if self._found.pop(key, None) != partition:
             if self._key_index.get(key) != partition:
                 self._forget_elsewhere(key, partition)
@@ -149,7 +150,16 @@ class StationStore(RocksStore):
             # every database was asked and none keeps it (a new station): neither need they
             # be asked again at its first write
             self._remember(encoded, partition)
+        elif elsewhere is not None:
+            # kept in another partition's database (since it was last remembered, a restore
+            # may have put it there): its write here takes it out of there
+            self._found.pop(encoded, None)
         return elsewhere
+
+    async def on_rebalance(self, *args: Any, **kwargs: Any) -> None:
+        """What was remembered of where stations are kept may move with the partitions."""
+        self._found.clear()
+        await super().on_rebalance(*args, **kwargs)
 
     def _remember(self, key: bytes, partition: int) -> None:
         found = self._found

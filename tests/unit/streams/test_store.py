@@ -164,6 +164,29 @@ def test_a_new_station_s_first_write_does_not_ask_the_databases_again(
     assert [p for p in store._dbs if stored_in(store, p, "SY-0001")] == [2]
 
 
+def test_a_station_found_nowhere_then_kept_elsewhere_is_forgotten_there_at_its_write(
+    store: StationStore,
+) -> None:
+    """Remembered as new, then put into another partition's database by a restore (which
+    the key index does not see): the fetch that finds it there forgets what was remembered,
+    and the write takes it out of there."""
+    write(store, "SY-0009", b"other", 1)
+    assert store.fetch("SY-0001", 2) is None  # remembered as kept nowhere
+    key = store.station_key("SY-0001")
+    store._dbs[1].put(key, b"restored")  # as a changelog restore writes it
+    assert store.fetch("SY-0001", 2) == b"restored"
+    write(store, "SY-0001", b"new", 2)
+    assert [p for p in sorted(store._dbs) if stored_in(store, p, "SY-0001")] == [2]
+
+
+async def test_a_rebalance_forgets_where_stations_were_found(store: StationStore) -> None:
+    write(store, "SY-0001", b"one", 2)
+    assert store.fetch("SY-0001", 2) == b"one"
+    assert store._found
+    await store.on_rebalance(set(), set(), set())
+    assert not store._found
+
+
 def test_a_station_missing_where_the_index_says_is_still_forgotten_elsewhere(
     store: StationStore,
 ) -> None:
