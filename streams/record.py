@@ -130,13 +130,12 @@ class Listing(msgspec.Struct, gc=False):
 
 
 _LISTING = msgspec.json.Decoder(Listing)
-_NO_LISTING = Listing()
 
 
 def listing(profile: msgspec.Raw | None) -> Listing:
     """What the views and notices show of a state's registry record."""
     if absent(profile):
-        return _NO_LISTING
+        return Listing()
     try:
         return _LISTING.decode(profile)  # type: ignore[arg-type] # not absent
     except msgspec.ValidationError:  # a hand-written record: read leniently

@@ -249,8 +249,8 @@ def next_change(
 def _next_shared(hours_key: bytes, at: datetime, zone: ZoneInfo) -> datetime | None:
     """:func:`next_change` of shared hours. Cached: the stations that share hours are asked
     after the same moments (their last opening or closing, ``scheduled_since``) at every
-    judgement. Those stay; the other moments asked after (a judgement's own time, once a
-    boundary has passed) are pushed out by them, and the cache stays within about 2 MB."""
+    judgement, so they are the last to be pushed out by the other moments asked after (a
+    judgement's own time, once a boundary has passed); the cache stays within about 2 MB."""
     moments, index = _around(_by_key[hours_key], at, zone, _HORIZON)
     return moments[index] if index < len(moments) else None
 
