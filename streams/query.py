@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from schemas.registry import Category, Lifecycle, Service
 from streams.record import closure_time
-from streams.schedule import scheduled_open
+from streams.schedule import scheduled_open, shared_hours
 from streams.state import Liveness
 from streams.state_codec import state_json
 
@@ -124,8 +124,7 @@ class Entry(msgspec.Struct, frozen=True, gc=False):
         return decoded
 
 
-_SHARED_LIMIT = 65_536  # distinct schedules or service sets kept for sharing
-_shared_hours: dict[bytes, dict[str, Any]] = {}
+_SHARED_LIMIT = 65_536  # distinct service sets kept for sharing (schedules: shared_hours)
 _shared_services: dict[frozenset[str], frozenset[str]] = {}
 
 
@@ -183,18 +182,6 @@ _NO_PROFILE = _Profile()
 _NO_LOCATION = _Location()
 
 
-def _hours(encoded: msgspec.Raw) -> dict[str, Any] | None:
-    """A schedule, decoded once per distinct JSON and then shared."""
-    key = bytes(encoded)
-    found = _shared_hours.get(key)
-    if found is not None:
-        return found
-    hours: dict[str, Any] | None = orjson.loads(key)
-    if hours is None:
-        return None
-    return _shared(_shared_hours, key, hours)  # type: ignore[no-any-return]
-
-
 def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) -> Entry:
     """The entry of a state given as JSON (``raw``: the same state as stored).
 
@@ -217,7 +204,7 @@ def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) ->
         lifecycle=sys.intern(str(profile.lifecycle or "unknown")),
         liveness=sys.intern(str(state.liveness or "unknown")),
         open_state=sys.intern(str(state.open_state or "unknown")),
-        hours=_hours(profile.opening_hours),
+        hours=shared_hours(profile.opening_hours),
         occupants=state.occupants,
         capacity=reported if reported is not None else profile.capacity,
         occupancy_at=datetime.fromisoformat(state.occupancy_at) if state.occupancy_at else None,
