@@ -370,21 +370,23 @@ _weekly = st.dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    weekly=_weekly,
-    holidays_open=st.booleans(),
-    start=st.datetimes(
-        min_value=datetime(2026, 9, 1),  # noqa: DTZ001 - made aware below
-        max_value=datetime(2027, 1, 31),  # noqa: DTZ001
-    ),
+_start = st.datetimes(
+    min_value=datetime(2026, 9, 1),  # noqa: DTZ001 - made aware in the tests
+    max_value=datetime(2027, 1, 31),  # noqa: DTZ001
 )
+
+
+def _opening(weekly: dict[str, Any], holidays_open: bool) -> dict[str, Any]:
+    """Opening hours of drawn weekly intervals (tuples as the JSON's lists)."""
+    return hours({d: [list(i) for i in v] for d, v in weekly.items()}, holidays_open=holidays_open)
+
+
+@settings(max_examples=60, deadline=None)
+@given(weekly=_weekly, holidays_open=st.booleans(), start=_start)
 def test_scheduled_open_is_constant_until_next_change(
     weekly: dict[str, Any], holidays_open: bool, start: datetime
 ) -> None:
-    opening = hours(
-        {d: [list(i) for i in v] for d, v in weekly.items()}, holidays_open=holidays_open
-    )
+    opening = _opening(weekly, holidays_open)
     moment = start.replace(second=0, microsecond=0, tzinfo=SH)
     change = next_change(opening, moment, SH, days=3)
     horizon = change if change is not None else moment + timedelta(days=2)
@@ -401,10 +403,7 @@ def test_scheduled_open_is_constant_until_next_change(
 @given(
     weekly=_weekly,
     holidays_open=st.booleans(),
-    start=st.datetimes(
-        min_value=datetime(2026, 9, 1),  # noqa: DTZ001 - made aware below
-        max_value=datetime(2027, 1, 31),  # noqa: DTZ001
-    ),
+    start=_start,
     later=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
 )
 def test_shared_hours_answer_as_their_own_json(
@@ -413,9 +412,7 @@ def test_shared_hours_answer_as_their_own_json(
     """Hours shared between stations (read once from their JSON, next changes cached) give
     the answers the hours themselves give; the next change after a station's last one is
     the next change after now while it lies ahead."""
-    opening = hours(
-        {d: [list(i) for i in v] for d, v in weekly.items()}, holidays_open=holidays_open
-    )
+    opening = _opening(weekly, holidays_open)
     shared = shared_hours(orjson.dumps(opening))
     since = start.replace(tzinfo=SH)
     now = since + later
