@@ -304,12 +304,15 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, StateWrite]) -> None:
                 feed.remove(station_id)
             runtime.current_removed.add(station_id)
             runtime.current_dirty.pop(station_id, None)
+            runtime.current_listed.discard(station_id)
         else:
             runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
             if write.value is not None:
                 if feed is not None:
                     feed.put(station_id, write.partition, write.value)
                 runtime.current_dirty[station_id] = write.state
+                if write.listed:
+                    runtime.current_listed.add(station_id)
 
 
 def _describe(records: list[Record]) -> str:

@@ -78,6 +78,7 @@ class StateWrite(msgspec.Struct, frozen=True):
     remove: bool = False  # the station left the registry
     next_due: datetime | None = None  # None: judge as soon as the partition's clock is known
     liveness: str = "unknown"
+    listed: bool = False  # changed, with another registry record than before (or new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +449,7 @@ class _Fold:
                 state=final if changed else None,
                 next_due=next_due,
                 liveness=final.liveness,
+                listed=changed and (original is None or final.profile != original.profile),
             )
 
 

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+from stationwatch.db.sink import CurrentRows
 from stationwatch.errors import DatabaseUnavailableError
 from streams.batch import PART
 from streams.freshness import fresh_until
@@ -19,7 +20,7 @@ from streams.state import StationState
 from streams.state_codec import decode_state, stored_partition, stored_schedule
 from streams.store import StationStore
 from streams.tracker import partition_for
-from streams.views import current_row
+from streams.views import current_row, live_row
 
 logger = logging.getLogger(__name__)
 
@@ -109,14 +110,16 @@ def freeze_long_lived(runtime: Runtime) -> None:
 
 
 def current_rows(
-    runtime: Runtime, changed: list[tuple[str, StationState | None]]
-) -> list[tuple[Any, ...]]:
+    runtime: Runtime, changed: list[tuple[str, StationState | None]], listed: set[str]
+) -> CurrentRows:
     """``station_current`` rows of these stations: from the state the batch left (None: as
-    the table holds it)."""
+    the table holds it); whole for the stations in ``listed`` and those read from the table,
+    else without the registry columns."""
     now = utcnow()
     config = runtime.config.liveness
-    rows = []
+    rows = CurrentRows()
     for station_id, state in changed:
+        whole = state is None or station_id in listed
         if state is None:
             partition = runtime.due.partition_of.get(station_id)
             if partition is None:
@@ -125,7 +128,8 @@ def current_rows(
             if not value:
                 continue
             state = decode_state(value)
-        rows.append(current_row(state, config.zone, now, fresh_until(state, config)))
+        make, into = (current_row, rows.whole) if whole else (live_row, rows.live)
+        into.append(make(state, config.zone, now, fresh_until(state, config)))
     return rows
 
 
@@ -154,26 +158,33 @@ def take_resync(
 async def refresh_current(runtime: Runtime) -> None:
     """Write the stations that changed to ``station_current`` (Grafana's live view), then a
     part of those written again after a rebalance (once the backlog is worked off); on a
-    database outage they are kept for the next time."""
+    database outage they are kept for the next time. A row is written whole when its
+    station's record changed, else only what a heartbeat or a judgement changes (a station
+    whose row turns out to be missing is written whole the next time)."""
     if not runtime.current_dirty and not runtime.current_removed and not runtime.current_resync:
         return
     changed, runtime.current_dirty = runtime.current_dirty, {}
+    listed, runtime.current_listed = runtime.current_listed, set()
     if resync_allowed(runtime.health, runtime.settings.batch_size):
         take_resync(runtime.current_resync, changed)
     if not changed and not runtime.current_removed:
         return  # only a re-sync pending, and it waits
     gone, runtime.current_removed = runtime.current_removed, set()
-    rows: list[tuple[Any, ...]] = []
+    rows = CurrentRows()
     pending = list(changed.items())
     for i in range(0, len(pending), PART):
-        rows.extend(current_rows(runtime, pending[i : i + PART]))
+        rows.extend(current_rows(runtime, pending[i : i + PART], listed))
         await asyncio.sleep(0)
     try:
-        refused = await runtime.current.write(rows, sorted(gone))
+        written = await runtime.current.write(rows.whole, sorted(gone), live=rows.live)
     except DatabaseUnavailableError as exc:
         runtime.current_dirty = changed | runtime.current_dirty  # next time, newest first
+        runtime.current_listed |= listed
         runtime.current_removed |= gone
         logger.warning("station_current not refreshed (%s); will retry", exc)
         return
-    if refused:
-        logger.error("station_current: the database refused the rows of %s", refused)
+    for station_id in written.missing:  # whole, the next time
+        runtime.current_dirty.setdefault(station_id, None)
+        runtime.current_listed.add(station_id)
+    if written.refused:
+        logger.error("station_current: the database refused the rows of %s", written.refused)

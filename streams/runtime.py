@@ -56,6 +56,9 @@ class Runtime:
     # stations to write to station_current: their new state, or None to read it from the table
     current_dirty: dict[str, StationState | None] = field(default_factory=dict)
     current_removed: set[str] = field(default_factory=set)
+    # of those, the ones whose row is written whole: their registry record changed (or their
+    # row was found missing); the others' rows are written without the registry columns
+    current_listed: set[str] = field(default_factory=set)
     # stations whose station_current row is written again after a rebalance, a part at a time
     # behind the ones that changed (streams.owned.refresh_current)
     current_resync: deque[str] = field(default_factory=deque)

@@ -47,10 +47,9 @@ def current_row(
 ) -> tuple[Any, ...]:
     """The ``station_current`` row of a state, in the order of
     :data:`stationwatch.db.sink.CURRENT_COLUMNS`: the public live state's values, without
-    its detour through text times (a row per station that changed, at every refresh)."""
+    its detour through text times. Its registry columns (name to services) are written when
+    the station's record changed; the rest is :func:`live_row`."""
     shown = listing(state.profile)
-    found = state.facts
-    hours = found.hours
     location = shown.location or {}
     return (
         state.station_id,
@@ -61,6 +60,20 @@ def current_row(
         location.get("lat"),
         location.get("lon"),
         shown.services,
+        *live_row(state, zone, now, fresh_until)[1:],
+    )
+
+
+def live_row(
+    state: StationState, zone: ZoneInfo, now: datetime, fresh_until: datetime | None
+) -> tuple[Any, ...]:
+    """What a heartbeat, a count or a judgement may change of a station's ``station_current``
+    row, in the order of :data:`stationwatch.db.sink.LIVE_COLUMNS` (a row per station that
+    changed, at every refresh: most changed nothing of their record)."""
+    found = state.facts
+    hours = found.hours
+    return (
+        state.station_id,
         effective_lifecycle(found, now),
         state.liveness,
         state.liveness_since,

@@ -478,12 +478,51 @@ CURRENT_COLUMNS = (
     "fresh_until",
 )
 
+# what a heartbeat, a count or a judgement changes of a row: all but the registry's columns
+LIVE_COLUMNS = (CURRENT_COLUMNS[0], *CURRENT_COLUMNS[CURRENT_COLUMNS.index("lifecycle") :])
+
 _UPSERT_CURRENT = f"""
 INSERT INTO stationwatch.station_current_reported ({", ".join(CURRENT_COLUMNS)})
 SELECT {", ".join(CURRENT_COLUMNS)} FROM _stage_station_current
 ON CONFLICT (station_id) DO UPDATE SET
 {", ".join(f"{c} = EXCLUDED.{c}" for c in CURRENT_COLUMNS[1:])}
 """  # noqa: S608 - column names are constants of this module
+
+# the live columns of rows that are there; the ids of the staged rows that are not
+_UPDATE_LIVE = f"""
+WITH updated AS (
+    UPDATE stationwatch.station_current_reported AS c
+    SET {", ".join(f"{c} = s.{c}" for c in LIVE_COLUMNS[1:])}
+    FROM _stage_station_live AS s
+    WHERE c.station_id = s.station_id
+    RETURNING c.station_id
+)
+SELECT s.station_id FROM _stage_station_live AS s
+WHERE NOT EXISTS (SELECT 1 FROM updated AS u WHERE u.station_id = s.station_id)
+"""  # noqa: S608 - column names are constants of this module
+
+
+@dataclass
+class CurrentRows:
+    """``station_current`` rows to write: ``whole`` (:data:`CURRENT_COLUMNS`) and ``live``
+    (:data:`LIVE_COLUMNS`, of stations whose registry columns are written already)."""
+
+    whole: list[tuple[Any, ...]] = field(default_factory=list)
+    live: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def extend(self, other: CurrentRows) -> None:
+        self.whole.extend(other.whole)
+        self.live.extend(other.live)
+
+
+@dataclass(frozen=True)
+class CurrentWritten:
+    """What :meth:`CurrentWriter.write` could not write: the stations whose rows the database
+    refused, and those given as ``live`` rows that have no row to update (to be written
+    whole)."""
+
+    refused: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -527,22 +566,32 @@ class CurrentWriter:
             conn, self._conn = self._conn, None
             conn.terminate()
 
-    async def write(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> list[str]:
-        """Upsert ``rows`` and delete ``deletes``; returns the ids of the stations whose rows the
-        database refused (they are skipped, the rest is written). Raises
+    async def write(
+        self,
+        rows: list[tuple[Any, ...]],
+        deletes: list[str],
+        *,
+        live: Sequence[tuple[Any, ...]] = (),
+    ) -> CurrentWritten:
+        """Upsert ``rows`` (whole), update the live columns of ``live`` and delete
+        ``deletes``; returns the stations whose rows the database refused (they are skipped,
+        the rest is written) and the ``live`` ones without a row. Raises
         :class:`DatabaseUnavailableError` when it cannot write at all."""
         try:
-            await self._write_once(rows, deletes)
+            missing = await self._write_once(rows, live, deletes)
         except RowRefusedError:
-            refused = []
-            for row in rows:  # rare: find the refused rows one by one
-                try:
-                    await self._write_once([row], [])
+            refused, missing = [], []
+            for whole, one in [*((True, r) for r in rows), *((False, r) for r in live)]:
+                try:  # rare: find the refused rows one by one
+                    if whole:
+                        await self._write_once([one], (), [])
+                    else:
+                        missing += await self._write_once([], [one], [])
                 except RowRefusedError:
-                    refused.append(str(row[0]))
-            await self._write_once([], deletes)
-            return refused
-        return []
+                    refused.append(str(one[0]))
+            await self._write_once([], (), deletes)
+            return CurrentWritten(refused, missing)
+        return CurrentWritten([], missing)
 
     async def report(self, report: WorkerReport) -> None:
         """Upsert this worker's row in ``pipeline_workers``; raises
@@ -568,17 +617,24 @@ class CurrentWriter:
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
             self._conn = await asyncpg.connect(self._dsn, timeout=10, command_timeout=30)
-            await self._conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS _stage_station_current "
-                "(LIKE stationwatch.station_current_reported) ON COMMIT DELETE ROWS"
-            )
+            for stage in ("_stage_station_current", "_stage_station_live"):
+                await self._conn.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                    "(LIKE stationwatch.station_current_reported) ON COMMIT DELETE ROWS"
+                )
         return self._conn
 
-    async def _write_once(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+    async def _write_once(
+        self, rows: list[tuple[Any, ...]], live: Sequence[tuple[Any, ...]], deletes: list[str]
+    ) -> list[str]:
         async with self._lock:
-            await self._write_locked(rows, deletes)
+            return await self._write_locked(rows, live, deletes)
 
-    async def _write_locked(self, rows: list[tuple[Any, ...]], deletes: list[str]) -> None:
+    async def _write_locked(
+        self, rows: list[tuple[Any, ...]], live: Sequence[tuple[Any, ...]], deletes: list[str]
+    ) -> list[str]:
+        """In one transaction; returns the ids of the ``live`` rows that had no row."""
+        missing: list[str] = []
         try:
             conn = await self._connection()
             async with conn.transaction():
@@ -587,6 +643,11 @@ class CurrentWriter:
                         "_stage_station_current", records=rows, columns=CURRENT_COLUMNS
                     )
                     await conn.execute(_UPSERT_CURRENT)
+                if live:
+                    await conn.copy_records_to_table(
+                        "_stage_station_live", records=live, columns=LIVE_COLUMNS
+                    )
+                    missing = [r[0] for r in await conn.fetch(_UPDATE_LIVE)]
                 if deletes:
                     await conn.execute(
                         "DELETE FROM stationwatch.station_current_reported"
@@ -595,6 +656,7 @@ class CurrentWriter:
                     )
         except _DRIVER_ERRORS as exc:
             raise await self._failed(exc) from exc
+        return missing
 
     async def _failed(self, exc: BaseException) -> StationwatchError:
         """The error to raise for a driver error; a connection that may be broken is closed."""

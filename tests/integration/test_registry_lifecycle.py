@@ -80,6 +80,10 @@ class Setup:
         with psycopg.connect(self.database_url) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def query_write(self, sql: str, *params: Any) -> None:
+        with psycopg.connect(self.database_url) as conn:
+            conn.execute(sql, params)
+
     async def lifecycle(self, station_id: str) -> str:
         return str((await self.worker.get(f"/stations/{station_id}")).json().get("lifecycle"))
 
@@ -442,3 +446,46 @@ async def test_a_history_row_written_twice_is_one_row(setup: Setup) -> None:
         "SELECT what, old, new FROM stationwatch.station_history WHERE station_id = %s", station
     )
     assert rows == [("changed", {"capacity": 10}, {"capacity": 25})]
+
+
+async def test_station_current_follows_a_changed_record_and_a_lost_row_comes_back_whole(
+    setup: Setup,
+) -> None:
+    """A heartbeat writes only the live columns of a station's ``station_current`` row; its
+    registry columns are written when its record changes, and a row that is not there (a
+    hand-made repair, a restored database) is written whole again."""
+    (station,) = setup.ids("N", 1)
+    setup.fleet.beating.add(station)
+    await setup.register([station], name="驿站甲", services=["water"])
+    await wait_online(setup.worker, [station])
+
+    def current() -> list[tuple[Any, ...]]:
+        return setup.query(
+            "SELECT name, services, liveness, last_heartbeat_at"
+            " FROM stationwatch.station_current WHERE station_id = %s",
+            station,
+        )
+
+    async def shown(name: str, services: list[str]) -> tuple[Any, ...]:
+        async def there() -> bool:
+            rows = current()
+            return bool(rows) and rows[0][:3] == (name, services, "online")
+
+        await wait_for(there, timeout_s=15, what=f"{station} as {name} in station_current")
+        return current()[0]
+
+    await shown("驿站甲", ["water"])
+    await setup.register([station], name="驿站乙", services=["water", "legal_aid"])
+    renamed = await shown("驿站乙", ["water", "legal_aid"])
+
+    async def beats_on() -> bool:  # later heartbeats change the live columns only
+        rows = current()
+        return bool(rows) and rows[0][3] > renamed[3] and rows[0][0] == "驿站乙"
+
+    await wait_for(beats_on, timeout_s=15, what="later heartbeats in station_current")
+    setup.query_write(
+        "DELETE FROM stationwatch.station_current_reported WHERE station_id = %s", station
+    )
+    back = await shown("驿站乙", ["water", "legal_aid"])
+    assert back[3] > renamed[3]
+    setup.fleet.beating.discard(station)

@@ -17,6 +17,7 @@ from stationwatch.db.sink import (
     HEARTBEAT_COLUMNS,
     Batch,
     CurrentWriter,
+    CurrentWritten,
     TimescaleSink,
     station_row,
 )
@@ -24,7 +25,7 @@ from streams.ingest import alert_row
 from streams.liveness import LivenessConfig
 from streams.record import holding
 from streams.state import StationState
-from streams.views import current_row
+from streams.views import current_row, live_row
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -169,11 +170,11 @@ async def test_a_station_current_row_refused_is_skipped_and_the_others_written(
 
     writer = CurrentWriter(database_url)
     try:
-        assert await writer.write([row(gone, "将被删除")], []) == []
+        assert await writer.write([row(gone, "将被删除")], []) == CurrentWritten()
         rows = [row(sid, "驿\x00站" if sid == bad else f"驿站 {sid}") for sid in sids[1:]]
-        refused = await writer.write(rows, [gone])
-        assert refused == [bad]
-        assert await writer.write([row(sids[1], "改名驿站")], []) == []  # still works
+        written = await writer.write(rows, [gone])
+        assert written == CurrentWritten(refused=[bad])
+        assert await writer.write([row(sids[1], "改名驿站")], []) == CurrentWritten()  # works
     finally:
         await writer.close()
 
@@ -188,3 +189,47 @@ async def test_a_station_current_row_refused_is_skipped_and_the_others_written(
         sids[4]: f"驿站 {sids[4]}",
         sids[5]: f"驿站 {sids[5]}",
     }
+
+
+async def test_live_rows_change_the_live_columns_and_name_the_stations_without_a_row(
+    database_url: str,
+) -> None:
+    """A row written ``live`` keeps the registry columns written whole before it; one of a
+    station without a row is not written, and is named to be written whole."""
+    known, unknown = station_ids(2)
+
+    def state(sid: str, heard: datetime) -> StationState:
+        return StationState(
+            sid,
+            **holding(factories.profile(sid, name="老名字")),
+            liveness="online",
+            liveness_since=T0,
+            last_heartbeat_at=heard,
+        )
+
+    writer = CurrentWriter(database_url)
+    try:
+        first = current_row(state(known, T0), ZONE, T0, None)
+        assert await writer.write([first], []) == CurrentWritten()
+        later = T0 + 60 * S
+        renamed = StationState(
+            known,
+            **holding(factories.profile(known, name="不该写入")),
+            liveness="stale",
+            liveness_since=later,
+            last_heartbeat_at=later,
+        )
+        live = [live_row(renamed, ZONE, later, later), live_row(state(unknown, T0), ZONE, T0, T0)]
+        assert await writer.write([], [], live=live) == CurrentWritten(missing=[unknown])
+    finally:
+        await writer.close()
+
+    stored = await fetch(
+        database_url,
+        "SELECT station_id, name, services, liveness, last_heartbeat_at, updated_at"
+        " FROM stationwatch.station_current_reported WHERE station_id = ANY($1)",
+        [known, unknown],
+    )
+    assert [tuple(r) for r in stored] == [
+        (known, "老名字", ["water", "charging", "rest"], "stale", later, later)
+    ]

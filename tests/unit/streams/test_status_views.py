@@ -16,7 +16,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
-from stationwatch.db.sink import TimescaleSink
+from stationwatch.db.sink import CURRENT_COLUMNS, LIVE_COLUMNS, TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.holidays import holiday_health
@@ -25,7 +25,7 @@ from streams.record import holding
 from streams.runtime import END_MAX_AGE_S, Runtime, liveness_config, ticks_topic_name
 from streams.state import StationState
 from streams.status import health_report, routes
-from streams.views import current_row, live_state, stored_view
+from streams.views import current_row, live_row, live_state, stored_view
 from tests import factories
 
 PREFIX = "t9."
@@ -527,3 +527,9 @@ def test_the_station_current_row_is_the_one_of_the_live_state(
 ) -> None:
     row = current_row(state, SH, now, fresh)
     assert row == station_current_row(live_state(state, SH, now), now, fresh)
+    # a heartbeat's row: the same values, of the live columns only
+    live = dict(zip(CURRENT_COLUMNS, row, strict=True))
+    assert live_row(state, SH, now, fresh) == tuple(live[c] for c in LIVE_COLUMNS)
+    assert set(CURRENT_COLUMNS) - set(LIVE_COLUMNS) == {
+        "name", "category", "street", "district", "lat", "lon", "services"
+    }  # fmt: skip
