@@ -35,6 +35,7 @@ from streams.changelog import BATCH_BYTES as CHANGELOG_BYTES
 from streams.changelog import TableWriter
 from streams.consumer import install_consumer
 from streams.feed import ApiFeed, Snapshot
+from streams.handover import StationApp, install_settled_buffer
 from streams.holidays import install_holiday_reload
 from streams.ingest import utcnow
 from streams.output import OutputProducer
@@ -95,7 +96,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
 
 def faust_app(settings: Settings) -> faust.App:
     host = settings.web_host or advertised_host(settings)
-    app = faust.App(
+    app = StationApp(
         settings.app_id,
         broker=settings.kafka,
         broker_credentials=broker_credentials(settings),
@@ -123,6 +124,7 @@ def faust_app(settings: Settings) -> faust.App:
         Monitor=QuietMonitor,
     )
     install_consumer(app, settings.consumer_fetch_wait_ms)
+    install_settled_buffer(app)
     return app
 
 
