@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -24,8 +25,12 @@ from tests import factories
 
 
 def state(station_id: str, *, padding: int = 0, occupants: int | None = None) -> bytes:
-    """As the live table stores it."""
-    profile = factories.profile(station_id, name=f"驿站 {station_id} " + "x" * padding)
+    """As the live table stores it; ``padding`` characters of its name that do not compress
+    (hex digits, as many as bytes when stored)."""
+    noise = "".join(
+        hashlib.sha256(f"{station_id}/{n}".encode()).hexdigest() for n in range(padding // 64 + 1)
+    )
+    profile = factories.profile(station_id, name=f"驿站 {station_id} " + noise[:padding])
     return encode_state(
         StationState(station_id=station_id, **holding(profile), occupants=occupants)
     )
@@ -82,8 +87,8 @@ async def pair() -> AsyncIterator[Pair]:
 async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one(
     pair: Pair,
 ) -> None:
-    for n in range(2000):  # ~4 MB: the writer blocks, nobody reads yet
-        pair.feed.put(f"OLD-{n:04d}", n % 4, state(f"OLD-{n:04d}", padding=1500))
+    for n in range(2000):  # ~2 MB: the writer blocks, nobody reads yet
+        pair.feed.put(f"OLD-{n:04d}", n % 4, state(f"OLD-{n:04d}", padding=2000))
     pair.feed.ready([0, 1, 2, 3])
     await pair.until(pair.writer_blocked)  # the snapshot is taken and on its way
     assert not pair.writing.done()
