@@ -307,6 +307,7 @@ def apply_state_writes(runtime: Runtime, writes: dict[str, StateWrite]) -> None:
             runtime.current_listed.discard(station_id)
         else:
             runtime.due.schedule(station_id, write.partition, write.next_due, write.liveness)
+            runtime.current_removed.discard(station_id)  # removed and registered again
             if write.value is not None:
                 if feed is not None:
                     feed.put(station_id, write.partition, write.value)

@@ -129,10 +129,17 @@ class Outcome:
         self.event_times.extend(later.event_times)
         for station_id, write in later.state_writes.items():
             earlier = self.state_writes.get(station_id)
-            if earlier is not None and write.value is None and not write.remove:
-                write = msgspec.structs.replace(
-                    write, value=earlier.value, state=earlier.state, remove=earlier.remove
-                )
+            if earlier is not None and not write.remove:
+                if write.value is None:
+                    write = msgspec.structs.replace(
+                        write,
+                        value=earlier.value,
+                        state=earlier.state,
+                        remove=earlier.remove,
+                        listed=earlier.listed,
+                    )
+                elif earlier.listed and not write.listed:  # its record changed in the batch
+                    write = msgspec.structs.replace(write, listed=True)
             self.state_writes[station_id] = write
 
 

@@ -144,15 +144,19 @@ def resync_allowed(health: tuple[bool, dict[str, Any]], backlog_limit: int) -> b
 
 def take_resync(
     resync: deque[str], changed: dict[str, StationState | None], limit: int = RESYNC_PART
-) -> None:
+) -> list[str]:
     """Add up to ``limit`` of the stations written again after a rebalance to those that
-    changed. Their rows are most likely right already (written before the rebalance, by this
-    worker or the one before): the re-sync covers the changes a crash left unwritten, and must
-    not hold up the judging of a fleet taken over (a station's row is marked out of date by
-    its own ``fresh_until`` meanwhile)."""
+    changed, and return them (their rows are written whole). Their rows are most likely right
+    already (written before the rebalance, by this worker or the one before): the re-sync
+    covers the changes a crash left unwritten, and must not hold up the judging of a fleet
+    taken over (a station's row is marked out of date by its own ``fresh_until``
+    meanwhile)."""
+    taken = []
     for _ in range(min(limit, len(resync))):
         station_id = resync.popleft()
         changed.setdefault(station_id, None)
+        taken.append(station_id)
+    return taken
 
 
 async def refresh_current(runtime: Runtime) -> None:
@@ -166,7 +170,7 @@ async def refresh_current(runtime: Runtime) -> None:
     changed, runtime.current_dirty = runtime.current_dirty, {}
     listed, runtime.current_listed = runtime.current_listed, set()
     if resync_allowed(runtime.health, runtime.settings.batch_size):
-        take_resync(runtime.current_resync, changed)
+        listed.update(take_resync(runtime.current_resync, changed))
     if not changed and not runtime.current_removed:
         return  # only a re-sync pending, and it waits
     gone, runtime.current_removed = runtime.current_removed, set()
@@ -184,7 +188,7 @@ async def refresh_current(runtime: Runtime) -> None:
         logger.warning("station_current not refreshed (%s); will retry", exc)
         return
     for station_id in written.missing:  # whole, the next time
-        runtime.current_dirty.setdefault(station_id, None)
+        runtime.current_dirty.setdefault(station_id, changed.get(station_id))
         runtime.current_listed.add(station_id)
     if written.refused:
         logger.error("station_current: the database refused the rows of %s", written.refused)

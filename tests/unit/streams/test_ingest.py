@@ -555,6 +555,8 @@ def effect(out: Outcome, table: dict[str, Any]) -> dict[str, Any]:
             for sid, w in out.state_writes.items()
             if not w.remove
         },
+        # the stations whose station_current row is written whole: their record changed
+        "listed": {sid for sid, w in out.state_writes.items() if w.listed},
     }
 
 
@@ -826,3 +828,15 @@ def test_an_older_record_arriving_late_writes_no_history() -> None:
     assert late.batch.station_history == []
     redelivered = run([record(REGISTRY, profile(NOW - MIN, capacity=20))], table)
     assert redelivered.batch.station_history == []
+
+
+def test_a_record_changed_early_in_a_batch_is_written_whole_after_later_parts() -> None:
+    """A rename in one part and a heartbeat (or a judgement) in a later one: the batch's
+    write still says the record changed, so station_current's registry columns follow."""
+    table = {SID: stored()}
+    renamed = record(REGISTRY, profile(NOW, name="新名字"), offset=1)
+    later = record(HEARTBEAT, beat(NOW, 99), offset=2)
+    for clocks in (CLOCKS, UNKNOWN_CLOCKS):
+        parts = in_parts([renamed, later], table, 1, clocks)
+        assert parts.state_writes[SID].listed
+        assert not in_parts([later], table, 1, clocks).state_writes[SID].listed

@@ -12,17 +12,17 @@ from streams.owned import resync_allowed, take_resync
 def test_changed_stations_keep_their_state_and_a_part_of_the_resync_follows() -> None:
     changed: dict[str, Any] = {"B": "state of B"}
     resync = deque(["A", "B", "C", "D"])
-    take_resync(resync, changed, limit=2)
+    assert take_resync(resync, changed, limit=2) == ["A", "B"]  # both written whole
     assert changed == {"B": "state of B", "A": None}
     assert list(resync) == ["C", "D"]
-    take_resync(resync, changed, limit=2)
+    assert take_resync(resync, changed, limit=2) == ["C", "D"]
     assert changed == {"B": "state of B", "A": None, "C": None, "D": None}
     assert not resync
 
 
 def test_nothing_to_resync_adds_nothing() -> None:
     changed: dict[str, Any] = {"A": "state of A"}
-    take_resync(deque(), changed, limit=5)
+    assert take_resync(deque(), changed, limit=5) == []
     assert changed == {"A": "state of A"}
 
 
