@@ -3,7 +3,7 @@
 A state as JSON is about 1.6 KB, mostly its registry record, and as Python objects several
 times that; at 150,000 stations the table would dominate the worker's memory and every full
 garbage collection. Stored, it is the JSON compressed with zstd against a fixed dictionary of
-typical states: about 150 bytes, one ``bytes`` object the collector does not track.
+typical states: about 200 bytes, one ``bytes`` object the collector does not track.
 
 The stored form starts with a version byte. Plain JSON (``{`` first) is read too: what the
 table's changelog held before this encoding, or what a person wrote to it. A new dictionary
@@ -24,6 +24,10 @@ ingest step left of a simulated fleet). A state of a fleet the bench simulates t
 against the first dictionary, 208 against this one, and half the time to compress and to
 decompress: the stations' states fit the store's block cache twice as well, and every
 changelog record is smaller.
+
+A worker of an earlier version cannot read version 3: stop every worker of an earlier version
+before the first of this one starts (the upgrade cannot be undone by starting an earlier
+version again on the same changelog).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ LIVENESS: tuple[str, ...] = ("unknown", "online", "stale", "offline", "not_monit
 _LIVENESS_CODE = {name: code for code, name in enumerate(LIVENESS)}
 
 # Two typical states (a basic station online, an extended one offline with an episode), as
-# orjson writes StationState. Frozen: only ever add DICTIONARY_V2 beside it.
+# orjson writes StationState. Frozen: newer dictionaries go beside it (DICTIONARY_V3).
 DICTIONARY_V1 = (
     '{"station_id":"SY-0002","profile":{"station_id":"SY-0002","name":"石园街道金港党群服务中心工会'
     '驿站","district":"顺义区","street":"石园街道","category":"standard","host":"party_service'

@@ -10,7 +10,9 @@ further ones, seed 20261205, not the bench's): each station registered, then ove
 batches its heartbeats, counts and open/closed events, and some falling silent until they
 are stale or offline with open episodes, at moments spread over two years.
 
-    python tools/train_state_dictionary.py streams/dictionaries/state-v3.zdict
+    python tools/train_state_dictionary.py /tmp/state-v3.zdict   # what was committed
+
+(it refuses to write over a file that exists).
 """
 
 from __future__ import annotations
@@ -143,6 +145,8 @@ class Run:
 
 
 def main(target: Path) -> None:
+    if target.exists():
+        sys.exit(f"{target} exists: a released dictionary is never replaced (see the docstring)")
     rng = random.Random(SEED)
     first = datetime(2026, 1, 1, tzinfo=UTC)
     profiles = [p.model_dump(mode="json") for p in build_fleet(STATIONS, SEED, first)]
