@@ -10,9 +10,12 @@ further ones, seed 20261205, not the bench's): each station registered, then ove
 batches its heartbeats, counts and open/closed events, and some falling silent until they
 are stale or offline with open episodes, at moments spread over two years.
 
-    python tools/train_state_dictionary.py /tmp/state-v3.zdict   # what was committed
+    python tools/train_state_dictionary.py /tmp/state.zdict
 
-(it refuses to write over a file that exists).
+(it refuses to write over a file that exists). The committed file came from a run in which
+the silent stations were judged in the order of a set of strings, which Python's hash seed
+changes from one run to the next; the samples are now taken in station order, so runs give
+the same bytes, alike in kind to the committed ones but not those bytes.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import zstandard
 
 from schemas.topics import HEARTBEAT, OCCUPANCY, REGISTRY, STATUS
 from stationwatch.fleet import build_fleet
-from streams.ingest import IngestConfig, Record, StateWrite, Tick, process_records
+from streams.ingest import IngestConfig, Record, Tick, process_records
 from streams.liveness import Clock, LivenessConfig
 from streams.state_codec import decode_state
 from streams.tracker import partition_for
@@ -57,7 +60,7 @@ class Run:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.table: dict[str, bytes] = {}
-        self.samples: list[bytes] = []
+        self.samples: list[bytes | bytearray | memoryview[int]] = []  # as zstd takes them
         self.offset = 0
 
     def record(self, topic: str, station_id: str, message: dict[str, Any]) -> Record:
@@ -70,10 +73,15 @@ class Run:
             orjson.dumps(message),
         )
 
-    def batch(self, records: list[Record], at: datetime) -> None:
+    def batch(self, records: list[Record], at: datetime, ticks: list[Tick] | None = None) -> None:
         clocks: dict[int, Clock | None] = {p: Clock(at, at) for p in range(PARTITIONS)}
-        out = process_records(records, self.table, now=at, clocks=clocks, config=CONFIG)
-        self.keep(out.state_writes)
+        out = process_records(
+            records, self.table, now=at, clocks=clocks, config=CONFIG, ticks=ticks or ()
+        )
+        for station_id, write in out.state_writes.items():  # into the table, and as samples
+            if write.value is not None:
+                self.table[station_id] = write.value
+                self.samples.append(msgspec.json.encode(decode_state(write.value)))
 
     def group(self, profiles: list[dict[str, Any]], start: datetime) -> None:
         rng = self.rng
@@ -128,20 +136,11 @@ class Run:
             self.tick(silent, at + later)
 
     def tick(self, station_ids: set[str], at: datetime) -> None:
+        """Judge these stations at ``at`` (in station order: the same samples every run)."""
         by_partition: dict[int, list[str]] = {}
-        for sid in station_ids:
+        for sid in sorted(station_ids):
             by_partition.setdefault(partition_for(sid, PARTITIONS), []).append(sid)
-        clocks: dict[int, Clock | None] = {p: Clock(at, at) for p in range(PARTITIONS)}
-        ticks = [Tick(p, ids) for p, ids in by_partition.items()]
-        out = process_records([], self.table, now=at, clocks=clocks, config=CONFIG, ticks=ticks)
-        self.keep(out.state_writes)
-
-    def keep(self, writes: dict[str, StateWrite]) -> None:
-        """The states the batch left: into the table, and as samples (their JSON)."""
-        for station_id, write in writes.items():
-            if write.value is not None:
-                self.table[station_id] = write.value
-                self.samples.append(msgspec.json.encode(decode_state(write.value)))
+        self.batch([], at, [Tick(p, ids) for p, ids in sorted(by_partition.items())])
 
 
 def main(target: Path) -> None:
