@@ -25,12 +25,14 @@ from mode.utils.times import Seconds
 from streams.eager import Finished, step
 
 # When the stream's buffer fills, Faust stops fetching the partitions that fill it
-# (``on_buffer_full``) and resumes them once the buffer has half emptied (``on_buffer_drop``).
+# (``on_buffer_full``) and resumes them once the buffer has emptied to 40% (``on_buffer_drop``).
 # Its fetcher meanwhile asks for the partitions still active (the quiet ones: ticks, registry)
-# and waits up to 1 s for their records; a partition resumed during that wait is asked for
-# only after it. A saturated worker's stream stood idle 0.2 to 1 s every four to six batches,
-# about a third of its time. While any partition waits to be resumed, a fetch waits at most
-# this long (records already fetched for it are at hand at once: aiokafka keeps them).
+# and waits up to 1 s for their records; a partition resumed during that wait comes back only
+# with the next records of another partition, or at the end of the wait; with every partition
+# paused, Faust sleeps 1 s. A saturated worker's stream stood idle 0.2 to 1 s every four to six
+# batches, about a third of its time. While any partition waits to be resumed, the fetcher
+# waits at most this long (the records aiokafka fetched ahead for a paused partition are kept,
+# and come with the first fetch after it is resumed).
 RESUME_WAIT_S = 0.02
 
 
@@ -63,6 +65,23 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
             if self._buffered_partitions:
                 timeout = min(timeout, RESUME_WAIT_S)
             return await super()._getmany(active_partitions, timeout)
+
+        async def _wait_next_records(
+            self,
+            timeout: float,  # noqa: ASYNC109 - Faust's signature
+        ) -> tuple[Any, set[Any] | None]:
+            """Faust's wait for the next records; with every partition paused for a full
+            stream buffer, looking again after ``RESUME_WAIT_S``, not Faust's 1 s."""
+            if (
+                self.flow_active
+                and self._buffered_partitions
+                and not self.app.client_only
+                and not self._get_active_partitions()
+            ):
+                await self.sleep(RESUME_WAIT_S)
+                return {}, self._get_active_partitions()
+            records, active = await super()._wait_next_records(timeout)
+            return records, active
 
         async def wait_first(
             self,

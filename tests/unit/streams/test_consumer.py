@@ -1,15 +1,19 @@
 """The worker's Kafka consumer (streams.consumer): Faust's own, asking brokers to hold a fetch
 no longer than STATIONWATCH_CONSUMER_FETCH_WAIT_MS (the embedded broker answers a held fetch
-only when that time is up)."""
+only when that time is up), and looking again within RESUME_WAIT_S while a partition is paused
+for a full stream buffer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from faust.types import TP
 
+from schemas.topics import HEARTBEAT, REGISTRY
 from stationwatch.settings import Settings
 from streams.app import faust_app
+from streams.consumer import RESUME_WAIT_S
 
 
 @pytest.mark.parametrize("wait_ms", [100, 40])
@@ -25,3 +29,71 @@ async def test_the_worker_consumer_asks_brokers_to_hold_a_fetch_at_most_the_sett
     finally:
         await consumer.stop()  # never started: releases its client
         thread.thread_loop.close()  # the consumer thread's loop, never run
+
+
+class RecordingThread:
+    """The consumer thread's fetch, answering nothing and noting how long it was let wait."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[set[TP], float]] = []
+
+    async def getmany(
+        self,
+        active: set[TP],
+        timeout: float,  # noqa: ASYNC109 - the consumer thread's signature
+    ) -> dict[TP, Any]:
+        self.asked.append((set(active), timeout))
+        return {}
+
+
+async def test_a_fetch_waits_briefly_while_a_partition_waits_to_be_resumed() -> None:
+    """Faust pauses a partition whose records fill the stream's buffer and resumes it once the
+    buffer has emptied; a fetch of the partitions still active, begun meanwhile, must not hold
+    the resumed one back for Faust's full second."""
+    settings = Settings()
+    app: Any = faust_app(settings)
+    consumer = app.consumer
+    heartbeats = TP(settings.topic(HEARTBEAT), 0)
+    registry = TP(settings.topic(REGISTRY), 0)
+    real, thread = consumer._thread, RecordingThread()
+    consumer._thread = thread
+    consumer._set_active_tps({heartbeats, registry})
+    try:
+        await consumer._wait_next_records(1.0)  # nothing paused: Faust's own wait
+        consumer.on_buffer_full(heartbeats)
+        await consumer._wait_next_records(1.0)
+        consumer.on_buffer_drop(heartbeats)
+        await consumer._wait_next_records(1.0)
+    finally:
+        consumer._thread = real
+        real.thread_loop.close()  # the consumer thread's loop, never run
+    assert thread.asked == [
+        ({heartbeats, registry}, 1.0),
+        ({registry}, RESUME_WAIT_S),
+        ({heartbeats, registry}, 1.0),
+    ]
+
+
+async def test_with_every_partition_paused_the_fetcher_looks_again_within_the_short_wait() -> None:
+    """Faust sleeps a whole second when no partition is left active."""
+    settings = Settings()
+    app: Any = faust_app(settings)
+    consumer = app.consumer
+    heartbeats = TP(settings.topic(HEARTBEAT), 0)
+    real, thread = consumer._thread, RecordingThread()
+    consumer._thread = thread
+    consumer._set_active_tps({heartbeats})
+    consumer.on_buffer_full(heartbeats)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    consumer.sleep = sleep
+    try:
+        records, active = await consumer._wait_next_records(1.0)
+    finally:
+        consumer._thread = real
+        real.thread_loop.close()
+    assert (records, active, thread.asked) == ({}, set(), [])
+    assert slept == [RESUME_WAIT_S]  # Faust's own: 1 s

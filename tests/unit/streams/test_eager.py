@@ -7,11 +7,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from faust.types import TP
 
 from stationwatch.settings import Settings
 from streams.app import faust_app
-from streams.consumer import RESUME_WAIT_S
 from streams.eager import Finished, step
 
 
@@ -122,36 +120,3 @@ async def test_the_consumer_hands_over_at_once_or_races_the_rest_as_faust_does()
         assert cancelled == [True]
     finally:
         consumer._thread.thread_loop.close()  # the consumer thread's loop, never run
-
-
-async def test_a_fetch_waits_briefly_while_a_partition_waits_to_be_resumed() -> None:
-    """Faust pauses a partition whose records fill the stream's buffer and resumes it once
-    the buffer has half emptied; a fetch begun meanwhile (for the partitions still active)
-    must not hold the resumed one back for Faust's full second."""
-    app: Any = faust_app(Settings())
-    consumer = app.consumer
-    asked: list[float] = []
-
-    class Thread:
-        async def getmany(
-            self,
-            active: set[Any],
-            timeout: float,  # noqa: ASYNC109 - the consumer thread's signature
-        ) -> dict[Any, Any]:
-            asked.append(timeout)
-            return {}
-
-    real_thread = consumer._thread
-    consumer._thread = Thread()
-    try:
-        heartbeats = TP("stationwatch.heartbeat", 0)
-        ticks = TP("stationwatch-liveness-ticks", 0)
-        await consumer._getmany({heartbeats, ticks}, 1.0)  # nothing paused: Faust's wait
-        consumer.on_buffer_full(heartbeats)
-        await consumer._getmany(consumer._get_active_partitions(), 1.0)
-        consumer.on_buffer_drop(heartbeats)
-        await consumer._getmany(consumer._get_active_partitions(), 1.0)
-    finally:
-        consumer._thread = real_thread
-        real_thread.thread_loop.close()
-    assert asked == [1.0, RESUME_WAIT_S, 1.0]
