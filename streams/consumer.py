@@ -55,6 +55,14 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
         def _new_consumer_thread(self) -> ConsumerThread:
             return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+        def _waiting_to_resume(self) -> bool:
+            """Whether a partition of the assignment is paused for a full stream buffer
+            (Faust leaves a revoked one in its set, and makes one assigned again active)."""
+            paused: set[Any] = self._buffered_partitions
+            if not paused:
+                return False
+            return bool((paused & self.assignment()) - self._get_active_partitions())
+
         async def _getmany(
             self,
             active_partitions: set[Any] | None,
@@ -62,7 +70,7 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
         ) -> Any:
             """Faust's fetch of the active partitions; while a partition is paused for a full
             stream buffer, waiting at most ``RESUME_WAIT_S`` (see there)."""
-            if self._buffered_partitions:
+            if self._waiting_to_resume():
                 timeout = min(timeout, RESUME_WAIT_S)
             return await super()._getmany(active_partitions, timeout)
 
@@ -74,7 +82,7 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
             stream buffer, looking again after ``RESUME_WAIT_S``, not Faust's 1 s."""
             if (
                 self.flow_active
-                and self._buffered_partitions
+                and self._waiting_to_resume()
                 and not self.app.client_only
                 and not self._get_active_partitions()
             ):

@@ -34,8 +34,12 @@ async def test_the_worker_consumer_asks_brokers_to_hold_a_fetch_at_most_the_sett
 class RecordingThread:
     """The consumer thread's fetch, answering nothing and noting how long it was let wait."""
 
-    def __init__(self) -> None:
+    def __init__(self, assigned: set[TP]) -> None:
         self.asked: list[tuple[set[TP], float]] = []
+        self.assigned = assigned
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
 
     async def getmany(
         self,
@@ -55,7 +59,7 @@ async def test_a_fetch_waits_briefly_while_a_partition_waits_to_be_resumed() -> 
     consumer = app.consumer
     heartbeats = TP(settings.topic(HEARTBEAT), 0)
     registry = TP(settings.topic(REGISTRY), 0)
-    real, thread = consumer._thread, RecordingThread()
+    real, thread = consumer._thread, RecordingThread({heartbeats, registry})
     consumer._thread = thread
     consumer._set_active_tps({heartbeats, registry})
     try:
@@ -80,7 +84,7 @@ async def test_with_every_partition_paused_the_fetcher_looks_again_within_the_sh
     app: Any = faust_app(settings)
     consumer = app.consumer
     heartbeats = TP(settings.topic(HEARTBEAT), 0)
-    real, thread = consumer._thread, RecordingThread()
+    real, thread = consumer._thread, RecordingThread({heartbeats})
     consumer._thread = thread
     consumer._set_active_tps({heartbeats})
     consumer.on_buffer_full(heartbeats)
@@ -97,3 +101,28 @@ async def test_with_every_partition_paused_the_fetcher_looks_again_within_the_sh
         real.thread_loop.close()
     assert (records, active, thread.asked) == ({}, set(), [])
     assert slept == [RESUME_WAIT_S]  # Faust's own: 1 s
+
+
+async def test_a_partition_paused_then_revoked_or_assigned_again_keeps_the_long_wait() -> None:
+    """Faust leaves a revoked partition among the paused ones, and an assignment makes every
+    assigned partition active again: neither waits to be resumed."""
+    settings = Settings()
+    app: Any = faust_app(settings)
+    consumer = app.consumer
+    heartbeats = TP(settings.topic(HEARTBEAT), 0)
+    moved = TP(settings.topic(HEARTBEAT), 1)
+    registry = TP(settings.topic(REGISTRY), 0)
+    real, thread = consumer._thread, RecordingThread({heartbeats, moved, registry})
+    consumer._thread = thread
+    consumer._set_active_tps({heartbeats, moved, registry})
+    try:
+        consumer.on_buffer_full(heartbeats)
+        consumer.on_buffer_full(moved)
+        thread.assigned = {heartbeats, registry}  # moved: revoked
+        consumer._set_active_tps({heartbeats, registry})  # heartbeats: assigned again
+        await consumer._wait_next_records(1.0)
+    finally:
+        consumer._thread = real
+        real.thread_loop.close()
+    assert consumer._buffered_partitions == {heartbeats, moved}  # as Faust leaves them
+    assert thread.asked == [({heartbeats, registry}, 1.0)]
