@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -174,15 +174,13 @@ def _open_at(hours_key: bytes, today: date, minute: int) -> bool:
 
 
 def _boundaries(day: date, hours: dict[str, Any], zone: ZoneInfo) -> list[datetime]:
-    """The opening and closing moments of the intervals that start on ``day`` (local times,
-    given in UTC: every moment a judgement compares them with is in UTC, and aware times of
-    two zones compare twenty times slower, each comparison asking both for their offsets)."""
+    """Local opening and closing moments of the intervals that start on ``day``."""
     moments: list[datetime] = []
     midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
     for start, end in intervals_for(day, hours):
         lo, hi = minutes(start), minutes(end)
-        moments.append((midnight + timedelta(minutes=lo)).astimezone(UTC))
-        moments.append((midnight + timedelta(minutes=hi if hi > lo else hi + 1440)).astimezone(UTC))
+        moments.append(midnight + timedelta(minutes=lo))
+        moments.append(midnight + timedelta(minutes=hi if hi > lo else hi + 1440))
     return moments
 
 
