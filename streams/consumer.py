@@ -57,11 +57,13 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
 
         def _waiting_to_resume(self) -> bool:
             """Whether a partition of the assignment is paused for a full stream buffer
-            (Faust leaves a revoked one in its set, and makes one assigned again active)."""
-            paused: set[Any] = self._buffered_partitions
-            if not paused:
+            (Faust leaves a revoked one in its set, makes one assigned again active, and
+            while it recovers the tables keeps the streams' partitions paused itself)."""
+            full: set[Any] = self._buffered_partitions
+            if not full:
                 return False
-            return bool((paused & self.assignment()) - self._get_active_partitions())
+            waiting = (full & self.assignment()) - self._get_active_partitions()
+            return bool(waiting - self._paused_partitions)
 
         async def _getmany(
             self,

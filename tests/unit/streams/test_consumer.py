@@ -126,3 +126,24 @@ async def test_a_partition_paused_then_revoked_or_assigned_again_keeps_the_long_
         real.thread_loop.close()
     assert consumer._buffered_partitions == {heartbeats, moved}  # as Faust leaves them
     assert thread.asked == [({heartbeats, registry}, 1.0)]
+
+
+async def test_a_partition_faust_pauses_while_recovering_keeps_the_long_wait() -> None:
+    """After an assignment Faust pauses the streams' partitions until the tables are
+    recovered; one also left among the full-buffer ones is not waiting to be resumed."""
+    settings = Settings()
+    app: Any = faust_app(settings)
+    consumer = app.consumer
+    heartbeats = TP(settings.topic(HEARTBEAT), 0)
+    registry = TP(settings.topic(REGISTRY), 0)
+    real, thread = consumer._thread, RecordingThread({heartbeats, registry})
+    consumer._thread = thread
+    consumer._set_active_tps({heartbeats, registry})
+    try:
+        consumer.on_buffer_full(heartbeats)
+        consumer._paused_partitions.add(heartbeats)  # as Faust's pause_partitions leaves it
+        await consumer._wait_next_records(1.0)
+    finally:
+        consumer._thread = real
+        real.thread_loop.close()
+    assert thread.asked == [({registry}, 1.0)]
