@@ -84,9 +84,9 @@ def install_consumer(app: faust.App, fetch_wait_ms: int) -> None:
             stream buffer, looking again after ``RESUME_WAIT_S``, not Faust's 1 s."""
             if (
                 self.flow_active
-                and self._waiting_to_resume()
                 and not self.app.client_only
                 and not self._get_active_partitions()
+                and self._waiting_to_resume()
             ):
                 await self.sleep(RESUME_WAIT_S)
                 return {}, self._get_active_partitions()
