@@ -5,6 +5,8 @@ for a full stream buffer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -50,27 +52,36 @@ class RecordingThread:
         return {}
 
 
+def partitions(topic: str, *numbers: int) -> list[TP]:
+    return [TP(Settings().topic(topic), n) for n in numbers]
+
+
+@contextmanager
+def recorded_fetches(assigned: set[TP]) -> Iterator[tuple[Any, RecordingThread]]:
+    """The worker's consumer, its partitions ``assigned`` and active, fetching through a
+    :class:`RecordingThread`."""
+    consumer: Any = faust_app(Settings()).consumer
+    real, thread = consumer._thread, RecordingThread(assigned)
+    consumer._thread = thread
+    consumer._set_active_tps(assigned)
+    try:
+        yield consumer, thread
+    finally:
+        consumer._thread = real
+        real.thread_loop.close()  # the consumer thread's loop, never run
+
+
 async def test_a_fetch_waits_briefly_while_a_partition_waits_to_be_resumed() -> None:
     """Faust pauses a partition whose records fill the stream's buffer and resumes it once the
     buffer has emptied; a fetch of the partitions still active, begun meanwhile, must not hold
     the resumed one back for Faust's full second."""
-    settings = Settings()
-    app: Any = faust_app(settings)
-    consumer = app.consumer
-    heartbeats = TP(settings.topic(HEARTBEAT), 0)
-    registry = TP(settings.topic(REGISTRY), 0)
-    real, thread = consumer._thread, RecordingThread({heartbeats, registry})
-    consumer._thread = thread
-    consumer._set_active_tps({heartbeats, registry})
-    try:
+    [heartbeats], [registry] = partitions(HEARTBEAT, 0), partitions(REGISTRY, 0)
+    with recorded_fetches({heartbeats, registry}) as (consumer, thread):
         await consumer._wait_next_records(1.0)  # nothing paused: Faust's own wait
         consumer.on_buffer_full(heartbeats)
         await consumer._wait_next_records(1.0)
         consumer.on_buffer_drop(heartbeats)
         await consumer._wait_next_records(1.0)
-    finally:
-        consumer._thread = real
-        real.thread_loop.close()  # the consumer thread's loop, never run
     assert thread.asked == [
         ({heartbeats, registry}, 1.0),
         ({registry}, RESUME_WAIT_S),
@@ -80,25 +91,16 @@ async def test_a_fetch_waits_briefly_while_a_partition_waits_to_be_resumed() -> 
 
 async def test_with_every_partition_paused_the_fetcher_looks_again_within_the_short_wait() -> None:
     """Faust sleeps a whole second when no partition is left active."""
-    settings = Settings()
-    app: Any = faust_app(settings)
-    consumer = app.consumer
-    heartbeats = TP(settings.topic(HEARTBEAT), 0)
-    real, thread = consumer._thread, RecordingThread({heartbeats})
-    consumer._thread = thread
-    consumer._set_active_tps({heartbeats})
-    consumer.on_buffer_full(heartbeats)
+    [heartbeats] = partitions(HEARTBEAT, 0)
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    consumer.sleep = sleep
-    try:
+    with recorded_fetches({heartbeats}) as (consumer, thread):
+        consumer.on_buffer_full(heartbeats)
+        consumer.sleep = sleep
         records, active = await consumer._wait_next_records(1.0)
-    finally:
-        consumer._thread = real
-        real.thread_loop.close()
     assert (records, active, thread.asked) == ({}, set(), [])
     assert slept == [RESUME_WAIT_S]  # Faust's own: 1 s
 
@@ -106,24 +108,13 @@ async def test_with_every_partition_paused_the_fetcher_looks_again_within_the_sh
 async def test_a_partition_paused_then_revoked_or_assigned_again_keeps_the_long_wait() -> None:
     """Faust leaves a revoked partition among the paused ones, and an assignment makes every
     assigned partition active again: neither waits to be resumed."""
-    settings = Settings()
-    app: Any = faust_app(settings)
-    consumer = app.consumer
-    heartbeats = TP(settings.topic(HEARTBEAT), 0)
-    moved = TP(settings.topic(HEARTBEAT), 1)
-    registry = TP(settings.topic(REGISTRY), 0)
-    real, thread = consumer._thread, RecordingThread({heartbeats, moved, registry})
-    consumer._thread = thread
-    consumer._set_active_tps({heartbeats, moved, registry})
-    try:
+    [heartbeats, moved], [registry] = partitions(HEARTBEAT, 0, 1), partitions(REGISTRY, 0)
+    with recorded_fetches({heartbeats, moved, registry}) as (consumer, thread):
         consumer.on_buffer_full(heartbeats)
         consumer.on_buffer_full(moved)
         thread.assigned = {heartbeats, registry}  # moved: revoked
         consumer._set_active_tps({heartbeats, registry})  # heartbeats: assigned again
         await consumer._wait_next_records(1.0)
-    finally:
-        consumer._thread = real
-        real.thread_loop.close()
     assert consumer._buffered_partitions == {heartbeats, moved}  # as Faust leaves them
     assert thread.asked == [({heartbeats, registry}, 1.0)]
 
@@ -131,19 +122,9 @@ async def test_a_partition_paused_then_revoked_or_assigned_again_keeps_the_long_
 async def test_a_partition_faust_pauses_while_recovering_keeps_the_long_wait() -> None:
     """After an assignment Faust pauses the streams' partitions until the tables are
     recovered; one also left among the full-buffer ones is not waiting to be resumed."""
-    settings = Settings()
-    app: Any = faust_app(settings)
-    consumer = app.consumer
-    heartbeats = TP(settings.topic(HEARTBEAT), 0)
-    registry = TP(settings.topic(REGISTRY), 0)
-    real, thread = consumer._thread, RecordingThread({heartbeats, registry})
-    consumer._thread = thread
-    consumer._set_active_tps({heartbeats, registry})
-    try:
+    [heartbeats], [registry] = partitions(HEARTBEAT, 0), partitions(REGISTRY, 0)
+    with recorded_fetches({heartbeats, registry}) as (consumer, thread):
         consumer.on_buffer_full(heartbeats)
         consumer._paused_partitions.add(heartbeats)  # as Faust's pause_partitions leaves it
         await consumer._wait_next_records(1.0)
-    finally:
-        consumer._thread = real
-        real.thread_loop.close()
     assert thread.asked == [({registry}, 1.0)]
