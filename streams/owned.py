@@ -121,7 +121,7 @@ def current_rows(
     for station_id, state in changed:
         whole = state is None or station_id in listed
         if state is None:
-            partition = runtime.due.partition_of.get(station_id)
+            partition = runtime.due.partition(station_id)
             if partition is None:
                 continue  # no longer owned here
             value = runtime.table.stored(station_id, partition)

@@ -8,6 +8,8 @@ Rebuilt from the table after every rebalance; nothing here needs to survive a re
 from __future__ import annotations
 
 import heapq
+import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,42 +27,108 @@ def partition_for(station_id: str, partitions: int) -> int:
 
 
 COMPACT_SLACK = 2  # a heap is rebuilt once it holds this many times its live entries (+ 1,024)
+# Due times are kept as whole milliseconds since 2020 (a due time is rounded up: a station is
+# judged at most 1 ms after it, never before), so that a heap entry, its due time and its
+# station's slot in one int, fits an int object of 32 bytes (until 2054, at up to 2**20 slots)
+EPOCH_MS = 1_577_836_800_000
+NOT_DUE = (1 << 63) - 1  # a slot's due time while its station is not scheduled
+FIRST_SLOT_BITS = 20  # heap entries name up to 2**20 slots, then twice as many, …
+FREE = 255  # a free slot's liveness code
 
 
-@dataclass
+def due_key(at: float) -> int:
+    """An epoch time (seconds) as a due time of the index: milliseconds since ``EPOCH_MS``,
+    rounded up."""
+    return math.ceil(at * 1000) - EPOCH_MS
+
+
 class DueIndex:
     """Per partition, the stations to evaluate and when (lazy-deletion heaps: a station
     rescheduled leaves its old entry behind, dropped when it comes to the top or when the
     heap is compacted; a heartbeat every few seconds against a threshold of hours would
-    otherwise pile up an entry per heartbeat)."""
+    otherwise pile up an entry per heartbeat), and each station's partition and liveness.
 
-    heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
-    due_at: dict[str, float] = field(default_factory=dict)
-    partition_of: dict[str, int] = field(default_factory=dict)
-    liveness: dict[str, str] = field(default_factory=dict)
-    indexed: bool = False
-    # live entries per heap as of its last compaction (its size after)
-    _live: dict[int, int] = field(default_factory=dict, repr=False)
+    Compact, for a worker owning 150,000 stations: a station has a slot, and its due time,
+    partition and liveness are entries of arrays at that slot; a heap entry is one int (due
+    time, then slot: ``key << bits | slot``). In dicts of floats, strings and tuples this
+    took about 350 bytes a station, more after a backlog (a tuple per rescheduling, holding
+    the station id of the record that rescheduled it); here about 150."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every station (before indexing anew)."""
+        self.heaps: dict[int, list[int]] = {}
+        self.indexed = False
+        self._slots: dict[str, int] = {}  # station id -> slot
+        self._ids: list[str | None] = []  # slot -> station id (None: a free slot)
+        self._free: list[int] = []
+        self._due = array("q")  # slot -> due key (NOT_DUE: not scheduled)
+        self._partition = array("i")  # slot -> partition (-1: a free slot)
+        self._liveness = bytearray()  # slot -> liveness code (FREE: a free slot)
+        self._codes: dict[str, int] = {}  # liveness -> code
+        self._names: list[str] = []  # code -> liveness
+        self._bits = FIRST_SLOT_BITS
+        # live entries per heap as of its last compaction (its size after)
+        self._live: dict[int, int] = {}
 
     def schedule(
         self, station_id: str, partition: int, due: datetime | None, liveness: str
     ) -> None:
         """``due=None``: as soon as the partition's clock is known."""
-        self._schedule_at(
-            station_id, partition, due.timestamp() if due is not None else 0.0, liveness
-        )
+        self._schedule_key(
+            station_id, partition, due_key(due.timestamp()) if due is not None else -EPOCH_MS,
+            liveness,
+        )  # fmt: skip
 
-    def _schedule_at(self, station_id: str, partition: int, at: float, liveness: str) -> None:
-        moved = self.partition_of.get(station_id) != partition
-        self.partition_of[station_id] = partition
-        self.liveness[station_id] = liveness
-        if self.due_at.get(station_id) == at and not moved:
+    def _schedule_key(self, station_id: str, partition: int, key: int, liveness: str) -> None:
+        slot = self._slots.get(station_id)
+        if slot is None:
+            slot = self._take_slot(station_id)
+        moved = self._partition[slot] != partition
+        self._partition[slot] = partition
+        self._liveness[slot] = self._code(liveness)
+        if self._due[slot] == key and not moved:
             return
-        self.due_at[station_id] = at
+        self._due[slot] = key
         heap = self.heaps.setdefault(partition, [])
-        heapq.heappush(heap, (at, station_id))
+        heapq.heappush(heap, key << self._bits | slot)
         if len(heap) > COMPACT_SLACK * self._live.get(partition, 0) + 1024:
             self._compact(partition)
+
+    def _take_slot(self, station_id: str) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self._ids[slot] = station_id
+        else:
+            slot = len(self._ids)
+            if slot >> self._bits:
+                self._widen()
+            self._ids.append(station_id)
+            self._due.append(NOT_DUE)
+            self._partition.append(-1)
+            self._liveness.append(FREE)
+        self._slots[station_id] = slot
+        return slot
+
+    def _widen(self) -> None:
+        """Make room for twice as many slots in the heap entries (built again)."""
+        self._bits += 1
+        for partition in self.heaps:
+            self.heaps[partition] = []
+        for slot, key in enumerate(self._due):
+            if key != NOT_DUE:
+                self.heaps.setdefault(self._partition[slot], []).append(key << self._bits | slot)
+        for partition in self.heaps:
+            self._compact(partition)
+
+    def _code(self, liveness: str) -> int:
+        code = self._codes.get(liveness)
+        if code is None:
+            code = self._codes[liveness] = len(self._names)
+            self._names.append(liveness)
+        return code
 
     def _compact(self, partition: int) -> None:
         """Keep only the live entries of the partition's heap (its stations' current due
@@ -72,47 +140,58 @@ class DueIndex:
         self.heaps[partition] = heap
         self._live[partition] = len(heap)
 
-    def _live_entry(self, entry: tuple[float, str], partition: int) -> bool:
+    def _live_entry(self, entry: int, partition: int) -> bool:
         """The entry is its station's current due time on ``partition`` (not one left behind
         by a rescheduling or a move)."""
-        at, station_id = entry
-        return self.due_at.get(station_id) == at and self.partition_of.get(station_id) == partition
+        slot = entry & ((1 << self._bits) - 1)
+        return self._due[slot] == entry >> self._bits and self._partition[slot] == partition
 
     def forget(self, station_id: str) -> None:
-        self.due_at.pop(station_id, None)
-        self.partition_of.pop(station_id, None)
-        self.liveness.pop(station_id, None)
+        slot = self._slots.pop(station_id, None)
+        if slot is None:
+            return
+        self._ids[slot] = None
+        self._due[slot] = NOT_DUE
+        self._partition[slot] = -1
+        self._liveness[slot] = FREE
+        self._free.append(slot)
+
+    def partition(self, station_id: str) -> int | None:
+        """The partition the station is indexed on (None: not indexed here)."""
+        slot = self._slots.get(station_id)
+        return None if slot is None else self._partition[slot]
+
+    def due(self, station_id: str) -> float | None:
+        """When the station is due (epoch seconds; None: not scheduled, or taken as due)."""
+        slot = self._slots.get(station_id)
+        if slot is None or self._due[slot] == NOT_DUE:
+            return None
+        return (self._due[slot] + EPOCH_MS) / 1000
 
     def next_due(self, partition: int) -> float | None:
         heap = self.heaps.get(partition)
         while heap:
             if self._live_entry(heap[0], partition):
-                return heap[0][0]
+                return ((heap[0] >> self._bits) + EPOCH_MS) / 1000
             heapq.heappop(heap)
         return None
 
     def pop_due(self, partition: int, until: datetime, limit: int) -> list[str]:
         """Stations on ``partition`` due at or before ``until`` (at most ``limit``)."""
         heap = self.heaps.get(partition)
-        bound = until.timestamp()
+        bound = math.floor(until.timestamp() * 1000) - EPOCH_MS
+        bits, due, ids = self._bits, self._due, self._ids
         found: list[str] = []
         while heap and len(found) < limit:
-            at, station_id = heap[0]
-            if at > bound:
+            entry = heap[0]
+            if entry >> bits > bound:
                 break
             heapq.heappop(heap)
-            if self._live_entry((at, station_id), partition):
-                del self.due_at[station_id]
-                found.append(station_id)
+            if self._live_entry(entry, partition):
+                slot = entry & ((1 << bits) - 1)
+                due[slot] = NOT_DUE
+                found.append(ids[slot])  # type: ignore[arg-type] # a live slot has its id
         return found
-
-    def reset(self) -> None:
-        self.heaps.clear()
-        self._live.clear()
-        self.due_at.clear()
-        self.partition_of.clear()
-        self.liveness.clear()
-        self.indexed = False
 
     def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
         """Schedule every owned station: ``(station id, partition, due, liveness)``, due in
@@ -120,17 +199,25 @@ class DueIndex:
         stored, or None to keep what is known (else "unknown"). In bulk: each partition's
         heap is built once (a push per station took most of a restart's indexing)."""
         count = 0
-        added: dict[int, list[tuple[float, str]]] = {}
-        due_at, partition_of, liveness_of = self.due_at, self.partition_of, self.liveness
+        added: dict[int, list[int]] = {}
+        slots, due_at, partition_of = self._slots, self._due, self._partition
+        liveness_of = self._liveness
+        unknown = self._code("unknown")
         for station_id, partition, due, liveness in owned:
-            at = due or 0.0
-            liveness_of[station_id] = liveness or liveness_of.get(station_id, "unknown")
-            partition_of[station_id] = partition
-            due_at[station_id] = at
+            slot = slots.get(station_id)
+            if slot is None:
+                slot = self._take_slot(station_id)
+            if liveness is not None:
+                liveness_of[slot] = self._code(liveness)
+            elif liveness_of[slot] == FREE:
+                liveness_of[slot] = unknown
+            key = due_key(due) if due else -EPOCH_MS
+            partition_of[slot] = partition
+            due_at[slot] = key
             entries = added.get(partition)
             if entries is None:
                 entries = added[partition] = []
-            entries.append((at, station_id))
+            entries.append(key << self._bits | slot)
             count += 1
         for partition, entries in added.items():
             self.heaps.setdefault(partition, []).extend(entries)
@@ -139,7 +226,8 @@ class DueIndex:
         return count
 
     def counts(self) -> Counter[str]:
-        return Counter(self.liveness.values())
+        found = Counter({name: self._liveness.count(code) for code, name in enumerate(self._names)})
+        return +found  # without the zero counts
 
 
 @dataclass

@@ -102,7 +102,8 @@ async def test_every_owned_station_is_scheduled_fed_and_queued_for_the_resync() 
     assert set(feed.stations) == owned
     assert feed.ready_partitions == [0, 1, 2]
     assert set(runtime.current_resync) == owned
-    assert runtime.due.due_at == dict.fromkeys(owned, (T0 + timedelta(hours=1)).timestamp())
+    due = (T0 + timedelta(hours=1)).timestamp()
+    assert {s: runtime.due.due(s) for s in owned} == dict.fromkeys(owned, due)
     assert runtime.due.pop_due(0, T0 + timedelta(hours=1), limit=10) == ["A", "B"]
 
 

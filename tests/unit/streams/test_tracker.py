@@ -3,10 +3,15 @@ partition's backlog clock, and where the default partitioner puts a station's ke
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from streams import tracker
 from streams.tracker import DueIndex, Watermarks, partition_for
 
 T0 = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
@@ -179,6 +184,93 @@ def test_reset_forgets_everything() -> None:
     assert index.next_due(0) is None
     assert index.pop_due(0, T0 + S, limit=10) == []
     assert index.counts() == {}
+
+
+def test_a_due_time_between_two_milliseconds_is_due_from_the_later_one() -> None:
+    """Due times are kept in whole milliseconds, rounded up: a station is judged at most
+    1 ms after it is due, never before."""
+    due = T0 + timedelta(microseconds=400)
+    index = scheduled(("A", 0, due, "online"))
+    assert index.pop_due(0, due, limit=10) == []
+    assert index.pop_due(0, T0 + timedelta(microseconds=999), limit=10) == []
+    assert index.pop_due(0, T0 + timedelta(milliseconds=1), limit=10) == ["A"]
+
+
+def test_the_slot_of_a_forgotten_station_serves_the_next_one() -> None:
+    index = scheduled(("A", 0, T0, "online"))
+    index.forget("A")
+    index.schedule("B", 0, T0 + S, "stale")  # in A's slot; A's old entry is not B's
+    assert index.pop_due(0, T0, limit=10) == []
+    assert index.pop_due(0, T0 + S, limit=10) == ["B"]
+    assert (index.partition("A"), index.due("A"), index.partition("B")) == (None, None, 0)
+    assert index.counts() == {"stale": 1}
+
+
+def test_more_stations_than_the_heap_entries_name_widens_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracker, "FIRST_SLOT_BITS", 2)  # 4 slots, then 8, then 16
+    index = DueIndex()
+    stations = [f"S{i:02d}" for i in range(13)]
+    for n, station_id in enumerate(reversed(stations)):
+        index.schedule(station_id, n % 2, T0 + (13 - n) * S, "online")
+    assert index.pop_due(1, T0 + 3 * S, limit=20) == ["S01"]
+    assert index.pop_due(0, T0 + 20 * S, limit=20) == stations[::2]
+    assert index.pop_due(1, T0 + 20 * S, limit=20) == stations[3::2]
+    assert index.counts() == {"online": 13}
+
+
+# Operations on a few stations and partitions, due within a few milliseconds of each other:
+# (op, station, partition, due in ms after T0 or None for "when the clock is known")
+OPERATIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["schedule", "schedule", "schedule", "forget", "pop", "rebuild"]),
+        st.sampled_from("ABCDEFG"),
+        st.integers(0, 2),
+        st.one_of(st.none(), st.integers(-3, 12)),
+        st.sampled_from(["online", "stale", "offline"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OPERATIONS)
+def test_the_index_answers_as_a_plain_table_of_due_times_would(operations: list[Any]) -> None:
+    """Against a model: station -> (partition, due, liveness), due stations taken earliest
+    first (ties in the order scheduled does not matter: compared as sets per due time)."""
+    index, model, known = DueIndex(), {}, {}
+    for op, station_id, partition, due_ms, liveness in operations:
+        at = T0 + timedelta(milliseconds=due_ms) if due_ms is not None else None
+        if op == "schedule":
+            index.schedule(station_id, partition, at, liveness)
+            model[station_id] = (partition, at.timestamp() if at else 0.0)
+            known[station_id] = liveness
+        elif op == "forget":
+            index.forget(station_id)
+            model.pop(station_id, None)
+            known.pop(station_id, None)
+        elif op == "rebuild":
+            index.rebuild([(station_id, partition, at.timestamp() if at else None, None)])
+            model[station_id] = (partition, at.timestamp() if at else 0.0)
+            known.setdefault(station_id, "unknown")
+        else:
+            until = T0 + timedelta(milliseconds=due_ms or 0)
+            due = [
+                s for s, (p, when) in model.items()
+                if p == partition and when is not None and when <= until.timestamp()
+            ]  # fmt: skip
+            taken = index.pop_due(partition, until, limit=100)
+            assert sorted(taken) == sorted(due)
+            assert [model[s][1] for s in taken] == sorted(model[s][1] for s in taken)
+            for s in taken:
+                model[s] = (partition, None)
+        for p in range(3):
+            waiting = [when for q, when in model.values() if q == p and when is not None]
+            assert index.next_due(p) == (min(waiting) if waiting else None)
+        assert index.counts() == Counter(known.values())
+        for s in "ABCDEFG":
+            assert index.partition(s) == (model[s][0] if s in model else None)
 
 
 # -- watermarks: the newest broker time processed per partition ----------------------------
