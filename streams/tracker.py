@@ -126,6 +126,8 @@ class DueIndex:
     def _code(self, liveness: str) -> int:
         code = self._codes.get(liveness)
         if code is None:
+            if len(self._names) == FREE:
+                raise ValueError(f"{liveness!r}: more kinds of liveness than the index codes")
             code = self._codes[liveness] = len(self._names)
             self._names.append(liveness)
         return code
@@ -162,7 +164,8 @@ class DueIndex:
         return None if slot is None else self._partition[slot]
 
     def due(self, station_id: str) -> float | None:
-        """When the station is due (epoch seconds; None: not scheduled, or taken as due)."""
+        """When the station is due (epoch seconds, rounded up to the millisecond; None: not
+        scheduled, or taken as due)."""
         slot = self._slots.get(station_id)
         if slot is None or self._due[slot] == NOT_DUE:
             return None
@@ -177,7 +180,8 @@ class DueIndex:
         return None
 
     def pop_due(self, partition: int, until: datetime, limit: int) -> list[str]:
-        """Stations on ``partition`` due at or before ``until`` (at most ``limit``)."""
+        """Stations on ``partition`` due at or before ``until`` (at most ``limit``), their
+        due times rounded up to the millisecond (:func:`due_key`)."""
         heap = self.heaps.get(partition)
         bound = math.floor(until.timestamp() * 1000) - EPOCH_MS
         bits, due, ids = self._bits, self._due, self._ids
@@ -199,7 +203,7 @@ class DueIndex:
         stored, or None to keep what is known (else "unknown"). In bulk: each partition's
         heap is built once (a push per station took most of a restart's indexing)."""
         count = 0
-        added: dict[int, list[int]] = {}
+        added: dict[int, list[tuple[int, int]]] = {}
         slots, due_at, partition_of = self._slots, self._due, self._partition
         liveness_of = self._liveness
         unknown = self._code("unknown")
@@ -207,7 +211,7 @@ class DueIndex:
             slot = slots.get(station_id)
             if slot is None:
                 slot = self._take_slot(station_id)
-            if liveness is not None:
+            if liveness:
                 liveness_of[slot] = self._code(liveness)
             elif liveness_of[slot] == FREE:
                 liveness_of[slot] = unknown
@@ -217,10 +221,11 @@ class DueIndex:
             entries = added.get(partition)
             if entries is None:
                 entries = added[partition] = []
-            entries.append(key << self._bits | slot)
+            entries.append((key, slot))
             count += 1
+        bits = self._bits  # as widened while slots were taken
         for partition, entries in added.items():
-            self.heaps.setdefault(partition, []).extend(entries)
+            self.heaps.setdefault(partition, []).extend(key << bits | slot for key, slot in entries)
             self._compact(partition)  # heapified, without entries the rebuild superseded
         self.indexed = True
         return count

@@ -3,6 +3,7 @@ partition's backlog clock, and where the default partitioner puts a station's ke
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -220,14 +221,32 @@ def test_more_stations_than_the_heap_entries_name_widens_them(
     assert index.counts() == {"online": 13}
 
 
+def test_a_rebuild_of_more_stations_than_the_heap_entries_name_widens_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracker, "FIRST_SLOT_BITS", 2)
+    index = scheduled(("A", 0, T0 + 30 * S, "offline"))
+    stations = [f"S{i:02d}" for i in range(13)]
+    owned = [
+        (s, n % 2, (T0 + (n + 1) * S).timestamp() + 0.001, "online") for n, s in enumerate(stations)
+    ]
+    assert index.rebuild([*owned, ("A", 0, None, None)]) == 14
+    assert index.pop_due(0, T0, limit=20) == ["A"]
+    assert index.pop_due(0, T0 + 20 * S, limit=20) == stations[::2]
+    assert index.pop_due(1, T0 + 20 * S, limit=20) == stations[1::2]
+    assert index.counts() == {"online": 13, "offline": 1}
+
+
 # Operations on a few stations and partitions, due within a few milliseconds of each other:
-# (op, station, partition, due in ms after T0 or None for "when the clock is known")
+# (op, station, partition, due in µs after T0 or None for "when the clock is known")
 OPERATIONS = st.lists(
     st.tuples(
         st.sampled_from(["schedule", "schedule", "schedule", "forget", "pop", "rebuild"]),
         st.sampled_from("ABCDEFG"),
         st.integers(0, 2),
-        st.one_of(st.none(), st.integers(-3, 12)),
+        st.one_of(
+            st.none(), st.integers(-3, 12).map(lambda ms: ms * 1000), st.integers(-3000, 12000)
+        ),
         st.sampled_from(["online", "stale", "offline"]),
     ),
     max_size=60,
@@ -237,14 +256,18 @@ OPERATIONS = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(OPERATIONS)
 def test_the_index_answers_as_a_plain_table_of_due_times_would(operations: list[Any]) -> None:
-    """Against a model: station -> (partition, due, liveness), due stations taken earliest
-    first (ties in the order scheduled does not matter: compared as sets per due time)."""
-    index, model, known = DueIndex(), {}, {}
-    for op, station_id, partition, due_ms, liveness in operations:
-        at = T0 + timedelta(milliseconds=due_ms) if due_ms is not None else None
+    """Against a model: station -> (partition, due, liveness), due times rounded up to the
+    millisecond, due stations taken earliest first."""
+    index = DueIndex()
+    model: dict[str, tuple[int, float | None]] = {}  # station -> partition, due (None: taken)
+    known: dict[str, str] = {}  # station -> liveness
+    for op, station_id, partition, due_us, liveness in operations:
+        at = T0 + timedelta(microseconds=due_us) if due_us is not None else None
+        # as the index keeps it: the next whole millisecond (0.0: when the clock is known)
+        kept = (T0 + timedelta(milliseconds=math.ceil(due_us / 1000))).timestamp() if at else 0.0
         if op == "schedule":
             index.schedule(station_id, partition, at, liveness)
-            model[station_id] = (partition, at.timestamp() if at else 0.0)
+            model[station_id] = (partition, kept)
             known[station_id] = liveness
         elif op == "forget":
             index.forget(station_id)
@@ -252,17 +275,19 @@ def test_the_index_answers_as_a_plain_table_of_due_times_would(operations: list[
             known.pop(station_id, None)
         elif op == "rebuild":
             index.rebuild([(station_id, partition, at.timestamp() if at else None, None)])
-            model[station_id] = (partition, at.timestamp() if at else 0.0)
+            model[station_id] = (partition, kept)
             known.setdefault(station_id, "unknown")
         else:
-            until = T0 + timedelta(milliseconds=due_ms or 0)
+            until = T0 + timedelta(microseconds=due_us or 0)
+            bound = (T0 + timedelta(milliseconds=(due_us or 0) // 1000)).timestamp()
             due = [
                 s for s, (p, when) in model.items()
-                if p == partition and when is not None and when <= until.timestamp()
+                if p == partition and when is not None and when <= bound
             ]  # fmt: skip
             taken = index.pop_due(partition, until, limit=100)
             assert sorted(taken) == sorted(due)
-            assert [model[s][1] for s in taken] == sorted(model[s][1] for s in taken)
+            times = [model[s][1] or 0.0 for s in taken]
+            assert times == sorted(times)
             for s in taken:
                 model[s] = (partition, None)
         for p in range(3):
@@ -271,6 +296,7 @@ def test_the_index_answers_as_a_plain_table_of_due_times_would(operations: list[
         assert index.counts() == Counter(known.values())
         for s in "ABCDEFG":
             assert index.partition(s) == (model[s][0] if s in model else None)
+            assert index.due(s) == (model[s][1] if s in model else None)
 
 
 # -- watermarks: the newest broker time processed per partition ----------------------------
