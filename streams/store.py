@@ -45,12 +45,16 @@ FOUND_LIMIT = 10_000
 # bytes, each read and written back 400,000 times: with 4 MiB write buffers (two) and an
 # 8 MiB cache per database, 100 MiB at 8 partitions and 137 MiB at 32; with a shared budget
 # of 32 + 16 MiB, 61 and 70 MiB, at 10 and 13 µs of CPU per read and write instead of 7 and
-# 11. In the worker at 150,000 stations (8 partitions, 30 s at saturation, then steady
-# ingest), the budget of 8 + 4 MiB held 31 MiB less than 32 + 16 (196 MiB resident, not 227)
-# at the same CPU per heartbeat (239 and 242 µs; 4 + 2 MiB saved nothing more): most reads
-# miss a cache of either size, and an SST block read again comes from the page cache.
-BLOCK_CACHE_BYTES = 8 * MIB
-WRITE_BUFFERS_BYTES = 4 * MIB  # all memtables together, inside the block cache's budget
+# 11. Smaller again, RocksDB alone (150,000 states of 170 bytes, 300,000 reads and writes,
+# CPU of every thread; the resident memory is the whole test process), at 8 and 16
+# databases (a worker's 8 partitions, with their standby
+# copies beside another worker's):
+#     32 + 16 MiB: 103 MiB resident, 10.9 and 11.4 µs per read and write
+#     16 +  8 MiB:  83 MiB,          12.6 and 14.9 µs
+#      8 +  4 MiB:  74 MiB,          21.0 and 34.0 µs (memtables flushed at a fraction of
+#                                    their size: many small files, compacted again)
+BLOCK_CACHE_BYTES = 16 * MIB
+WRITE_BUFFERS_BYTES = 8 * MIB  # all memtables together, inside the block cache's budget
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 2 * MIB,
     "max_write_buffer_number": 2,
