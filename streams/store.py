@@ -47,8 +47,7 @@ FOUND_LIMIT = 10_000
 # of 32 + 16 MiB, 61 and 70 MiB, at 10 and 13 µs of CPU per read and write instead of 7 and
 # 11. Smaller again, RocksDB alone (150,000 states of 170 bytes, 300,000 reads and writes,
 # CPU of every thread; the resident memory is the whole test process), at 8 and 16
-# databases (a worker's 8 partitions, with their standby
-# copies beside another worker's):
+# databases (a worker's 8 partitions, with their standby copies beside another worker's):
 #     32 + 16 MiB: 103 MiB resident, 10.9 and 11.4 µs per read and write
 #     16 +  8 MiB:  83 MiB,          12.6 and 14.9 µs
 #      8 +  4 MiB:  74 MiB,          21.0 and 34.0 µs (memtables flushed at a fraction of
