@@ -497,7 +497,7 @@ def run_notifier(
     """Run one notifier until SIGTERM or SIGINT."""
     import signal
 
-    from stationwatch.db.migrate import require_schema
+    from stationwatch.db.ready import require_schema
     from stationwatch.groups import leave_groups_on_stop
 
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready

@@ -11,7 +11,7 @@ import mode.loop
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
 from stationwatch.broker import ensure_topics
 from stationwatch.collector import collect_young_less_often, time_collections
-from stationwatch.db.migrate import require_schema
+from stationwatch.db.ready import require_schema
 from stationwatch.groups import leave_groups_on_stop
 from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings

@@ -11,10 +11,8 @@ recorded with every applied version in ``stationwatch.schema_migrations``; later
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Literal, cast
 
 import psycopg
@@ -22,19 +20,14 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from stationwatch.errors import DatabaseUnavailableError, MigrationError
+from stationwatch.db.migrations import FLAVORS, Flavor, Migration, load_migrations
+from stationwatch.errors import MigrationError
 
 logger = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[TupleRow]
 
-Flavor = Literal["timescale", "postgres"]
-FLAVORS: tuple[Flavor, ...] = ("postgres", "timescale")
 FlavorChoice = Literal["auto", "timescale", "postgres"]
-
-MIGRATIONS_PACKAGE = "schemas"
-MIGRATIONS_DIR = "migrations"
-FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)(?:\.(?P<flavor>\w+))?\.sql$")
 
 # Serialises concurrent `migrate` runs on one database (advisory locks are per database).
 ADVISORY_LOCK_KEY = 0x5354_4E57_4D49_4752  # "STNWMIGR"
@@ -49,15 +42,6 @@ CREATE TABLE IF NOT EXISTS stationwatch.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 """
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One schema version: its SQL for each flavor (the same text when shared)."""
-
-    version: int
-    name: str
-    sql: dict[Flavor, str]
 
 
 @dataclass(frozen=True)
@@ -80,50 +64,6 @@ class MigrationResult:
         else:
             done = "already up to date"
         return f"{head}{done}.\nSchema version {self.version} on {engine}."
-
-
-def load_migrations() -> list[Migration]:
-    """Read and check every migration file; versions run 1, 2, 3, … without gaps."""
-    folder = files(MIGRATIONS_PACKAGE).joinpath(MIGRATIONS_DIR)
-    found: dict[int, dict[str | None, tuple[str, str]]] = {}
-    for entry in folder.iterdir():
-        if not entry.name.endswith(".sql"):
-            continue
-        match = FILE_NAME.match(entry.name)
-        if match is None:
-            raise MigrationError(f"bad migration file name {entry.name!r}")
-        flavor = match["flavor"]
-        if flavor is not None and flavor not in FLAVORS:
-            raise MigrationError(f"{entry.name}: unknown flavor {flavor!r}")
-        version = int(match["version"])
-        variants = found.setdefault(version, {})
-        if flavor in variants:
-            raise MigrationError(f"{entry.name}: version {version} is defined twice")
-        variants[flavor] = (match["name"], entry.read_text(encoding="utf-8"))
-    return [_migration(version, found[version]) for version in _contiguous(found)]
-
-
-def _contiguous(found: Mapping[int, object]) -> list[int]:
-    versions = sorted(found)
-    if versions != list(range(1, len(versions) + 1)):
-        raise MigrationError(f"migration versions must run 1..n without gaps, found {versions}")
-    return versions
-
-
-def _migration(version: int, variants: dict[str | None, tuple[str, str]]) -> Migration:
-    names = {name for name, _ in variants.values()}
-    if len(names) != 1:
-        raise MigrationError(f"version {version} has differing names {sorted(names)}")
-    if None in variants:
-        if len(variants) != 1:
-            raise MigrationError(f"version {version} is both shared and per-flavor")
-        text = variants[None][1]
-        return Migration(version, names.pop(), dict.fromkeys(FLAVORS, text))
-    missing = [flavor for flavor in FLAVORS if flavor not in variants]
-    if missing:
-        raise MigrationError(f"version {version} has no file for flavor {missing}")
-    by_flavor = {flavor: variants[flavor][1] for flavor in FLAVORS}
-    return Migration(version, names.pop(), by_flavor)
 
 
 def migrate(dsn: str, flavor: FlavorChoice = "auto") -> MigrationResult:
@@ -149,38 +89,6 @@ def migrate(dsn: str, flavor: FlavorChoice = "auto") -> MigrationResult:
             raise MigrationError(f"migration failed on {_where(params)}: {_reason(exc)}") from exc
     version = migrations[-1].version if migrations else 0
     return MigrationResult(chosen, applied, created, database, version)
-
-
-DATABASE_HINT = "start it, or point STATIONWATCH_DATABASE_URL at a running PostgreSQL"
-
-
-def require_schema(dsn: str) -> int:
-    """Check at start that PostgreSQL answers and holds the newest schema; one clear
-    :class:`DatabaseUnavailableError` or :class:`MigrationError` otherwise. Returns the version."""
-    params = conninfo_to_dict(dsn)
-    newest = load_migrations()[-1].version
-    try:
-        with _connect(dsn, params) as conn:
-            found = conn.execute(
-                "SELECT to_regclass('stationwatch.schema_migrations') IS NOT NULL"
-            ).fetchone()
-            row = (
-                conn.execute("SELECT max(version) FROM stationwatch.schema_migrations").fetchone()
-                if found and found[0]
-                else None
-            )
-    except psycopg.Error as exc:
-        raise DatabaseUnavailableError(
-            f"cannot reach PostgreSQL at {_where(params)} ({_reason(exc)}): {DATABASE_HINT}"
-        ) from exc
-    version = int(row[0]) if row and row[0] is not None else 0
-    if version < newest:
-        state = "has no stationwatch schema" if version == 0 else f"is at schema version {version}"
-        raise MigrationError(
-            f"the database at {_where(params)} {state}, this stationwatch needs version "
-            f"{newest}: run `stationwatch migrate` first"
-        )
-    return version
 
 
 def _apply(conn: Connection, step: Migration, flavor: Flavor) -> str:

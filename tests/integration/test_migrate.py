@@ -13,13 +13,9 @@ import psycopg
 import pytest
 
 import stationwatch.db.migrate as migrate_module
-from stationwatch.db.migrate import (
-    Migration,
-    MigrationResult,
-    load_migrations,
-    migrate,
-    require_schema,
-)
+from stationwatch.db.migrate import MigrationResult, migrate
+from stationwatch.db.migrations import Migration, load_migrations
+from stationwatch.db.ready import require_schema
 from stationwatch.errors import MigrationError
 from tests.integration.conftest import (
     ADMIN_URL,

@@ -7,7 +7,7 @@ from importlib.resources import files
 
 import pytest
 
-from stationwatch.db.migrate import FILE_NAME, FLAVORS, Flavor, Migration, load_migrations
+from stationwatch.db.migrations import FILE_NAME, FLAVORS, Flavor, Migration, load_migrations
 
 CONTRACT_RELATIONS = {
     "stations",
