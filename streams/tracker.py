@@ -50,9 +50,9 @@ class DueIndex:
 
     Compact, for a worker owning 150,000 stations: a station has a slot, and its due time,
     partition and liveness are entries of arrays at that slot; a heap entry is one int (due
-    time, then slot: ``key << bits | slot``). In dicts of floats, strings and tuples this
-    took about 350 bytes a station, more after a backlog (a tuple per rescheduling, holding
-    the station id of the record that rescheduled it); here about 150."""
+    time, then slot: ``key << bits | slot``). Kept in dicts of floats and strings, with heaps
+    of tuples (each holding the station id of the record that rescheduled it), it took about
+    15 MB more at 150,000 stations after a backlog: 9 MB of Python objects, two dicts."""
 
     def __init__(self) -> None:
         self.reset()
