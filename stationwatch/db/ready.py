@@ -10,7 +10,7 @@ question.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import asyncpg
 
@@ -18,6 +18,11 @@ from stationwatch.db.migrations import load_migrations
 from stationwatch.errors import DatabaseUnavailableError, MigrationError
 
 DATABASE_HINT = "start it, or point STATIONWATCH_DATABASE_URL at a running PostgreSQL"
+MALFORMED_HINT = (
+    "check its hosts and ports, and that its password is URL-encoded "
+    "(STATIONWATCH_DATABASE_URL, or STATIONWATCH_DATABASE_PASSWORD_FILE for the password)"
+)
+# asyncpg reads no ``connect_timeout`` from a URL (it would send it to the server as a setting)
 CONNECT_TIMEOUT_S = 10
 
 
@@ -32,6 +37,11 @@ def require_schema(dsn: str) -> int:
         raise DatabaseUnavailableError(
             f"cannot reach PostgreSQL at {where(dsn)} ({_reason(exc)}): {DATABASE_HINT}"
         ) from exc
+    except (ValueError, OverflowError) as exc:  # the driver could not read the URL
+        # its message may quote a piece of the password: left out
+        raise DatabaseUnavailableError(
+            f"cannot use the database URL for {where(dsn)}: {MALFORMED_HINT}"
+        ) from exc
     if version < newest:
         state = "has no stationwatch schema" if version == 0 else f"is at schema version {version}"
         raise MigrationError(
@@ -43,8 +53,7 @@ def require_schema(dsn: str) -> int:
 
 async def _stored_version(dsn: str) -> int:
     """The newest schema version applied (0: none)."""
-    timeout = None if "connect_timeout" in _query(dsn) else CONNECT_TIMEOUT_S
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+    conn = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
     try:
         if not await conn.fetchval(
             "SELECT to_regclass('stationwatch.schema_migrations') IS NOT NULL"
@@ -57,15 +66,24 @@ async def _stored_version(dsn: str) -> int:
 
 
 def where(dsn: str) -> str:
-    """host:port/dbname of a database URL, never the password."""
-    url, query = urlsplit(dsn), _query(dsn)
-    host = query.get("host") or url.hostname or "localhost"
-    port = query.get("port") or url.port or 5432
-    return f"{host}:{port}/{query.get('dbname') or url.path.lstrip('/')}"
+    """host:port/dbname of a database URL (its hosts as written, when it lists several), never
+    its user or password: whatever comes before the last "@" is left out, even where the
+    password is not URL-encoded. Hosts before the path take precedence over a ``host``
+    parameter, as asyncpg reads them."""
+    rest = dsn.partition("://")[2].rpartition("@")[2]
+    location, _, query_string = rest.partition("?")
+    hosts, _, dbname = location.partition("/")
+    query = {key: values[-1] for key, values in parse_qs(query_string).items()}
+    hosts = unquote(hosts) or query.get("host") or "localhost"
+    if "," not in hosts and not _has_port(hosts):
+        hosts = f"{hosts}:{query.get('port') or 5432}"
+    return f"{hosts}/{unquote(dbname) or query.get('dbname') or ''}"
 
 
-def _query(dsn: str) -> dict[str, str]:
-    return {key: values[-1] for key, values in parse_qs(urlsplit(dsn).query).items()}
+def _has_port(host: str) -> bool:
+    if host.startswith("["):  # an IPv6 address
+        return "]:" in host
+    return ":" in host
 
 
 def _reason(exc: BaseException) -> str:
