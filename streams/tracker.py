@@ -42,6 +42,11 @@ def due_key(at: float) -> int:
     return math.ceil(at * 1000) - EPOCH_MS
 
 
+def _seconds(key: int) -> float:
+    """A due time of the index as an epoch time (seconds)."""
+    return (key + EPOCH_MS) / 1000
+
+
 class DueIndex:
     """Per partition, the stations to evaluate and when (lazy-deletion heaps: a station
     rescheduled leaves its old entry behind, dropped when it comes to the top or when the
@@ -77,12 +82,7 @@ class DueIndex:
         self, station_id: str, partition: int, due: datetime | None, liveness: str
     ) -> None:
         """``due=None``: as soon as the partition's clock is known."""
-        self._schedule_key(
-            station_id, partition, due_key(due.timestamp()) if due is not None else -EPOCH_MS,
-            liveness,
-        )  # fmt: skip
-
-    def _schedule_key(self, station_id: str, partition: int, key: int, liveness: str) -> None:
+        key = due_key(due.timestamp() if due is not None else 0.0)  # 0.0: due at any time
         slot = self._slots.get(station_id)
         if slot is None:
             slot = self._take_slot(station_id)
@@ -169,13 +169,13 @@ class DueIndex:
         slot = self._slots.get(station_id)
         if slot is None or self._due[slot] == NOT_DUE:
             return None
-        return (self._due[slot] + EPOCH_MS) / 1000
+        return _seconds(self._due[slot])
 
     def next_due(self, partition: int) -> float | None:
         heap = self.heaps.get(partition)
         while heap:
             if self._live_entry(heap[0], partition):
-                return ((heap[0] >> self._bits) + EPOCH_MS) / 1000
+                return _seconds(heap[0] >> self._bits)
             heapq.heappop(heap)
         return None
 
@@ -215,7 +215,7 @@ class DueIndex:
                 liveness_of[slot] = self._code(liveness)
             elif liveness_of[slot] == FREE:
                 liveness_of[slot] = unknown
-            key = due_key(due) if due else -EPOCH_MS
+            key = due_key(due or 0.0)
             partition_of[slot] = partition
             due_at[slot] = key
             entries = added.get(partition)
