@@ -7,15 +7,16 @@ Rebuilt from the table after every rebalance; nothing here needs to survive a re
 
 from __future__ import annotations
 
-import heapq
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka.partitioner import murmur2
+
+from streams.slots import StationSlots, heap_pop, heap_push
 
 
 def partition_for(station_id: str, partitions: int) -> int:
@@ -29,7 +30,7 @@ def partition_for(station_id: str, partitions: int) -> int:
 COMPACT_SLACK = 2  # a heap is rebuilt once it holds this many times its live entries (+ 1,024)
 # Due times are kept as whole milliseconds since 2020 (a due time is rounded up: a station is
 # judged at most 1 ms after it, never before), so that a heap entry, its due time and its
-# station's slot in one int, fits an int object of 32 bytes (until 2054, at up to 2**20 slots)
+# station's slot in one int, fits an array's 64-bit entry (until 2054, at up to 2**23 slots)
 EPOCH_MS = 1_577_836_800_000
 NOT_DUE = (1 << 63) - 1  # a slot's due time while its station is not scheduled
 FIRST_SLOT_BITS = 20  # heap entries name up to 2**20 slots, then twice as many, …
@@ -53,22 +54,19 @@ class DueIndex:
     heap is compacted; a heartbeat every few seconds against a threshold of hours would
     otherwise pile up an entry per heartbeat), and each station's partition and liveness.
 
-    Compact, for a worker owning 150,000 stations: a station has a slot, and its due time,
-    partition and liveness are entries of arrays at that slot; a heap entry is one int (due
-    time, then slot: ``key << bits | slot``). Kept in dicts of floats and strings, with heaps
-    of tuples (each holding the station id of the record that rescheduled it), it took about
-    15 MB more at 150,000 stations after a backlog: 9 MB of Python objects, two dicts."""
+    Without a Python object per station, for a worker owning 150,000 of them: a station has
+    a slot (:class:`streams.slots.StationSlots`), and its due time, partition and liveness are
+    entries of arrays at that slot; a heap is an array of ints (due time, then slot:
+    ``key << bits | slot``)."""
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
         """Forget every station (before indexing anew)."""
-        self.heaps: dict[int, list[int]] = {}
+        self.heaps: dict[int, array[int]] = {}
         self.indexed = False
-        self._slots: dict[str, int] = {}  # station id -> slot
-        self._ids: list[str | None] = []  # slot -> station id (None: a free slot)
-        self._free: list[int] = []
+        self._slots = StationSlots()
         self._due = array("q")  # slot -> due key (NOT_DUE: not scheduled)
         self._partition = array("i")  # slot -> partition (-1: a free slot)
         self._liveness = bytearray()  # slot -> liveness code (FREE: a free slot)
@@ -92,34 +90,32 @@ class DueIndex:
         if self._due[slot] == key and not moved:
             return
         self._due[slot] = key
-        heap = self.heaps.setdefault(partition, [])
-        heapq.heappush(heap, key << self._bits | slot)
+        heap = self.heaps.get(partition)
+        if heap is None:
+            heap = self.heaps[partition] = array("q")
+        heap_push(heap, key << self._bits | slot)
         if len(heap) > COMPACT_SLACK * self._live.get(partition, 0) + 1024:
             self._compact(partition)
 
     def _take_slot(self, station_id: str) -> int:
-        if self._free:
-            slot = self._free.pop()
-            self._ids[slot] = station_id
-        else:
-            slot = len(self._ids)
+        slot = self._slots.add(station_id)
+        if slot == len(self._due):
             if slot >> self._bits:
                 self._widen()
-            self._ids.append(station_id)
             self._due.append(NOT_DUE)
             self._partition.append(-1)
             self._liveness.append(FREE)
-        self._slots[station_id] = slot
         return slot
 
     def _widen(self) -> None:
         """Make room for twice as many slots in the heap entries (built again)."""
         self._bits += 1
         for partition in self.heaps:
-            self.heaps[partition] = []
+            self.heaps[partition] = array("q")
         for slot, key in enumerate(self._due):
             if key != NOT_DUE:
-                self.heaps.setdefault(self._partition[slot], []).append(key << self._bits | slot)
+                heap = self.heaps.setdefault(self._partition[slot], array("q"))
+                heap.append(key << self._bits | slot)
         for partition in self.heaps:
             self._compact(partition)
 
@@ -134,29 +130,31 @@ class DueIndex:
 
     def _compact(self, partition: int) -> None:
         """Keep only the live entries of the partition's heap (its stations' current due
-        times); the live count is taken again, so stations that left are not counted."""
-        heap = [
-            entry for entry in self.heaps.get(partition, []) if self._live_entry(entry, partition)
-        ]
-        heapq.heapify(heap)
+        times), sorted (a sorted array is a heap); the live count is taken again, so
+        stations that left are not counted."""
+        heap = array("q", sorted(filter(self._live_on(partition), self.heaps.get(partition, ()))))
         self.heaps[partition] = heap
         self._live[partition] = len(heap)
 
-    def _live_entry(self, entry: int, partition: int) -> bool:
-        """The entry is its station's current due time on ``partition`` (not one left behind
-        by a rescheduling or a move)."""
-        slot = entry & ((1 << self._bits) - 1)
-        return self._due[slot] == entry >> self._bits and self._partition[slot] == partition
+    def _live_on(self, partition: int) -> Callable[[int], bool]:
+        """Whether an entry is its station's current due time on ``partition`` (not one left
+        behind by a rescheduling or a move)."""
+        bits, mask = self._bits, (1 << self._bits) - 1
+        due, partition_of = self._due, self._partition
+
+        def live(entry: int) -> bool:
+            slot = entry & mask
+            return due[slot] == entry >> bits and partition_of[slot] == partition
+
+        return live
 
     def forget(self, station_id: str) -> None:
-        slot = self._slots.pop(station_id, None)
+        slot = self._slots.remove(station_id)
         if slot is None:
             return
-        self._ids[slot] = None
         self._due[slot] = NOT_DUE
         self._partition[slot] = -1
         self._liveness[slot] = FREE
-        self._free.append(slot)
 
     def partition(self, station_id: str) -> int | None:
         """The partition the station is indexed on (None: not indexed here)."""
@@ -173,28 +171,34 @@ class DueIndex:
 
     def next_due(self, partition: int) -> float | None:
         heap = self.heaps.get(partition)
+        if not heap:
+            return None
+        live = self._live_on(partition)
         while heap:
-            if self._live_entry(heap[0], partition):
+            if live(heap[0]):
                 return _seconds(heap[0] >> self._bits)
-            heapq.heappop(heap)
+            heap_pop(heap)
         return None
 
     def pop_due(self, partition: int, until: datetime, limit: int) -> list[str]:
         """Stations on ``partition`` due at or before ``until`` (at most ``limit``), their
         due times rounded up to the millisecond (:func:`due_key`)."""
         heap = self.heaps.get(partition)
+        if not heap:
+            return []
         bound = math.floor(until.timestamp() * 1000) - EPOCH_MS
-        bits, due, ids = self._bits, self._due, self._ids
+        bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
+        live = self._live_on(partition)
         found: list[str] = []
         while heap and len(found) < limit:
             entry = heap[0]
             if entry >> bits > bound:
                 break
-            heapq.heappop(heap)
-            if self._live_entry(entry, partition):
-                slot = entry & ((1 << bits) - 1)
+            heap_pop(heap)
+            if live(entry):
+                slot = entry & mask
                 due[slot] = NOT_DUE
-                found.append(ids[slot])  # type: ignore[arg-type] # a live slot has its id
+                found.append(self._slots.station_id(slot))
         return found
 
     def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
@@ -225,8 +229,9 @@ class DueIndex:
             count += 1
         bits = self._bits  # as widened while slots were taken
         for partition, entries in added.items():
-            self.heaps.setdefault(partition, []).extend(key << bits | slot for key, slot in entries)
-            self._compact(partition)  # heapified, without entries the rebuild superseded
+            heap = self.heaps.setdefault(partition, array("q"))
+            heap.extend(key << bits | slot for key, slot in entries)
+            self._compact(partition)  # sorted, without entries the rebuild superseded
         self.indexed = True
         return count
 
