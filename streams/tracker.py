@@ -33,19 +33,20 @@ COMPACT_SLACK = 2  # a heap is rebuilt once it holds this many times its live en
 # station's slot in one int, fits an array's 64-bit entry (until 2054, at up to 2**23 slots)
 EPOCH_MS = 1_577_836_800_000
 NOT_DUE = (1 << 63) - 1  # a slot's due time while its station is not scheduled
+ANY_TIME = 0  # the due time of a station to judge as soon as its partition's clock is known
 FIRST_SLOT_BITS = 20  # heap entries name up to 2**20 slots, then twice as many, …
 FREE = 255  # a free slot's liveness code
 
 
 def due_key(at: float) -> int:
     """An epoch time (seconds) as a due time of the index: milliseconds since ``EPOCH_MS``,
-    rounded up."""
-    return math.ceil(at * 1000) - EPOCH_MS
+    rounded up; ``ANY_TIME`` for any time before (a station due at any time)."""
+    return max(ANY_TIME, math.ceil(at * 1000) - EPOCH_MS)
 
 
 def _seconds(key: int) -> float:
-    """A due time of the index as an epoch time (seconds)."""
-    return (key + EPOCH_MS) / 1000
+    """A due time of the index as an epoch time (seconds; 0.0: at any time)."""
+    return 0.0 if key == ANY_TIME else (key + EPOCH_MS) / 1000
 
 
 class DueIndex:
@@ -186,7 +187,7 @@ class DueIndex:
         heap = self.heaps.get(partition)
         if not heap:
             return []
-        bound = math.floor(until.timestamp() * 1000) - EPOCH_MS
+        bound = max(ANY_TIME, math.floor(until.timestamp() * 1000) - EPOCH_MS)
         bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
         live = self._live_on(partition)
         found: list[str] = []

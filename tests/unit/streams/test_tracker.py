@@ -237,6 +237,20 @@ def test_a_rebuild_of_more_stations_than_the_heap_entries_name_widens_them(
     assert index.counts() == {"online": 13, "offline": 1}
 
 
+def test_stations_due_at_any_time_fit_the_widest_heap_entries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Entries of 23 slot bits (over 4 million stations), due at any time or in 2054."""
+    monkeypatch.setattr(tracker, "FIRST_SLOT_BITS", 23)
+    index = scheduled(
+        ("A", 0, None, "online"), ("B", 0, datetime(2054, 1, 1, tzinfo=UTC), "online")
+    )
+    index.rebuild([("C", 0, None, None)])
+    assert index.next_due(0) == 0.0
+    assert index.pop_due(0, T0, limit=10) == ["A", "C"]
+    assert index.pop_due(0, datetime(2054, 1, 1, tzinfo=UTC), limit=10) == ["B"]
+
+
 # Operations on a few stations and partitions, due within a few milliseconds of each other:
 # (op, station, partition, due in µs after T0 or None for "when the clock is known")
 OPERATIONS = st.lists(
