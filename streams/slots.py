@@ -47,8 +47,14 @@ class StationSlots:
 
     def get(self, station_id: str) -> int | None:
         """The station's slot, or None."""
-        place = self._find(station_id, hash(station_id))
-        return None if place is None else self._table[place]
+        hashed = hash(station_id)
+        table, hashes, mask = self._table, self._hashes, len(self._table) - 1
+        place = hashed & mask
+        while (slot := table[place]) != EMPTY:
+            if hashes[slot] == hashed and self.station_id(slot) == station_id:
+                return slot
+            place = (place + 1) & mask
+        return None
 
     def add(self, station_id: str) -> int:
         """The slot of a station not held yet (a freed one, else the next)."""
@@ -61,14 +67,14 @@ class StationSlots:
         if self._free:
             slot = self._free.pop()
             self._hashes[slot] = hashed
+            self._lengths[slot] = len(encoded)
+            start = slot * self._width
+            self._ids[start : start + len(encoded)] = encoded
         else:
             slot = len(self._hashes)
             self._hashes.append(hashed)
-            self._lengths.append(0)
-            self._ids.extend(bytes(self._width))
-        start = slot * self._width
-        self._ids[start : start + len(encoded)] = encoded
-        self._lengths[slot] = len(encoded)
+            self._lengths.append(len(encoded))
+            self._ids += encoded.ljust(self._width, b"\0")
         self._count += 1
         if 2 * self._count > len(self._table):
             self._rehash(2 * len(self._table))

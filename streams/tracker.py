@@ -7,6 +7,7 @@ Rebuilt from the table after every rebalance; nothing here needs to survive a re
 
 from __future__ import annotations
 
+import bisect
 import math
 from array import array
 from collections import Counter
@@ -36,6 +37,9 @@ NOT_DUE = (1 << 63) - 1  # a slot's due time while its station is not scheduled
 ANY_TIME = 0  # the due time of a station to judge as soon as its partition's clock is known
 FIRST_SLOT_BITS = 20  # heap entries name up to 2**20 slots, then twice as many, …
 FREE = 255  # a free slot's liveness code
+# entries taken off a heap one at a time (each a few µs in Python) before the rest of those
+# due is taken off it sorted
+POP_ONE_BY_ONE = 256
 
 
 def due_key(at: float) -> int:
@@ -183,7 +187,7 @@ class DueIndex:
 
     def pop_due(self, partition: int, until: datetime, limit: int) -> list[str]:
         """Stations on ``partition`` due at or before ``until`` (at most ``limit``), their
-        due times rounded up to the millisecond (:func:`due_key`)."""
+        due times rounded up to the millisecond (:func:`due_key`), earliest first."""
         heap = self.heaps.get(partition)
         if not heap:
             return []
@@ -191,16 +195,37 @@ class DueIndex:
         bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
         live = self._live_on(partition)
         found: list[str] = []
+        popped = 0
         while heap and len(found) < limit:
             entry = heap[0]
             if entry >> bits > bound:
                 break
+            if popped == POP_ONE_BY_ONE:  # many due (a takeover, a restart): sorted at once
+                self._pop_sorted(partition, bound, limit, found)
+                break
             heap_pop(heap)
+            popped += 1
             if live(entry):
                 slot = entry & mask
                 due[slot] = NOT_DUE
                 found.append(self._slots.station_id(slot))
         return found
+
+    def _pop_sorted(self, partition: int, bound: int, limit: int, found: list[str]) -> None:
+        """:meth:`pop_due`'s rest, from the heap sorted (in C; a sorted array is a heap): the
+        entries due are its head, and what is left of it stays a heap."""
+        bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
+        live = self._live_on(partition)
+        heap = array("q", sorted(self.heaps[partition]))
+        end, taken = bisect.bisect_right(heap, bound << bits | mask), 0
+        while taken < end and len(found) < limit:
+            entry = heap[taken]
+            taken += 1
+            if live(entry):
+                slot = entry & mask
+                due[slot] = NOT_DUE
+                found.append(self._slots.station_id(slot))
+        self.heaps[partition] = heap[taken:]
 
     def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
         """Schedule every owned station: ``(station id, partition, due, liveness)``, due in

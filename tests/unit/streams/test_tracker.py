@@ -251,6 +251,27 @@ def test_stations_due_at_any_time_fit_the_widest_heap_entries(
     assert index.pop_due(0, datetime(2054, 1, 1, tzinfo=UTC), limit=10) == ["B"]
 
 
+@pytest.mark.parametrize("one_by_one", [0, 3, 1000])
+def test_many_due_at_once_come_out_earliest_first_within_the_limit(
+    monkeypatch: pytest.MonkeyPatch, one_by_one: int
+) -> None:
+    """Past ``POP_ONE_BY_ONE`` entries, the rest are taken off the heap sorted."""
+    monkeypatch.setattr(tracker, "POP_ONE_BY_ONE", one_by_one)
+    index = DueIndex()
+    stations = [f"S{n:03d}" for n in range(300)]
+    for n in reversed(range(300)):
+        index.schedule(stations[n], 0, T0 + n * S, "online")
+        if n % 3 == 0:  # rescheduled: an entry left behind
+            index.schedule(stations[n], 0, T0 + (n + 0.5) * S, "online")
+    index.schedule("later", 0, T0 + 1000 * S, "online")
+    assert index.pop_due(0, T0 + 99.5 * S, limit=40) == stations[:40]
+    assert index.pop_due(0, T0 + 99.5 * S, limit=1000) == stations[40:100]
+    index.schedule("S000", 0, T0 + 150.2 * S, "stale")  # pushed onto what is left
+    assert index.pop_due(0, T0 + 150.5 * S, limit=1000) == [*stations[100:150], "S000", "S150"]
+    assert index.next_due(0) == (T0 + 151 * S).timestamp()
+    assert index.pop_due(0, T0 + 2000 * S, limit=1000) == [*stations[151:], "later"]
+
+
 # Operations on a few stations and partitions, due within a few milliseconds of each other:
 # (op, station, partition, due in µs after T0 or None for "when the clock is known")
 OPERATIONS = st.lists(
