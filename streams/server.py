@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from stationwatch.errors import ConfigurationError
-from stationwatch.heap import keep_released, map_large_blocks
+from stationwatch.heap import keep_released
 from stationwatch.settings import Settings
 from stationwatch.zone import configure_logging
 from streams.api import Replica, build_app
@@ -208,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.server", description=__doc__)
     parser.add_argument("--fd", type=int, required=True, help="the worker's end of the feed")
     args = parser.parse_args(argv)
-    map_large_blocks()
     settings = Settings()
     configure_logging(settings.log_level, settings.timezone)
     # Ctrl-C reaches the whole process group: the worker stops first, then closes the feed.
