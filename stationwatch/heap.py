@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -26,29 +27,29 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 LARGE_BLOCK_BYTES = 128 * 1024
 
 
-@cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc(name: str, argtypes: list[Any]) -> Any | None:
+    """One of glibc's functions, with its argument types and an ``int`` result; None on a
+    system without glibc."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        trim = ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)
     except (OSError, AttributeError):  # not glibc
         return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    trim: Callable[[int], int] | None = _glibc("malloc_trim", [ctypes.c_size_t])
     return trim
 
 
 @cache
 def _mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError):  # not glibc
-        return None
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
+    mallopt: Callable[[int, int], int] | None = _glibc("mallopt", [ctypes.c_int, ctypes.c_int])
     return mallopt
 
 

@@ -47,14 +47,8 @@ class StationSlots:
 
     def get(self, station_id: str) -> int | None:
         """The station's slot, or None."""
-        hashed = hash(station_id)
-        table, hashes, mask = self._table, self._hashes, len(self._table) - 1
-        place = hashed & mask
-        while (slot := table[place]) != EMPTY:
-            if hashes[slot] == hashed and self.station_id(slot) == station_id:
-                return slot
-            place = (place + 1) & mask
-        return None
+        place = self._find(station_id, hash(station_id))
+        return None if place is None else self._table[place]
 
     def add(self, station_id: str) -> int:
         """The slot of a station not held yet (a freed one, else the next)."""
