@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from stationwatch.db.migrations import FLAVORS, Flavor, Migration, load_migrations
-from stationwatch.errors import MigrationError
+from stationwatch.errors import MigrationError, driver_message
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,9 @@ def migrate(dsn: str, flavor: FlavorChoice = "auto") -> MigrationResult:
                 _apply(conn, step, chosen) for step in migrations if step.version not in done
             ]
         except psycopg.Error as exc:
-            raise MigrationError(f"migration failed on {_where(params)}: {_reason(exc)}") from exc
+            raise MigrationError(
+                f"migration failed on {_where(params)}: {driver_message(exc)}"
+            ) from exc
     version = migrations[-1].version if migrations else 0
     return MigrationResult(chosen, applied, created, database, version)
 
@@ -102,7 +104,7 @@ def _apply(conn: Connection, step: Migration, flavor: Flavor) -> str:
                 (step.version, label, flavor),
             )
     except psycopg.Error as exc:
-        raise MigrationError(f"migration {label} ({flavor}) failed: {_reason(exc)}") from exc
+        raise MigrationError(f"migration {label} ({flavor}) failed: {driver_message(exc)}") from exc
     logger.info("applied migration %s (%s)", label, flavor)
     return label
 
@@ -224,7 +226,7 @@ def _connect(dsn: str, params: Mapping[str, object], dbname: str | None = None) 
 
 
 def _unreachable(params: Mapping[str, object], exc: psycopg.Error) -> MigrationError:
-    return MigrationError(f"cannot use PostgreSQL at {_where(params)}: {_reason(exc)}")
+    return MigrationError(f"cannot use PostgreSQL at {_where(params)}: {driver_message(exc)}")
 
 
 def _where(params: Mapping[str, object]) -> str:
@@ -232,11 +234,3 @@ def _where(params: Mapping[str, object]) -> str:
     host = params.get("host") or "localhost"
     port = params.get("port") or 5432
     return f"{host}:{port}/{params.get('dbname') or ''}"
-
-
-def _reason(exc: psycopg.Error) -> str:
-    """The driver's message on one line, without the libpq hint lines."""
-    primary = exc.diag.message_primary if exc.diag else None
-    text = primary or str(exc) or type(exc).__name__
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote
 import asyncpg
 
 from stationwatch.db.migrations import load_migrations
-from stationwatch.errors import DatabaseUnavailableError, MigrationError
+from stationwatch.errors import DatabaseUnavailableError, MigrationError, driver_message
 
 DATABASE_HINT = "start it, or point STATIONWATCH_DATABASE_URL at a running PostgreSQL"
 MALFORMED_HINT = (
@@ -35,7 +35,7 @@ def require_schema(dsn: str) -> int:
         version = asyncio.run(_stored_version(dsn))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailableError(
-            f"cannot reach PostgreSQL at {where(dsn)} ({_reason(exc)}): {DATABASE_HINT}"
+            f"cannot reach PostgreSQL at {where(dsn)} ({driver_message(exc)}): {DATABASE_HINT}"
         ) from exc
     except (ValueError, OverflowError) as exc:  # the driver could not read the URL
         # its message may quote a piece of the password: left out
@@ -84,9 +84,3 @@ def _has_port(host: str) -> bool:
     if host.startswith("["):  # an IPv6 address
         return "]:" in host
     return ":" in host
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's message on one line."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import TupleRow
 
-from stationwatch.errors import DatabaseUnavailableError
+from stationwatch.errors import DatabaseUnavailableError, driver_message
 from stationwatch.registry.history import HISTORY_COLUMNS, HistoryEntry
 
 _NAMESPACE = uuid.UUID("0c7b3e2a-8f1d-4e55-9b7e-3a1f6c2d9e41")
@@ -58,9 +58,7 @@ def _connection(dsn: str) -> Iterator[psycopg.Connection[TupleRow]]:
         with psycopg.connect(dsn, connect_timeout=10) as conn:
             yield conn
     except psycopg.Error as exc:
-        primary = exc.diag.message_primary if exc.diag else None
-        reason = (primary or str(exc) or type(exc).__name__).strip().splitlines()[0]
-        raise DatabaseUnavailableError(f"database: {reason}") from exc
+        raise DatabaseUnavailableError(f"database: {driver_message(exc)}") from exc
 
 
 def profile(dsn: str, station_id: str) -> dict[str, Any] | None:
