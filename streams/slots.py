@@ -35,10 +35,10 @@ class StationSlots:
         self._hashes = array("q")  # slot -> hash of its id
         self._table = array("i", [EMPTY]) * MIN_TABLE  # place -> slot (EMPTY: none)
         self._free: list[int] = []  # slots freed, to be taken again
-        self._count = 0  # ids held
 
     def __len__(self) -> int:
-        return self._count
+        """Ids held."""
+        return len(self._hashes) - len(self._free)
 
     @property
     def capacity(self) -> int:
@@ -69,8 +69,7 @@ class StationSlots:
             self._hashes.append(hashed)
             self._lengths.append(len(encoded))
             self._ids += encoded.ljust(self._width, b"\0")
-        self._count += 1
-        if 2 * self._count > len(self._table):
+        if 2 * len(self) > len(self._table):
             self._rehash(2 * len(self._table))
         else:
             self._insert(slot, hashed)
@@ -85,7 +84,6 @@ class StationSlots:
         self._delete(place)
         self._lengths[slot] = 0
         self._free.append(slot)
-        self._count -= 1
         return slot
 
     def station_id(self, slot: int) -> str:

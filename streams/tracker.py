@@ -86,9 +86,7 @@ class DueIndex:
     ) -> None:
         """``due=None``: as soon as the partition's clock is known."""
         key = due_key(due.timestamp() if due is not None else 0.0)  # 0.0: due at any time
-        slot = self._slots.get(station_id)
-        if slot is None:
-            slot = self._take_slot(station_id)
+        slot = self._slot(station_id)
         moved = self._partition[slot] != partition
         self._partition[slot] = partition
         self._liveness[slot] = self._code(liveness)
@@ -102,7 +100,11 @@ class DueIndex:
         if len(heap) > COMPACT_SLACK * self._live.get(partition, 0) + 1024:
             self._compact(partition)
 
-    def _take_slot(self, station_id: str) -> int:
+    def _slot(self, station_id: str) -> int:
+        """The station's slot, taken if it has none."""
+        slot = self._slots.get(station_id)
+        if slot is not None:
+            return slot
         slot = self._slots.add(station_id)
         if slot == len(self._due):
             if slot >> self._bits:
@@ -192,40 +194,45 @@ class DueIndex:
         if not heap:
             return []
         bound = max(ANY_TIME, math.floor(until.timestamp() * 1000) - EPOCH_MS)
-        bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
-        live = self._live_on(partition)
         found: list[str] = []
+        take = self._taker(partition, found)
         popped = 0
         while heap and len(found) < limit:
-            entry = heap[0]
-            if entry >> bits > bound:
+            if heap[0] >> self._bits > bound:
                 break
             if popped == POP_ONE_BY_ONE:  # many due (a takeover, a restart): sorted at once
-                self._pop_sorted(partition, bound, limit, found)
+                self._pop_sorted(partition, bound, limit, take, found)
                 break
-            heap_pop(heap)
+            take(heap_pop(heap))
             popped += 1
-            if live(entry):
-                slot = entry & mask
-                due[slot] = NOT_DUE
-                found.append(self._slots.station_id(slot))
         return found
 
-    def _pop_sorted(self, partition: int, bound: int, limit: int, found: list[str]) -> None:
+    def _pop_sorted(
+        self, partition: int, bound: int, limit: int, take: Callable[[int], None], found: list[str]
+    ) -> None:
         """:meth:`pop_due`'s rest, from the heap sorted (in C; a sorted array is a heap): the
         entries due are its head, and what is left of it stays a heap."""
-        bits, mask, due = self._bits, (1 << self._bits) - 1, self._due
-        live = self._live_on(partition)
         heap = array("q", sorted(self.heaps[partition]))
-        end, taken = bisect.bisect_right(heap, bound << bits | mask), 0
+        end = bisect.bisect_right(heap, bound << self._bits | (1 << self._bits) - 1)
+        taken = 0
         while taken < end and len(found) < limit:
-            entry = heap[taken]
+            take(heap[taken])
             taken += 1
+        self.heaps[partition] = heap[taken:]
+
+    def _taker(self, partition: int, found: list[str]) -> Callable[[int], None]:
+        """What :meth:`pop_due` does with an entry taken off the partition's heap: a live one
+        (:meth:`_live_on`) is no longer scheduled, and its station goes to ``found``."""
+        live, mask, due = self._live_on(partition), (1 << self._bits) - 1, self._due
+        station_id = self._slots.station_id
+
+        def take(entry: int) -> None:
             if live(entry):
                 slot = entry & mask
                 due[slot] = NOT_DUE
-                found.append(self._slots.station_id(slot))
-        self.heaps[partition] = heap[taken:]
+                found.append(station_id(slot))
+
+        return take
 
     def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
         """Schedule every owned station: ``(station id, partition, due, liveness)``, due in
@@ -234,13 +241,10 @@ class DueIndex:
         heap is built once (a push per station took most of a restart's indexing)."""
         count = 0
         added: dict[int, list[tuple[int, int]]] = {}
-        slots, due_at, partition_of = self._slots, self._due, self._partition
-        liveness_of = self._liveness
+        due_at, partition_of, liveness_of = self._due, self._partition, self._liveness
         unknown = self._code("unknown")
         for station_id, partition, due, liveness in owned:
-            slot = slots.get(station_id)
-            if slot is None:
-                slot = self._take_slot(station_id)
+            slot = self._slot(station_id)
             if liveness:
                 liveness_of[slot] = self._code(liveness)
             elif liveness_of[slot] == FREE:
