@@ -59,6 +59,13 @@ logger = logging.getLogger(__name__)
 
 STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
 END_EVERY_S = 0.25  # how often the broker is asked for the heartbeat partitions' end offsets
+# Records the consumer hands over per fetch call: aiokafka's default is all it has fetched (up
+# to 1 MiB per partition, some 30,000 heartbeats over 8 partitions), each made a Python object
+# at once while the agent still works through the last batch. Those objects set the high-water
+# mark of Python's small-object heap, which it never gives back. Measured at 150,000 stations
+# with a backlog of 150,000 heartbeats: 1.12 million live small objects at the peak and 216 MB
+# resident, against 0.86 million and 190 MB at 2,000 per call, at the same rate.
+MAX_POLL_RECORDS = 2000
 
 
 def advertised_host(settings: Settings) -> str:
@@ -106,6 +113,7 @@ def faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=MAX_POLL_RECORDS,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         # HTTP is served by the API server process on this URL (streams.feed): Faust's own web

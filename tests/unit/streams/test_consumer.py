@@ -1,7 +1,7 @@
 """The worker's Kafka consumer (streams.consumer): Faust's own, asking brokers to hold a fetch
 no longer than STATIONWATCH_CONSUMER_FETCH_WAIT_MS (the embedded broker answers a held fetch
-only when that time is up), and looking again within RESUME_WAIT_S while a partition is paused
-for a full stream buffer."""
+only when that time is up), handing over at most MAX_POLL_RECORDS records per call, and
+looking again within RESUME_WAIT_S while a partition is paused for a full stream buffer."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from faust.types import TP
 
 from schemas.topics import HEARTBEAT, REGISTRY
 from stationwatch.settings import Settings
-from streams.app import faust_app
+from streams.app import MAX_POLL_RECORDS, faust_app
 from streams.consumer import RESUME_WAIT_S
 
 
 @pytest.mark.parametrize("wait_ms", [100, 40])
-async def test_the_worker_consumer_asks_brokers_to_hold_a_fetch_at_most_the_setting(
+async def test_the_worker_consumer_holds_a_fetch_at_most_the_setting_and_hands_over_less(
     wait_ms: int,
 ) -> None:
     app: Any = faust_app(Settings(consumer_fetch_wait_ms=wait_ms))
@@ -28,6 +28,7 @@ async def test_the_worker_consumer_asks_brokers_to_hold_a_fetch_at_most_the_sett
     consumer = thread._create_worker_consumer(app.transport)
     try:
         assert consumer._fetch_max_wait_ms == wait_ms  # Faust's own is 1500
+        assert consumer._max_poll_records == MAX_POLL_RECORDS  # aiokafka's own: no limit
     finally:
         await consumer.stop()  # never started: releases its client
         thread.thread_loop.close()  # the consumer thread's loop, never run
