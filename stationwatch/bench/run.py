@@ -296,6 +296,7 @@ class Bench:
             }
             compare = result.get("pipeline_compare_events_per_s", run["events_per_s"])
             figures["pipeline_scaling"] = round(run["events_per_s"] / compare, 3)
+            figures.update(self.marginal_memory(worker))
             return figures
 
         await self.phase("registry load", registry)
@@ -338,6 +339,18 @@ class Bench:
                 "failover",
                 lambda: measure_failover(survivor, victim, load, alerts, victims, timing),
             )
+
+    def marginal_memory(self, worker: Worker) -> dict[str, Any]:
+        """The worker's resident memory after its registry load and saturation, as the
+        comparison size's worker was measured: what the stations between the two sizes
+        added, per station (the rest is what a worker takes whatever its fleet)."""
+        rss, _ = worker.memory()
+        figures: dict[str, Any] = {"worker_rss_after_pipeline_bytes": rss or 0}
+        compare = self.result.get("compare_worker_rss_bytes")
+        extra = self.sizes.stations - self.sizes.compare_stations
+        if rss and compare and extra > 0:
+            figures["rss_marginal_bytes_per_station"] = round((rss - compare) / extra)
+        return figures
 
     async def two_workers(
         self,

@@ -34,6 +34,7 @@ FIGURES = [
     "point_query_p99_ms",
     "nearby_p99_ms",
     "rss_bytes_per_station",
+    "rss_marginal_bytes_per_station",
     "api_server_rss_bytes",
     "recovery_s",
     "failover_s",
