@@ -35,6 +35,7 @@ from stationwatch.bench.sizes import (
     OFFLINE_AFTER,
     STALE_AFTER,
     Sizes,
+    marginal_bytes_per_station,
     targets_met,
     targets_table,
 )
@@ -281,6 +282,7 @@ class Bench:
                 bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, sizes.pipeline_s,
                 self.seed, self.progress, prior,
             )  # fmt: skip
+            rss, _ = worker.memory()  # as the comparison size's worker: right after saturation
             if profiler is not None:
                 await asyncio.to_thread(profiler.wait, 120)
             collected = await worker.metric(GC_SECONDS) - collecting
@@ -296,7 +298,12 @@ class Bench:
             }
             compare = result.get("pipeline_compare_events_per_s", run["events_per_s"])
             figures["pipeline_scaling"] = round(run["events_per_s"] / compare, 3)
-            figures.update(self.marginal_memory(worker))
+            figures["worker_rss_after_pipeline_bytes"] = rss or 0
+            marginal = marginal_bytes_per_station(
+                rss, result.get("compare_worker_rss_bytes"), sizes.stations, sizes.compare_stations
+            )
+            if marginal is not None:
+                figures["rss_marginal_bytes_per_station"] = marginal
             return figures
 
         await self.phase("registry load", registry)
@@ -339,18 +346,6 @@ class Bench:
                 "failover",
                 lambda: measure_failover(survivor, victim, load, alerts, victims, timing),
             )
-
-    def marginal_memory(self, worker: Worker) -> dict[str, Any]:
-        """The worker's resident memory after its registry load and saturation, as the
-        comparison size's worker was measured: what the stations between the two sizes
-        added, per station (the rest is what a worker takes whatever its fleet)."""
-        rss, _ = worker.memory()
-        figures: dict[str, Any] = {"worker_rss_after_pipeline_bytes": rss or 0}
-        compare = self.result.get("compare_worker_rss_bytes")
-        extra = self.sizes.stations - self.sizes.compare_stations
-        if rss and compare and extra > 0:
-            figures["rss_marginal_bytes_per_station"] = round((rss - compare) / extra)
-        return figures
 
     async def two_workers(
         self,

@@ -112,6 +112,18 @@ TARGETS: list[tuple[str, str, float]] = [
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {">=": operator.ge, "<=": operator.le}
 
 
+def marginal_bytes_per_station(
+    rss: int | None, compare_rss: int | None, stations: int, compare_stations: int
+) -> int | None:
+    """What the stations beyond the comparison size added to a worker's resident memory, per
+    station (both workers read right after their saturation); None when there is no
+    comparison (the same size, or a smaller fleet) or a reading is missing."""
+    extra = stations - compare_stations
+    if not rss or not compare_rss or extra <= 0:
+        return None
+    return round((rss - compare_rss) / extra)
+
+
 def targets_met(result: dict[str, Any]) -> dict[str, bool]:
     """Each target whose figure was measured: met or not."""
     return {

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from stationwatch.bench import Sizes, percentiles
-from stationwatch.bench.sizes import targets_met
+from stationwatch.bench.sizes import marginal_bytes_per_station, targets_met
 from stationwatch.bench.traffic import Heartbeats
 
 
@@ -49,6 +49,23 @@ def test_targets_are_judged_only_for_what_was_measured(
     judged = targets_met(figures)
     assert set(judged) == set(figures)
     assert set(judged.values()) == met
+
+
+@pytest.mark.parametrize(
+    ("rss", "compare_rss", "stations", "expected"),
+    [
+        pytest.param(190_000_000, 176_000_000, 150_000, 100, id="more-stations-more-memory"),
+        pytest.param(170_000_000, 176_000_000, 150_000, -43, id="less-is-said-as-it-is"),
+        pytest.param(190_000_000, 176_000_000, 10_000, None, id="no-stations-beyond"),
+        pytest.param(190_000_000, 176_000_000, 5_000, None, id="a-smaller-fleet"),
+        pytest.param(None, 176_000_000, 150_000, None, id="worker-unread"),
+        pytest.param(190_000_000, None, 150_000, None, id="no-comparison-run"),
+    ],
+)
+def test_memory_per_station_beyond_the_comparison_size(
+    rss: int | None, compare_rss: int | None, stations: int, expected: int | None
+) -> None:
+    assert marginal_bytes_per_station(rss, compare_rss, stations, 10_000) == expected
 
 
 def test_heartbeats_are_rows_of_their_own_with_a_seq_per_station() -> None:

@@ -1,7 +1,8 @@
 """The worker's Kafka consumer (streams.consumer): Faust's own, asking brokers to hold a fetch
 no longer than STATIONWATCH_CONSUMER_FETCH_WAIT_MS (the embedded broker answers a held fetch
-only when that time is up), handing over at most MAX_POLL_RECORDS records per call, and
-looking again within RESUME_WAIT_S while a partition is paused for a full stream buffer."""
+only when that time is up), handing over at most MAX_POLL_RECORDS records per call (set with
+the app, streams.app), and looking again within RESUME_WAIT_S while a partition is paused for
+a full stream buffer."""
 
 from __future__ import annotations
 
