@@ -63,9 +63,9 @@ END_EVERY_S = 0.25  # how often the broker is asked for the heartbeat partitions
 # to 1 MiB per partition, some 30,000 heartbeats over 8 partitions), each made a Python object
 # at once while the agent still works through the last batch. Those objects set the high-water
 # mark of Python's small-object heap, which keeps most of it (an arena is given back only when
-# no object is left in it). Measured at 150,000 stations
-# with a backlog of 150,000 heartbeats: 1.12 million live small objects at the peak and 216 MB
-# resident, against 0.86 million and 190 MB at 2,000 per call, at the same rate.
+# no object is left in it). Measured at 150,000 stations with a backlog of 150,000 heartbeats:
+# 1.12 million live small objects at the peak and 216 MB resident, against 0.86 million and
+# 190 MB at 2,000 per call, at the same rate.
 MAX_POLL_RECORDS = 2000
 
 
