@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from stationwatch.allocator import restart_early
+
+# `stationwatch worker` starts itself again with jemalloc (stationwatch.allocator) before the
+# imports below, not after
+restart_early(sys.argv, entry=__name__ == "__main__" or Path(sys.argv[0]).name == "stationwatch")
+
 import asyncio
 import logging
-import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -95,10 +102,17 @@ WORKER_HELP = (
 @app.command(help=WORKER_HELP)
 def worker() -> None:
     """Run one stream-processing worker (several may share the partitions)."""
-    from streams.worker import run_worker
+    from stationwatch.allocator import describe, use_chosen_allocator
 
     settings = _settings()
+    try:
+        use_chosen_allocator(settings.allocator)  # may start this command again, with jemalloc
+    except StationwatchError as exc:
+        raise _fail(exc) from None
     _logging(settings)
+    logging.getLogger("stationwatch.worker").info(describe(settings.allocator))
+    from streams.worker import run_worker
+
     try:
         run_worker(settings)
     except StationwatchError as exc:

@@ -5,7 +5,8 @@ A worker's heap grows in bursts (a backlog worked off, a snapshot for the API se
 stations indexed after a rebalance) and glibc's allocator keeps what a burst freed: at
 150,000 stations a worker held about 40 MiB more than it used after a minute at saturation,
 and ``malloc_trim`` handed them back in under 10 ms. Run in a thread (the call releases
-the interpreter), every ``TRIM_EVERY_S``; elsewhere than glibc (musl, macOS) a no-op.
+the interpreter), every ``TRIM_EVERY_S``; elsewhere than glibc (musl, macOS), and in a
+process that runs with jemalloc (:mod:`stationwatch.allocator`), a no-op.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from stationwatch.allocator import jemalloc_loaded
+
 logger = logging.getLogger(__name__)
 
 TRIM_EVERY_S = 10.0
@@ -31,6 +34,8 @@ def _glibc(name: str, argtypes: list[Any]) -> Any | None:
     """One of glibc's functions, with its argument types and an ``int`` result; None on a
     system without glibc."""
     if not sys.platform.startswith("linux"):
+        return None
+    if jemalloc_loaded():  # glibc's allocator holds next to nothing (stationwatch.allocator)
         return None
     try:
         function = getattr(ctypes.CDLL(ctypes.util.find_library("c")), name)

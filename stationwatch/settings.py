@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="worker state directory (the live table with rocksdb://), one per worker; "
         "unset: the user's state directory, stationwatch/worker-<APP_ID>",
     )
+    allocator: Literal["auto", "jemalloc", "python"] = Field(
+        "auto",
+        description="the worker's memory allocator: jemalloc for every object (auto: where "
+        "the library is installed; Debian's libjemalloc2) or python (Python's own)",
+    )
     batch_size: int = Field(4000, ge=1, le=100_000, description="events per database batch")
     batch_within_s: float = Field(0.2, gt=0, le=60, description="longest wait to fill a batch")
     max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")

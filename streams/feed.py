@@ -45,6 +45,7 @@ from typing import Any
 
 import orjson
 
+from stationwatch.allocator import as_before_restart
 from stationwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -251,7 +252,8 @@ class ApiFeed:
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
         try:
-            env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+            environ = as_before_restart(os.environ)  # the worker's allocator is its own
+            env = {**environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",

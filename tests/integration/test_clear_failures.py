@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from stationwatch.allocator import find_jemalloc
 from stationwatch.broker import free_port
 from tests.integration.conftest import database_url_for
 from tests.integration.harness import worker_env
@@ -121,3 +122,24 @@ def test_the_database_urls_sslmode_is_honoured(database_url: str, tmp_path: Path
     line = one_line(stderr)
     assert code == 1
     assert "SSL" in line
+
+
+def test_the_worker_says_which_allocator_it_runs_with(database_url: str, tmp_path: Path) -> None:
+    env = {**no_broker_env(database_url, tmp_path), "STATIONWATCH_LOG_LEVEL": "INFO"}
+    code, stderr, _ = run(["worker"], {**env, "STATIONWATCH_ALLOCATOR": "python"})
+    assert code == 1
+    assert "memory allocator: Python's own, with the C library's malloc" in stderr
+    assert "(STATIONWATCH_ALLOCATOR=python)" in stderr
+    code, stderr, _ = run(["worker"], {**env, "STATIONWATCH_ALLOCATOR": "auto"})
+    assert code == 1
+    if find_jemalloc() is not None:
+        assert "memory allocator: jemalloc, for every object" in stderr
+    else:
+        assert "no jemalloc library installed" in stderr
+    assert "cannot reach the Kafka broker" in one_line(stderr)  # and the rest as before
+
+
+def test_a_bad_allocator_is_one_line(tmp_path: Path) -> None:
+    code, stderr, _ = run(["worker"], {"STATIONWATCH_ALLOCATOR": "tcmalloc"})
+    assert code == 2
+    assert "STATIONWATCH_ALLOCATOR" in one_line(stderr)

@@ -1,0 +1,160 @@
+"""The worker's choice of memory allocator: when it starts itself again with jemalloc, and with
+what environment."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stationwatch import allocator
+from stationwatch.allocator import (
+    JEMALLOC_CONF,
+    RESTARTED,
+    as_before_restart,
+    in_use,
+    restart_env,
+)
+from stationwatch.errors import ConfigurationError
+
+LIB = "libjemalloc.so.2"
+
+
+def test_auto_starts_again_with_jemalloc_for_every_object() -> None:
+    env = restart_env("auto", {"PATH": "/bin"}, LIB, loaded=False)
+    assert env is not None
+    assert {k: v for k, v in env.items() if k != RESTARTED} == {
+        "PATH": "/bin",
+        "LD_PRELOAD": LIB,
+        "PYTHONMALLOC": "malloc",
+        "MALLOC_CONF": JEMALLOC_CONF,
+    }
+    assert env[RESTARTED]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"PATH": "/bin"}, {"PATH": "/bin", "LD_PRELOAD": "/opt/trace.so", "MALLOC_CONF": "x"}],
+)
+def test_processes_the_worker_starts_get_the_environment_before_its_restart(
+    environ: dict[str, str],
+) -> None:
+    env = restart_env("auto", environ, LIB, loaded=False)
+    assert env is not None
+    assert as_before_restart({**env, "STATIONWATCH_WEB_PORT": "1"}) == {
+        **environ,
+        "STATIONWATCH_WEB_PORT": "1",
+    }
+    assert as_before_restart(environ) == environ  # never restarted: as it is
+
+
+def test_a_users_preload_and_jemalloc_settings_are_kept() -> None:
+    environ = {"LD_PRELOAD": "/opt/trace.so", "MALLOC_CONF": "narenas:1"}
+    env = restart_env("jemalloc", environ, LIB, loaded=False)
+    assert env is not None
+    assert env["LD_PRELOAD"] == f"{LIB} /opt/trace.so"
+    assert env["MALLOC_CONF"] == "narenas:1"
+
+
+def test_jemalloc_preloaded_by_the_user_gets_pythons_objects_too() -> None:
+    environ = {"LD_PRELOAD": f"/usr/lib/{LIB}"}
+    env = restart_env("auto", environ, LIB, loaded=True)
+    assert env is not None
+    assert env["LD_PRELOAD"] == f"/usr/lib/{LIB}"  # not loaded twice
+    assert env["PYTHONMALLOC"] == "malloc"
+
+
+@pytest.mark.parametrize(
+    ("choice", "environ", "library", "loaded"),
+    [
+        ("python", {}, LIB, False),  # asked for Python's own
+        ("auto", {"PYTHONMALLOC": "malloc"}, LIB, True),  # in use already
+        ("jemalloc", {"PYTHONMALLOC": "malloc"}, LIB, True),
+        ("auto", {}, None, False),  # not installed: as before
+        ("auto", {RESTARTED: "{}"}, LIB, False),  # started again once, and it did not load
+    ],
+)
+def test_goes_on_as_it_is(
+    choice: allocator.Choice, environ: dict[str, str], library: str | None, loaded: bool
+) -> None:
+    assert restart_env(choice, environ, library, loaded=loaded) is None
+
+
+def test_jemalloc_asked_for_and_missing_is_a_clear_error() -> None:
+    with pytest.raises(ConfigurationError, match="apt install libjemalloc2"):
+        restart_env("jemalloc", {}, None, loaded=False)
+
+
+def test_in_use_needs_both_the_library_and_pythons_objects() -> None:
+    assert in_use({"PYTHONMALLOC": "malloc"}, loaded=True) == "jemalloc"
+    assert in_use({}, loaded=True) == "python"
+    assert in_use({"PYTHONMALLOC": "malloc"}, loaded=False) == "python"
+
+
+def test_loaded_reads_the_process_map(tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n")
+    assert allocator.jemalloc_loaded(maps)
+    maps.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    assert not allocator.jemalloc_loaded(maps)
+    assert not allocator.jemalloc_loaded(tmp_path / "missing")
+
+
+RESTARTS = """
+import os
+from stationwatch.allocator import describe, jemalloc_loaded, use_chosen_allocator
+use_chosen_allocator("auto")
+print(jemalloc_loaded(), os.environ.get("PYTHONMALLOC"), os.getpid())
+print(describe("auto"))
+"""
+
+
+@pytest.mark.skipif(allocator.find_jemalloc() is None, reason="no jemalloc library installed")
+def test_a_process_starts_itself_again_once_with_jemalloc() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", RESTARTS], stdout=subprocess.PIPE, text=True, env={"PATH": "/bin"}
+    )
+    out, _ = child.communicate(timeout=60)
+    loaded, malloc, pid = out.splitlines()[0].split()
+    assert (loaded, malloc) == ("True", "malloc")
+    assert int(pid) == child.pid  # the same process
+    assert out.splitlines()[1].startswith("memory allocator: jemalloc")
+
+
+@pytest.mark.parametrize(
+    ("argv", "entry", "setting", "restarts"),
+    [
+        (["stationwatch", "worker"], True, None, True),
+        (["stationwatch", "worker"], True, "jemalloc", True),
+        (["stationwatch", "worker"], False, None, False),  # imported, not run
+        (["stationwatch", "notifier"], True, None, False),  # the worker only
+        (["stationwatch", "worker"], True, "python", False),
+        (["stationwatch", "worker"], True, "tcmalloc", False),  # the settings say what is wrong
+    ],
+)
+def test_the_command_line_restarts_early_for_the_worker_only(
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    entry: bool,
+    setting: str | None,
+    restarts: bool,
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(allocator, "use_chosen_allocator", asked.append)
+    if setting is None:
+        monkeypatch.delenv("STATIONWATCH_ALLOCATOR", raising=False)
+    else:
+        monkeypatch.setenv("STATIONWATCH_ALLOCATOR", setting)
+    allocator.restart_early(argv, entry=entry)
+    assert asked == ([setting or "auto"] if restarts else [])
+
+
+def test_jemalloc_missing_early_is_left_to_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATIONWATCH_ALLOCATOR", "jemalloc")
+    monkeypatch.setattr(allocator, "find_jemalloc", lambda: None)
+    monkeypatch.setattr(allocator, "jemalloc_loaded", lambda: False)
+    allocator.restart_early(["stationwatch", "worker"], entry=True)  # no error here
+    with pytest.raises(ConfigurationError):
+        allocator.use_chosen_allocator("jemalloc")
