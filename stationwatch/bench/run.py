@@ -272,6 +272,7 @@ class Bench:
             loaded["raw_consume_per_s"] = round(raw)
             loaded["registry_ratio"] = round(loaded["registry_events_per_s"] / raw, 4)
             loaded["ingest_ratio_to_raw"] = round(loaded["worker_ingest_per_s"] / raw, 4)
+            loaded["worker_allocator"] = worker.allocator()
             return loaded
 
         async def pipeline() -> dict[str, Any]:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from stationwatch.allocator import find_jemalloc
 from tests.integration.conftest import database_url_for
 
 pytestmark = pytest.mark.integration
@@ -79,5 +80,7 @@ def test_the_quick_bench_reports_every_figure_as_a_number() -> None:
     for ms in ("get_station_ms", "nearby_ms", "raw_http_ms"):
         assert isinstance(result[ms]["p99"], int | float)
     assert all(result["machine"].get(key) for key in MACHINE)
+    # read off the worker process: jemalloc where installed (stationwatch.allocator)
+    assert result["worker_allocator"] == ("jemalloc" if find_jemalloc() else "python")
     assert isinstance(result["met"], dict)
     assert "pipeline_events_per_s" in done.stderr  # the targets, printed beside the figures
