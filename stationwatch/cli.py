@@ -110,7 +110,7 @@ def worker() -> None:
     except StationwatchError as exc:
         raise _fail(exc) from None
     _logging(settings)
-    logging.getLogger("stationwatch.worker").info(describe(settings.allocator))
+    logging.getLogger(__name__).info(describe(settings.allocator))
     from streams.worker import run_worker
 
     try:

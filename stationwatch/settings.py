@@ -9,6 +9,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stationwatch.allocator import Choice
 from stationwatch.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/stationwatch"
@@ -106,7 +107,7 @@ class Settings(BaseSettings):
         description="worker state directory (the live table with rocksdb://), one per worker; "
         "unset: the user's state directory, stationwatch/worker-<APP_ID>",
     )
-    allocator: Literal["auto", "jemalloc", "python"] = Field(
+    allocator: Choice = Field(
         "auto",
         description="the worker's memory allocator: jemalloc for every object (auto: where "
         "the library is installed; Debian's libjemalloc2) or python (Python's own)",

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from stationwatch.allocator import in_use, jemalloc_loaded
+from stationwatch.allocator import process_allocator
 from stationwatch.bench.tools import child_pids, rss_bytes
 
 
@@ -145,17 +145,10 @@ class Worker:
         )
 
     def allocator(self) -> str:
-        """The memory allocator the worker process runs with (:mod:`stationwatch.allocator`),
-        read off the process: ``jemalloc`` or ``python``."""
-        if self.process is None:
-            return "unknown"
-        proc = Path(f"/proc/{self.process.pid}")
-        try:
-            raw = (proc / "environ").read_bytes().decode("utf-8", errors="replace")
-        except OSError:
-            return "unknown"
-        environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
-        return in_use(environ, loaded=jemalloc_loaded(proc / "maps"))
+        """The memory allocator the worker process runs with, read off the process
+        (:func:`stationwatch.allocator.process_allocator`): ``jemalloc``, ``python`` or
+        ``unknown``."""
+        return "unknown" if self.process is None else process_allocator(self.process.pid)
 
     def memory(self) -> tuple[int | None, int | None]:
         """Resident bytes of the worker process and of its API server process."""

@@ -125,7 +125,7 @@ def test_the_database_urls_sslmode_is_honoured(database_url: str, tmp_path: Path
 
 
 def test_the_worker_says_which_allocator_it_runs_with(database_url: str, tmp_path: Path) -> None:
-    env = {**no_broker_env(database_url, tmp_path), "STATIONWATCH_LOG_LEVEL": "INFO"}
+    env = no_broker_env(database_url, tmp_path)  # logs at INFO
     code, stderr, _ = run(["worker"], {**env, "STATIONWATCH_ALLOCATOR": "python"})
     assert code == 1
     assert "memory allocator: Python's own, with the C library's malloc" in stderr
@@ -139,7 +139,7 @@ def test_the_worker_says_which_allocator_it_runs_with(database_url: str, tmp_pat
     assert "cannot reach the Kafka broker" in one_line(stderr)  # and the rest as before
 
 
-def test_a_bad_allocator_is_one_line(tmp_path: Path) -> None:
+def test_a_bad_allocator_is_one_line() -> None:
     code, stderr, _ = run(["worker"], {"STATIONWATCH_ALLOCATOR": "tcmalloc"})
     assert code == 2
     assert "STATIONWATCH_ALLOCATOR" in one_line(stderr)

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer
 
-from stationwatch.allocator import find_jemalloc, in_use, jemalloc_loaded
+from stationwatch.allocator import find_jemalloc, jemalloc_loaded, process_allocator
 from stationwatch.bench.tools import child_pids
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers
 from tests.factories import dumps, heartbeat, occupancy, profile, status
@@ -289,14 +289,6 @@ async def test_a_restarted_worker_recovers_the_live_state(
     ]
 
 
-def process_allocator(pid: int) -> str:
-    """The allocator a process runs with, read off it as the bench does."""
-    proc = Path(f"/proc/{pid}")
-    raw = (proc / "environ").read_bytes().decode("utf-8", errors="replace")
-    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
-    return in_use(environ, loaded=jemalloc_loaded(proc / "maps"))
-
-
 @pytest.mark.skipif(find_jemalloc() is None, reason="no jemalloc library (Debian: libjemalloc2)")
 def test_the_worker_runs_with_jemalloc_and_its_api_server_with_pythons(
     worker: WorkerProcess,
@@ -306,4 +298,5 @@ def test_the_worker_runs_with_jemalloc_and_its_api_server_with_pythons(
     assert len(api_servers) == 1
     assert process_allocator(worker.process.pid) == "jemalloc"
     assert process_allocator(api_servers[0]) == "python"  # not inherited
+    assert not jemalloc_loaded(Path(f"/proc/{api_servers[0]}/maps"))
     assert "memory allocator: jemalloc, for every object" in worker.log()

@@ -103,24 +103,75 @@ def test_loaded_reads_the_process_map(tmp_path: Path) -> None:
 
 
 RESTARTS = """
-import os
+import os, sys
 from stationwatch.allocator import describe, jemalloc_loaded, use_chosen_allocator
+print("start", os.environ.get("STATIONWATCH_ALLOCATOR_RESTARTED") is not None, flush=True)
 use_chosen_allocator("auto")
 print(jemalloc_loaded(), os.environ.get("PYTHONMALLOC"), os.getpid())
 print(describe("auto"))
 """
+LINUX_JEMALLOC = pytest.mark.skipif(
+    allocator.find_jemalloc() is None, reason="no jemalloc library, or not Linux"
+)
 
 
-@pytest.mark.skipif(allocator.find_jemalloc() is None, reason="no jemalloc library installed")
+@LINUX_JEMALLOC
 def test_a_process_starts_itself_again_once_with_jemalloc() -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", RESTARTS], stdout=subprocess.PIPE, text=True, env={"PATH": "/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", RESTARTS, "worker"],  # as `stationwatch worker` would be
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin"},
+        timeout=60,
+        check=True,
     )
-    out, _ = child.communicate(timeout=60)
-    loaded, malloc, pid = out.splitlines()[0].split()
+    lines = done.stdout.splitlines()
+    assert lines[:2] == ["start False", "start True"]  # started twice, not more
+    loaded, malloc, _ = lines[2].split()
     assert (loaded, malloc) == ("True", "malloc")
-    assert int(pid) == child.pid  # the same process
-    assert out.splitlines()[1].startswith("memory allocator: jemalloc")
+    assert lines[3].startswith("memory allocator: jemalloc, for every object")
+
+
+@LINUX_JEMALLOC
+def test_a_program_running_the_command_in_process_is_not_started_again() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", RESTARTS, "--not-worker"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin"},
+        timeout=60,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "start False"
+    assert lines[1].split()[1] == "None"  # no PYTHONMALLOC
+    assert "(not started as `stationwatch worker`)" in lines[2]
+
+
+EARLY = """
+import os, sys
+sys.argv = ["/usr/bin/stationwatch", "worker"]  # as the console script runs it
+import stationwatch.cli
+print(os.environ.get("STATIONWATCH_ALLOCATOR_RESTARTED") is not None)
+"""
+
+
+@LINUX_JEMALLOC
+def test_the_command_line_starts_the_worker_again_as_it_is_imported() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EARLY, "worker"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/bin"},
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["True"]  # before the command ran: at its import
+
+
+def test_a_marker_set_by_hand_leaves_the_rest_as_it_is() -> None:
+    env = {"PATH": "/bin", "PYTHONMALLOC": "malloc", RESTARTED: "1"}
+    assert as_before_restart(env) == {"PATH": "/bin", "PYTHONMALLOC": "malloc"}
 
 
 @pytest.mark.parametrize(
@@ -142,7 +193,9 @@ def test_the_command_line_restarts_early_for_the_worker_only(
     restarts: bool,
 ) -> None:
     asked: list[str] = []
-    monkeypatch.setattr(allocator, "use_chosen_allocator", asked.append)
+    monkeypatch.setattr(
+        allocator, "use_chosen_allocator", lambda choice, _argv=None: asked.append(choice)
+    )
     if setting is None:
         monkeypatch.delenv("STATIONWATCH_ALLOCATOR", raising=False)
     else:
@@ -155,6 +208,7 @@ def test_jemalloc_missing_early_is_left_to_the_command(monkeypatch: pytest.Monke
     monkeypatch.setenv("STATIONWATCH_ALLOCATOR", "jemalloc")
     monkeypatch.setattr(allocator, "find_jemalloc", lambda: None)
     monkeypatch.setattr(allocator, "jemalloc_loaded", lambda: False)
+    monkeypatch.setattr(allocator, "_this_command", lambda argv: True)
     allocator.restart_early(["stationwatch", "worker"], entry=True)  # no error here
     with pytest.raises(ConfigurationError):
         allocator.use_chosen_allocator("jemalloc")

@@ -74,3 +74,15 @@ def test_without_malloc_trim_nothing_happens(monkeypatch: pytest.MonkeyPatch) ->
     assert heap.release_free_memory() is False
     assert heap.map_large_blocks() is False
     asyncio.run(asyncio.wait_for(heap.keep_released(0.01), 1))  # returns at once
+
+
+def test_under_jemalloc_glibcs_trimming_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "jemalloc_loaded", lambda: True)
+    heap._malloc_trim.cache_clear()
+    heap._mallopt.cache_clear()
+    try:
+        assert heap.release_free_memory() is False
+        assert heap.map_large_blocks() is False
+    finally:
+        heap._malloc_trim.cache_clear()
+        heap._mallopt.cache_clear()
