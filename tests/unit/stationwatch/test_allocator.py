@@ -110,6 +110,15 @@ use_chosen_allocator("auto")
 print(jemalloc_loaded(), os.environ.get("PYTHONMALLOC"), os.getpid())
 print(describe("auto"))
 """
+
+
+def run_python(code: str, argument: str) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE ARGUMENT`` in a bare environment, its output as text."""
+    command = [sys.executable, "-c", code, argument]
+    env = {"PATH": "/bin"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=True)
+
+
 LINUX_JEMALLOC = pytest.mark.skipif(
     allocator.find_jemalloc() is None, reason="no jemalloc library, or not Linux"
 )
@@ -117,14 +126,7 @@ LINUX_JEMALLOC = pytest.mark.skipif(
 
 @LINUX_JEMALLOC
 def test_a_process_starts_itself_again_once_with_jemalloc() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", RESTARTS, "worker"],  # as `stationwatch worker` would be
-        capture_output=True,
-        text=True,
-        env={"PATH": "/bin"},
-        timeout=60,
-        check=True,
-    )
+    done = run_python(RESTARTS, "worker")  # as `stationwatch worker` would be
     lines = done.stdout.splitlines()
     assert lines[:2] == ["start False", "start True"]  # started twice, not more
     loaded, malloc, _ = lines[2].split()
@@ -134,14 +136,7 @@ def test_a_process_starts_itself_again_once_with_jemalloc() -> None:
 
 @LINUX_JEMALLOC
 def test_a_program_running_the_command_in_process_is_not_started_again() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", RESTARTS, "--not-worker"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/bin"},
-        timeout=60,
-        check=True,
-    )
+    done = run_python(RESTARTS, "--not-worker")
     lines = done.stdout.splitlines()
     assert lines[0] == "start False"
     assert lines[1].split()[1] == "None"  # no PYTHONMALLOC
@@ -158,14 +153,7 @@ print(os.environ.get("STATIONWATCH_ALLOCATOR_RESTARTED") is not None)
 
 @LINUX_JEMALLOC
 def test_the_command_line_starts_the_worker_again_as_it_is_imported() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", EARLY, "worker"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/bin"},
-        timeout=60,
-        check=True,
-    )
+    done = run_python(EARLY, "worker")
     assert done.stdout.split() == ["True"]  # before the command ran: at its import
 
 
