@@ -102,7 +102,7 @@ WORKER_HELP = (
 @app.command(help=WORKER_HELP)
 def worker() -> None:
     """Run one stream-processing worker (several may share the partitions)."""
-    from stationwatch.allocator import describe, use_chosen_allocator
+    from stationwatch.allocator import use_chosen_allocator
 
     settings = _settings()
     try:
@@ -110,7 +110,6 @@ def worker() -> None:
     except StationwatchError as exc:
         raise _fail(exc) from None
     _logging(settings)
-    logging.getLogger(__name__).info(describe(settings.allocator))
     from streams.worker import run_worker
 
     try:

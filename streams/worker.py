@@ -9,6 +9,7 @@ import faust
 import mode.loop
 
 from schemas.topics import ALERTS, DEADLETTER, INPUT_TOPICS, REGISTRY
+from stationwatch.allocator import describe
 from stationwatch.broker import ensure_topics
 from stationwatch.collector import collect_young_less_often, time_collections
 from stationwatch.db.ready import require_schema
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_worker(settings: Settings) -> None:
+    logger.info(describe(settings.allocator))  # chosen as the command started
     map_large_blocks()  # before anything is allocated in bursts
     require_schema(settings.dsn)  # one clear line, at once, when the database is not ready
     leave_groups_on_stop()
