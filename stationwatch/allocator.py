@@ -11,7 +11,7 @@ memory lies in small pieces between live ones, and ``malloc_trim`` can return on
 free pages. jemalloc keeps objects of one size class together and returns each page that
 empties (``dirty_decay_ms``, by a background thread): the same worker held 147 to 155 MB
 instead of 176 to 182 ten seconds after its saturation, at the same rate; in the bench, 148
-to 159 MB instead of 179 under steady ingest.
+and 152 MB instead of 179 under steady ingest (:data:`JEMALLOC_CONF`).
 
 The choice has to be made before the interpreter starts (``LD_PRELOAD`` and
 ``PYTHONMALLOC``), so ``stationwatch worker`` runs itself again (``exec``, the same process)
@@ -37,7 +37,8 @@ Choice = Literal["auto", "jemalloc", "python"]
 SETTING = "STATIONWATCH_ALLOCATOR"
 # Pages a burst freed go back to the system within a quarter of a second, from jemalloc's
 # own thread, and are not kept for reuse in between (muzzy). Measured in the bench at 150,000
-# stations under steady ingest: 148 MB with 250 ms; 155 and 159 MB with 1 s; the same rates.
+# stations under steady ingest: 148 and 152 MB with 250 ms; 155 and 159 MB with 1 s; the same
+# rates.
 JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0"
 # Set in the environment of the worker's second start (what the variables below were before
 # it, as JSON): it is never started a third time.
@@ -78,9 +79,7 @@ def restart_env(
     given to it), not asked for, not installed (``library``: None) with ``auto``, or the
     worker was started again once already. Raises :class:`ConfigurationError` when
     ``jemalloc`` is asked for and not installed, or did not load when started again."""
-    if choice == "python":
-        return None
-    if loaded and environ.get("PYTHONMALLOC") == "malloc":
+    if choice == "python" or in_use(environ, loaded=loaded) == "jemalloc":
         return None
     if environ.get(RESTARTED):
         if choice == "jemalloc":
@@ -201,11 +200,11 @@ def restart_early(argv: list[str], *, entry: bool) -> None:
 
 def describe(choice: Choice) -> str:
     """One log line: the allocator this process runs with, and why."""
-    environ, loaded = os.environ, jemalloc_loaded()
-    if in_use(environ, loaded=loaded) == "jemalloc" and not sys.flags.ignore_environment:
-        conf = environ.get("MALLOC_CONF", "")
-        return f"memory allocator: jemalloc, for every object (MALLOC_CONF={conf})"
-    if environ.get("PYTHONMALLOC") == "malloc" and not sys.flags.ignore_environment:
+    environ = {} if sys.flags.ignore_environment else os.environ  # as Python read it
+    if environ.get("PYTHONMALLOC") == "malloc":
+        if in_use(environ, loaded=jemalloc_loaded()) == "jemalloc":
+            conf = environ.get("MALLOC_CONF", "")
+            return f"memory allocator: jemalloc, for every object (MALLOC_CONF={conf})"
         return "memory allocator: the C library's malloc, for every object (jemalloc did not load)"
     if choice == "python":
         why = f"{SETTING}=python"
