@@ -52,6 +52,7 @@ from streams.runtime import (
 )
 from streams.sensors import QuietMonitor
 from streams.status import install_status_report, report_stopped
+from streams.take import take_batches
 
 __all__ = ["END_MAX_AGE_S", "Runtime", "create_app", "liveness_config", "ticks_topic_name"]
 
@@ -170,9 +171,7 @@ def install_ingest(runtime: Runtime) -> None:
 
     @runtime.app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(  # type: ignore[attr-defined] # missing from StreamT
-            settings.batch_size, within=settings.batch_within_s
-        )
+        batches = take_batches(stream, settings.batch_size, settings.batch_within_s)
         async for events in batches:
             try:
                 await handle_batch(runtime, events, send_deadletter, send_alert)
