@@ -1,11 +1,18 @@
 """One batch of the ingest agent, in the order that makes a crash at any point lose nothing
 and never hide an alert: fold and judge → rows to PostgreSQL (retried until written) → alerts
 and dead letters to Kafka (awaited) → the live table and its changelog (awaited) → the batch
-is acked (by the agent, when :func:`handle_batch` returns)."""
+is acked (by the agent, when :func:`handle_batch` returns).
+
+The rows of the records folded so far go to PostgreSQL while the rest of the batch is folded
+(:class:`RowWriter`): one write at a time, in order, each in its own transaction, as batches
+read one after another would be. Every one is written before anything else of the batch
+leaves the worker; a crash before that leaves the batch unacked, and reading it again writes
+nothing twice (the sink is idempotent)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -15,6 +22,7 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from schemas.topics import HEARTBEAT
+from stationwatch.db.sink import Batch, WriteResult
 from stationwatch.errors import StationwatchError
 from stationwatch.zone import wire
 from streams.changelog import TableWrite
@@ -39,6 +47,9 @@ logger = logging.getLogger(__name__)
 TICK_BATCH = 20_000  # stations judged per tick and partition at most
 MISPLACED_REPORTS = 20  # stations named in the log at most (the metric counts them all)
 PART = 25  # records (or due stations) handled between two yields to the event loop
+# Rows handed to PostgreSQL while the batch is still folded, at least this many at a time
+# (fewer, smaller transactions are not worth their commit).
+EARLY_ROWS = 500
 
 
 async def handle_batch(
@@ -47,9 +58,14 @@ async def handle_batch(
     """Process one batch of events; returns only when everything it produced is durable."""
     records, ticks = split_events(runtime, events)
     now = utcnow()
-    outcome = await fold_and_judge(runtime, records, ticks, now)
     context = _describe(records) if records else f"(ticks for partitions {sorted(ticks)})"
-    await write_rows(runtime, outcome, now, context)
+    rows = RowWriter(runtime, context)
+    try:
+        outcome = await fold_and_judge(runtime, records, ticks, now, rows)
+        await write_rows(runtime, outcome, now, rows)
+    except BaseException:
+        await rows.abandon()
+        raise
     zone = runtime.config.liveness.zone  # the display zone: output times are shown in it
     await send_alerts(runtime, outcome, send_alert)
     await send_dead_letters(outcome.dead_letters, send_deadletter, zone=zone)
@@ -92,11 +108,60 @@ def as_record(runtime: Runtime, event: Any) -> Record:
     )
 
 
+class RowWriter:
+    """A batch's rows written while the batch is still folded: the rows so far are handed
+    over whenever the last write is done, one write at a time, in order."""
+
+    def __init__(self, runtime: Runtime, context: str) -> None:
+        self.runtime = runtime
+        self.context = context
+        self.writing: asyncio.Task[None] | None = None
+        self.written: list[tuple[Batch, WriteResult]] = []
+
+    def idle(self) -> bool:
+        return self.writing is None or self.writing.done()
+
+    async def hand(self, batch: Batch) -> None:
+        """Write ``batch`` after the write before it (awaited first: its failure is raised)."""
+        await self.wait()
+        self.writing = asyncio.ensure_future(self._write(batch))
+
+    async def wait(self) -> list[tuple[Batch, WriteResult]]:
+        """Every batch handed over, written (a write that failed raises its error)."""
+        if self.writing is not None:
+            await self.writing
+        return self.written
+
+    async def write(self, batch: Batch) -> list[tuple[Batch, WriteResult]]:
+        """The rest of the batch's rows, after those handed over."""
+        await self.wait()
+        if len(batch):
+            await self._write(batch)
+        return self.written
+
+    async def abandon(self) -> None:
+        """The batch is given up: a write still running is cancelled."""
+        if self.writing is not None and not self.writing.done():
+            self.writing.cancel()
+            with contextlib.suppress(BaseException):
+                await self.writing
+
+    async def _write(self, batch: Batch) -> None:
+        with self.runtime.metrics.db_batch_seconds.time():
+            result = await self.runtime.sink.write(batch, log_context=self.context)
+        self.written.append((batch, result))
+
+
 async def fold_and_judge(
-    runtime: Runtime, records: list[Record], ticks: dict[int, Any], now: datetime
+    runtime: Runtime,
+    records: list[Record],
+    ticks: dict[int, Any],
+    now: datetime,
+    rows: RowWriter | None = None,
 ) -> Outcome:
     """Fold the records into the stations' states and judge them, then judge the stations
-    that are due on the partitions ticked.
+    that are due on the partitions ticked; with ``rows``, the rows so far are handed to it
+    whenever it is idle (:data:`EARLY_ROWS` at least).
 
     The batch is worked through in parts, yielding to the event loop between them, so the
     HTTP API (same loop) answers within milliseconds while a large batch is processed. Each
@@ -121,6 +186,9 @@ async def fold_and_judge(
             )
         )
         overlay.absorb(outcome)
+        if rows is not None and len(outcome.batch) >= EARLY_ROWS and rows.idle():
+            await rows.hand(outcome.batch)
+            outcome.batch = Batch()
         await asyncio.sleep(0)
 
     for i in range(0, len(records), PART):
@@ -150,20 +218,18 @@ async def fold_and_judge(
     return outcome
 
 
-async def write_rows(runtime: Runtime, outcome: Outcome, now: datetime, context: str) -> None:
-    """Write the batch's rows, retried until written; a row the database refuses becomes a
-    dead letter of the record behind it."""
-    if not len(outcome.batch):
-        return
-    with runtime.metrics.db_batch_seconds.time():
-        result = await runtime.sink.write(outcome.batch, log_context=context)
-    for table_name, count in result.written.items():
-        runtime.metrics.rows_written.labels(table_name).inc(count)
-    outcome.dead_letters.extend(
-        refused_letters(
-            outcome, result.refused, config=runtime.config, now=now, metrics=runtime.metrics
+async def write_rows(runtime: Runtime, outcome: Outcome, now: datetime, rows: RowWriter) -> None:
+    """Write the batch's rows (those not handed to ``rows`` yet, after those that were),
+    retried until written; a row the database refuses becomes a dead letter of the record
+    behind it."""
+    for batch, result in await rows.write(outcome.batch):
+        for table_name, count in result.written.items():
+            runtime.metrics.rows_written.labels(table_name).inc(count)
+        outcome.dead_letters.extend(
+            refused_letters(
+                batch, result.refused, config=runtime.config, now=now, metrics=runtime.metrics
+            )
         )
-    )
 
 
 async def send_alerts(runtime: Runtime, outcome: Outcome, send_alert: Any) -> None:

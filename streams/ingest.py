@@ -474,20 +474,21 @@ def _add_history(
 
 
 def refused_letters(
-    outcome: Outcome,
+    batch: Batch,
     refused: Iterable[Refused],
     *,
     config: IngestConfig,
     now: datetime,
     metrics: WorkerMetrics | None = None,
 ) -> list[DeadLetter]:
-    """Dead letters for the input records whose rows the database refused. A refused row that
-    no input record stands behind (a liveness change, an alert) is logged and counted."""
+    """Dead letters for the input records whose rows of ``batch`` the database refused. A
+    refused row that no input record stands behind (a liveness change, an alert) is logged
+    and counted."""
     letters: list[DeadLetter] = []
     for item in refused:
         if metrics:
             metrics.rows_refused.labels(item.table).inc()
-        record = outcome.batch.origin(item.row)
+        record = batch.origin(item.row)
         if not isinstance(record, Record):
             logger.error(
                 "database refused a %s row, dropped: %s (%r)", item.table, item.error, item.row

@@ -4,6 +4,7 @@ rebalance is expected at its committed offset and judged from its last committed
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,8 @@ from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from schemas.topics import HEARTBEAT
-from streams.batch import fold_and_judge, split_events
+from stationwatch.db.sink import Batch, Refused, WriteResult
+from streams.batch import EARLY_ROWS, RowWriter, fold_and_judge, split_events, write_rows
 from streams.holes import MAX_HOLE
 from streams.liveness import Clock
 from streams.resume import expect_committed, start_clocks
@@ -268,3 +270,82 @@ async def test_a_clock_that_cannot_be_started_waits_for_the_first_heartbeat(
         await start_clocks(runtime, {1}, {tp(HEARTBEAT, 1): 7})
     assert runtime.watermarks.get(1) is None
     assert "clocks not started after the rebalance" in caplog.text
+
+
+# -- rows written while the batch is folded ---------------------------------------------------
+@dataclass
+class PacedSink:
+    """The database's side of the batch's writes: each takes ``pace`` seconds (``refuse``:
+    rows of these heartbeat seqs are refused), noting what was written and whether two writes
+    ever overlapped."""
+
+    pace: float = 0.01
+    refuse: set[int] = field(default_factory=set)
+    writes: list[list[int]] = field(default_factory=list)
+    active: int = 0
+    overlapped: bool = False
+
+    async def write(self, batch: Batch, *, log_context: str = "") -> WriteResult:
+        self.active += 1
+        self.overlapped |= self.active > 1
+        try:
+            await asyncio.sleep(self.pace)
+        finally:
+            self.active -= 1
+        self.writes.append([row[2] for row in batch.heartbeats])
+        refused = [
+            Refused("heartbeats", row, "CheckViolationError") for row in batch.heartbeats
+            if row[2] in self.refuse
+        ]  # fmt: skip
+        return WriteResult(written={"heartbeats": len(batch.heartbeats)}, refused=refused)
+
+
+def paced_runtime(sink: PacedSink) -> Any:
+    runtime: Any = make_runtime()
+    runtime.table = {}
+    runtime.sink = sink
+
+    async def unknown_clock(
+        partition: int, fetched: Any = None, assigned: Any = None
+    ) -> Clock | None:
+        return None
+
+    runtime.clock = unknown_clock
+    return runtime
+
+
+async def test_rows_go_to_the_database_while_the_batch_is_folded_in_order() -> None:
+    sink = PacedSink(refuse={7, 1400})
+    runtime = paced_runtime(sink)
+    count = 3 * EARLY_ROWS
+    records, ticks = split_events(runtime, [heartbeat_event(o) for o in range(count)])
+    rows = RowWriter(runtime, "(test)")
+
+    outcome = await fold_and_judge(runtime, records, ticks, NOW, rows)
+    assert sink.writes  # handed over before the fold ended, not after
+    assert len(outcome.batch.heartbeats) < count  # the rest, not yet handed over
+    await write_rows(runtime, outcome, NOW, rows)
+
+    assert len(sink.writes) > 1
+    assert all(len(w) >= EARLY_ROWS for w in sink.writes[:-1])
+    assert [seq for w in sink.writes for seq in w] == list(range(count))  # once, in order
+    assert not sink.overlapped  # one write at a time
+    # a refused row is its own record's dead letter, in whichever write it was
+    assert [letter.offset for letter in outcome.dead_letters] == [7, 1400]
+    counted = runtime.registry.get_sample_value(
+        "stationwatch_rows_written_total", {"table": "heartbeats"}
+    )
+    assert counted == count
+
+
+async def test_a_batch_given_up_cancels_its_write_in_progress() -> None:
+    sink = PacedSink(pace=60)
+    runtime = paced_runtime(sink)
+    records, ticks = split_events(runtime, [heartbeat_event(o) for o in range(EARLY_ROWS)])
+    rows = RowWriter(runtime, "(test)")
+    await fold_and_judge(runtime, records, ticks, NOW, rows)
+    assert rows.writing is not None
+    assert not rows.writing.done()
+    await rows.abandon()
+    assert rows.writing.cancelled()
+    assert not sink.writes

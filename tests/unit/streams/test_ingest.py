@@ -660,7 +660,7 @@ def test_a_refused_row_is_dead_lettered_as_the_record_it_came_from() -> None:
         Refused("liveness_changes", (NOW, SID, "online", "stale"), "NotNullViolationError"),
     ]
 
-    letters = refused_letters(out, refused, config=CONFIG, now=NOW, metrics=metrics)
+    letters = refused_letters(out.batch, refused, config=CONFIG, now=NOW, metrics=metrics)
 
     assert [(x.topic, x.partition, x.offset, x.key) for x in letters] == [
         (PREFIX + HEARTBEAT, HOME, 77, SID),
@@ -684,7 +684,10 @@ def test_a_row_equal_to_a_refused_one_but_from_another_record_is_not_blamed() ->
     one, two = out.batch.heartbeats
     assert one == two
     letters = refused_letters(
-        out, [Refused("heartbeats", two, "CharacterNotInRepertoireError")], config=CONFIG, now=NOW
+        out.batch,
+        [Refused("heartbeats", two, "CharacterNotInRepertoireError")],
+        config=CONFIG,
+        now=NOW,
     )
     assert [letter.offset for letter in letters] == [2]
 
