@@ -383,10 +383,13 @@ class _Fold:
     def profile(self, record: Record, state: StationState, decoded: StationProfile) -> StationState:
         out, now = self.out, self.now
         held = state.profile
-        state = apply_profile(state, decoded, now)
-        applied = state.record
-        if state.profile is not held:
+        as_json = decoded.model_dump(mode="json")
+        state = apply_profile(state, decoded, now, as_json=as_json)
+        if state.profile is not held:  # the state now holds this record's JSON
+            applied: dict[str, Any] | None = as_json
             _add_history(out, record_of(held), applied, record, now)
+        else:
+            applied = state.record
         if applied is not None and state.profile_updated_at is not None:
             row = station_row(applied, state.profile_updated_at)
             out.batch.stations[state.station_id] = row

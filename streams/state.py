@@ -239,11 +239,19 @@ def apply_status(state: StationState, event: StatusEvent, now: datetime) -> Stat
     )
 
 
-def apply_profile(state: StationState, profile: StationProfile, now: datetime) -> StationState:
-    """A registry record replaces the previous one unless it is older (same time: newest wins)."""
+def apply_profile(
+    state: StationState,
+    profile: StationProfile,
+    now: datetime,
+    *,
+    as_json: dict[str, Any] | None = None,
+) -> StationState:
+    """A registry record replaces the previous one unless it is older (same time: newest wins).
+    ``as_json``: the record as JSON-ready values, when the caller has made them already."""
     if state.profile_updated_at is not None and profile.updated_at < state.profile_updated_at:
         return state
-    as_json = profile.model_dump(mode="json")
+    if as_json is None:
+        as_json = profile.model_dump(mode="json")
     encoded = encode_record(as_json)
     # the same JSON, or the same record written otherwise (by an earlier version)
     if encoded == state.profile or (state.registered and record_of(state.profile) == as_json):
