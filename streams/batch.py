@@ -12,7 +12,6 @@ nothing twice (the sink is idempotent)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -41,6 +40,7 @@ from streams.ingest import (
 )
 from streams.liveness import Clock
 from streams.runtime import Runtime, ticks_topic_name
+from streams.take import settle
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +140,17 @@ class RowWriter:
         return self.written
 
     async def abandon(self) -> None:
-        """The batch is given up: a write still running is cancelled."""
-        if self.writing is not None and not self.writing.done():
-            self.writing.cancel()
-            with contextlib.suppress(BaseException):
-                await self.writing
+        """The batch is given up: a write still running is cancelled, and waited for until it
+        has stopped (the sink's connection is not shared by two writes); a write that failed
+        has its error taken (the batch's own error is the one raised)."""
+        writing = self.writing
+        if writing is None:
+            return
+        if not writing.done():
+            writing.cancel()
+            await asyncio.wait({writing})
+        if not writing.cancelled():
+            writing.exception()
 
     async def _write(self, batch: Batch) -> None:
         with self.runtime.metrics.db_batch_seconds.time():
@@ -261,7 +267,7 @@ def abandon(events: list[Any]) -> None:
     waiting for it, and the stream's ack of the batch becomes a no-op) but never enters the
     consumer's committable offsets, which only ``Consumer.ack`` fills."""
     for event in events:
-        event.message.acked = True
+        settle(event)
 
 
 async def fill_hole(runtime: Runtime, record: Record, expected: int) -> list[Record]:

@@ -10,10 +10,17 @@ waiting for PostgreSQL within the batches.
 
 :func:`take_batches` keeps filling a second buffer while the agent works, up to the same size,
 so the next batch is ready when the agent asks, and that per-event work is done in the agent's
-waits. What is acknowledged does not change: a batch's events are acked after the agent is done
-with it, those waiting in the next buffer only when their own batch is; a worker stopping or
-crashing commits neither. A rebalance waits for both (Faust's ``stream_wait_empty``), as it
-waits for the events of Faust's own buffer and queue.
+waits. A batch's events are acked once the agent is done with it (it asks for the next), those
+waiting in the next buffer only with their own batch. Closing the batches never acks: the
+events of the batch in hand (which the agent settles, :func:`streams.batch.abandon`, when it
+gives it up) and of the next buffer are settled without a commit, so that Faust's shutdown does
+not wait for them and they are read again at the next start; what Faust's stream drains while
+no agent takes batches is not acked either (Faust's ``take_events`` restores acking, and its
+stream then acks what it drains unprocessed).
+
+A rebalance, and a worker stopping in the ordinary way, wait until every event handed to a
+stream is acked (Faust's ``stream_wait_empty``): now until the agent has worked through the
+batch in hand and the next one, up to twice ``BATCH_SIZE`` events instead of once.
 
 A batch waits for more events at most ``within`` after its first event arrived (Faust's waits
 ``within`` from the moment the agent asks).
@@ -34,24 +41,26 @@ async def take_batches(
 ) -> AsyncGenerator[list[EventT[Any]], None]:
     """Lists of up to ``max_`` events of ``stream``; a list is handed over when it is full, or
     ``within`` seconds after its first event; its events are acked when the caller asks for the
-    next list (or closes the iterator having processed it)."""
+    next list (never when it closes the iterator)."""
     faust_stream: Any = stream  # Faust's Stream: its processors and passive draining
     filling: list[EventT[Any]] = []
     first_at = 0.0  # monotonic time of the first event in ``filling``
     full = asyncio.Event()  # ``filling`` holds ``max_`` events
     room = asyncio.Event()  # ``filling`` may take more events
     room.set()
+    closed = False
 
     async def add_to_buffer(value: Any) -> Any:
         nonlocal first_at
-        while len(filling) >= max_:  # both buffers full: wait for the agent to take one
-            room.clear()
-            await faust_stream.wait(room)
-            if faust_stream.should_stop:
-                return value
         event = faust_stream.current_event
         if event is None:
             raise RuntimeError("take_batches found no current event")
+        while len(filling) >= max_ and not closed:  # both buffers full: wait for room
+            room.clear()
+            await faust_stream.wait(room)
+        if closed:  # never taken into a batch: read again at the next start
+            settle(event)
+            return value
         if not filling:
             first_at = time.monotonic()
         filling.append(event)
@@ -59,8 +68,10 @@ async def take_batches(
             full.set()
         return value
 
-    enable_acks: bool = faust_stream.enable_acks
-    faust_stream.enable_acks = False  # acked here, once processed
+    # Acked here, once processed. Left off when the batches close: Faust's stream goes on
+    # draining its queue without a taker until the agent takes batches again (a crashed agent
+    # restarted) or the worker stops, and would ack (commit) what it drains unprocessed.
+    faust_stream.enable_acks = False
     faust_stream.add_processor(add_to_buffer)
     faust_stream._enable_passive(aiter(faust_stream.channel))
     try:
@@ -78,5 +89,16 @@ async def take_batches(
             for event in events:
                 await faust_stream.ack(event)
     finally:
-        faust_stream.enable_acks = enable_acks
+        closed = True
+        for event in filling:
+            settle(event)
+        filling.clear()
+        room.set()  # an event waiting for room is settled as it wakes
         faust_stream._processors.remove(add_to_buffer)
+
+
+def settle(event: EventT[Any]) -> None:
+    """Mark an event's message done for the consumer without acking it: Faust no longer waits
+    for it (its shutdown, a rebalance), and its offset is not committed (only ``Consumer.ack``
+    makes an offset committable), so it is read again at the next start."""
+    event.message.acked = True

@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.bad_input]
 # A value validation accepts but this test's database refuses (a CHECK constraint, as an
 # operator might add): the worker cannot know in advance, so the sink must isolate the row.
 REFUSED_FIRMWARE = "9.9.9-refused"
+WAITING = 20  # heartbeats that arrive while the worker holds a batch it cannot write
 
 
 @pytest.fixture(scope="module")
@@ -162,20 +163,27 @@ async def test_a_worker_stopped_while_the_database_is_down_exits_promptly(
             return "consumption paused" in worker.log()
 
         await wait_for(retrying, timeout_s=20, what="the worker to hold its batch")
+        # more arrive while the batch is held: taken into the next batch, never processed
+        async with Producer(broker.url, env["STATIONWATCH_TOPIC_PREFIX"]) as producer:
+            for seq in range(2, 2 + WAITING):
+                beat = heartbeat(sid, datetime.now(UTC), seq)
+                await producer.send("station.heartbeat", sid, dumps(beat))
+            await producer.flush()
+        await asyncio.sleep(1)  # fetched and handed to the agent's next batch
         started = time.monotonic()
         code = worker.stop(signal.SIGTERM, timeout=30)
         stopped_in = time.monotonic() - started
         assert stopped_in < 15, f"SIGTERM took {stopped_in:.1f} s:\n{worker.log()[-3000:]}"
         assert code == 0, worker.log()[-3000:]
         assert "not committed" in worker.log()
-        # nothing was lost: the next worker, with the database back, writes the held row
+        # nothing was lost: the next worker, with the database back, writes the held rows
         await proxy.restore()
         worker = WorkerProcess(env, tmp_path / "worker.log").start()
 
         async def written() -> bool:
-            return count_rows(database_url, "heartbeats", [sid]) == 1
+            return count_rows(database_url, "heartbeats", [sid]) == 1 + WAITING
 
-        await wait_for(written, timeout_s=60, what="the held heartbeat written after restart")
+        await wait_for(written, timeout_s=60, what="the held heartbeats written after restart")
     finally:
         worker.stop(signal.SIGKILL)
         await proxy.close()

@@ -1,6 +1,7 @@
 """Batches of a Faust stream (streams.take): the next batch is filled while the agent works
 through the last, a batch is never larger than asked, a partial one is handed over ``within``
-after its first event, and an event is acked only once its batch is processed."""
+after its first event, an event is acked only once its batch is processed, and closing the
+batches leaves no event held: those not processed are settled without a commit."""
 
 from __future__ import annotations
 
@@ -19,13 +20,22 @@ WITHIN = 0.2
 
 
 @pytest.fixture
-async def channel() -> AsyncIterator[Any]:
+async def app() -> AsyncIterator[Any]:
     app: Any = faust.App(f"take-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1")
     app.loop = asyncio.get_running_loop()  # else Faust makes one of its own
     app.flow_control.resume()  # suspended until a worker's consumer starts
-    yield app.channel(maxsize=1000)
-    if app._consumer is not None:  # made by the first ack, never started
+    # the events acked for good, as streams tell (before they are made): Consumer.ack's
+    # part for a topic's message
+    app.committable = []
+    app.sensors.on_message_out = lambda tp, offset, message: app.committable.append(message.value)
+    yield app
+    if app._consumer is not None:  # made by an ack, never started
         app._consumer._thread.thread_loop.close()  # its thread's loop, never run
+
+
+@pytest.fixture
+def channel(app: Any) -> Any:
+    return app.channel(maxsize=1000)
 
 
 def waiting(channel: Any) -> int:
@@ -82,5 +92,60 @@ async def test_a_batch_is_acked_once_processed_and_nothing_else(channel: Any) ->
         await batches.aclose()  # stopping mid-batch: neither it nor the next is acked
         assert not any(e.message.acked for e in second)
         assert waiting(channel) == 0
-        assert stream.enable_acks is True
         assert not stream._processors
+
+
+async def test_a_batch_waiting_longer_than_within_is_handed_over_at_once(channel: Any) -> None:
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 100, WITHIN)
+        await send(channel, range(3))
+        first = await anext(batches)
+        await send(channel, range(3, 5))  # arrive while the agent is at work
+        await asyncio.sleep(WITHIN * 1.5)  # the agent works longer than ``within``
+        started = time.monotonic()
+        second = await anext(batches)
+        assert time.monotonic() - started < WITHIN / 2  # not another ``within``
+        assert [e.value for e in first] == [0, 1, 2]
+        assert [e.value for e in second] == [3, 4]
+        await batches.aclose()
+
+
+async def test_every_event_once_in_order_over_many_batches(app: Any, channel: Any) -> None:
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 7, 0.02)
+        sending = asyncio.ensure_future(send(channel, range(100)))
+        seen: list[Any] = []
+        async for events in batches:
+            seen.extend(e.value for e in events)
+            assert len(events) <= 7
+            await asyncio.sleep(0.005)
+            if len(seen) >= 100:
+                break
+        await sending
+        await batches.aclose()
+        assert seen == list(range(100))
+        assert app.committable == seen[: len(app.committable)]  # each once, in order
+        assert len(app.committable) >= 93  # all but the last batch
+
+
+async def test_closing_settles_what_waits_and_lets_the_next_batches_go_on(
+    app: Any, channel: Any
+) -> None:
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 4, WITHIN)
+        await send(channel, range(12))
+        first = await anext(batches)
+        await asyncio.sleep(0.05)  # four wait in the next buffer, one more for room
+        await batches.aclose()  # the agent gives up (stopping, or crashed)
+        await asyncio.sleep(0.01)  # Faust's stream drains the rest meanwhile, untaken
+        assert waiting(channel) == 0
+        assert not stream._processors
+        assert not any(e.message.acked for e in first)  # the agent's to settle (abandon)
+        # a new agent on the same stream (Faust restarts a crashed one so) takes what is sent
+        # after; nothing of the twelve is committed: they are read again at the next start
+        again = take_batches(stream, 4, WITHIN)
+        await send(channel, range(100, 104))
+        taken = await anext(again)
+        assert [e.value for e in taken] == [100, 101, 102, 103]
+        assert app.committable == []
+        await again.aclose()
