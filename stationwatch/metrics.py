@@ -78,7 +78,8 @@ class WorkerMetrics:
             ),
             db_batch_seconds=Histogram(
                 "stationwatch_db_batch_seconds",
-                "Time to write one batch to PostgreSQL, retries included",
+                "Time to write one set of rows to PostgreSQL, retries included: a batch's rows, "
+                "or the part of them written while the rest was folded",
                 registry=registry,
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             ),

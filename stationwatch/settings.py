@@ -113,7 +113,9 @@ class Settings(BaseSettings):
         "the library is installed; Debian's libjemalloc2) or python (Python's own)",
     )
     batch_size: int = Field(4000, ge=1, le=100_000, description="events per database batch")
-    batch_within_s: float = Field(0.2, gt=0, le=60, description="longest wait to fill a batch")
+    batch_within_s: float = Field(
+        0.2, gt=0, le=60, description="longest wait to fill a batch, from its first event"
+    )
     max_message_bytes: int = Field(65_536, ge=256, description="larger inputs are dead-lettered")
     max_clock_skew_s: float = Field(300.0, ge=0, description="how far in the future a time may be")
     max_message_age_s: float = Field(
