@@ -55,10 +55,11 @@ async def take_batches(
         event = faust_stream.current_event
         if event is None:
             raise RuntimeError("take_batches found no current event")
-        while len(filling) >= max_ and not closed:  # both buffers full: wait for room
+        # both buffers full: wait for room (the stream stopping ends the wait too)
+        while len(filling) >= max_ and not closed and not faust_stream.should_stop:
             room.clear()
             await faust_stream.wait(room)
-        if closed:  # never taken into a batch: read again at the next start
+        if closed or len(filling) >= max_:  # never taken into a batch: read again next start
             settle(event)
             return value
         if not filling:
