@@ -126,11 +126,10 @@ class RowWriter:
         await self.wait()
         self.writing = asyncio.ensure_future(self._write(batch))
 
-    async def wait(self) -> list[tuple[Batch, WriteResult]]:
-        """Every batch handed over, written (a write that failed raises its error)."""
+    async def wait(self) -> None:
+        """Until every batch handed over is written (a write that failed raises its error)."""
         if self.writing is not None:
             await self.writing
-        return self.written
 
     async def write(self, batch: Batch) -> list[tuple[Batch, WriteResult]]:
         """The rest of the batch's rows, after those handed over."""
