@@ -179,6 +179,7 @@ async def fold_and_judge(
     assigned = runtime.app.consumer.assignment()
 
     async def run(part: list[Record], due: list[Tick], clocks: dict[int, Clock | None]) -> None:
+        overlay.read_ahead(part, due)
         outcome.merge(
             process_records(
                 part,

@@ -151,6 +151,10 @@ class Overlay:
         self.pending: dict[str, StateWrite] = {}
         # the live table reads a partition's database first; a plain mapping has no partitions
         self._stored: Callable[[str, int], Any] | None = getattr(table, "stored", None)
+        self._stored_many: Callable[[dict[str, int]], dict[str, Any]] | None = getattr(
+            table, "stored_many", None
+        )
+        self.read: dict[str, Any] = {}  # read ahead for the part about to be folded
 
     def get(self, station_id: str) -> Any:
         return self.stored(station_id, None)
@@ -161,12 +165,41 @@ class Overlay:
         write = self.pending.get(station_id)
         if write is None or (write.value is None and not write.remove):
             if partition is not None and self._stored is not None:
-                return self._stored(station_id, partition)
+                read = self.read.pop(station_id, _UNREAD)
+                return self._stored(station_id, partition) if read is _UNREAD else read
             return self.table.get(station_id)
         return None if write.remove else write.value
 
+    def read_ahead(self, records: Iterable[Record], ticks: Iterable[Tick] = ()) -> None:
+        """Read the stored states of the stations a part names (its ticks' due stations, its
+        records' keys: an accepted record's key is its station id) in one go, where the
+        table reads many at once; what the part does not take is dropped at the next."""
+        self.read = {}
+        if self._stored_many is None:
+            return
+        wanted: dict[str, int] = {}
+        for tick in ticks:
+            for station_id in tick.station_ids:
+                wanted.setdefault(station_id, tick.partition)
+        for record in records:
+            if record.key:
+                try:
+                    wanted.setdefault(record.key.decode(), record.partition)
+                except UnicodeDecodeError:
+                    continue  # a dead letter
+        pending = self.pending
+        for station_id in [s for s in wanted if s in pending]:
+            write = pending[station_id]
+            if write.value is not None or write.remove:  # an earlier part's state
+                del wanted[station_id]
+        if wanted:
+            self.read = self._stored_many(wanted)
+
     def absorb(self, outcome: Outcome) -> None:
         self.pending = outcome.state_writes
+
+
+_UNREAD = object()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -174,6 +175,12 @@ class StationTable(faust.Table):  # type: ignore[type-arg] # faust's generics ar
             return store[key]
         except KeyError:
             return None
+
+    def stored_many(self, wanted: Mapping[str, int]) -> dict[str, Any]:
+        """:meth:`stored` for many stations at once (station id → the partition its record
+        arrived on), where the store reads many at once; else nothing (read one by one)."""
+        store = self.data
+        return store.fetch_many(wanted) if isinstance(store, StationStore) else {}
 
     def _new_store_by_url(self, url: Any) -> Any:
         """``rocksdb://``: :class:`streams.store.StationStore`; otherwise Faust's store."""

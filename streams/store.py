@@ -6,8 +6,9 @@ processed (``current_event()``) and looks a key up there. A batch of the ingest 
 partitions and the ticks' topic, so the current event is not the station's own; a station's
 state belongs to the partition its records arrive on, which the table's writer
 (:mod:`streams.changelog`) names. Here a write goes to that partition's database, and a
-lookup finds the database by the store's key index, else by asking each open one (a bloom
-filter answers most of them without a read).
+lookup asks that database first, then the one the store's key index names, else each open
+one (a bloom filter answers most of them without a read); a part of a batch asks for all
+its stations at once, one multi-get per database.
 
 Why RocksDB: the memory store replays the whole changelog at every start and holds every
 state in the heap. RocksDB keeps the states on disk with the changelog offset they reflect,
@@ -17,7 +18,7 @@ partition from its standby copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache, cached_property
 from typing import Any
 
@@ -140,28 +141,72 @@ class StationStore(RocksStore):
         return None if found is None else found.value
 
     def fetch(self, key: str, partition: int) -> bytes | None:
-        """A station's stored state, asked first of the database of the partition its record
-        arrived on (one read), then of the others (a station seen there first, or moved)."""
-        encoded = self.station_key(key)
-        db = self._dbs.get(partition)
-        if db is not None:
-            value = db.get(encoded)
-            if value is not None:
+        """A station's stored state (:meth:`fetch_many` for one station)."""
+        return self.fetch_many({key: partition})[key]
+
+    def fetch_many(self, wanted: Mapping[str, int]) -> dict[str, bytes | None]:
+        """Stations' stored states (station id → the partition its record arrived on), asked
+        first of that partition's database, then of the others (a station seen there first,
+        or moved): one multi-get per database asked, not a read (or a bloom filter's answer)
+        per station and database. A part of a batch asks for its 25 stations at once."""
+        found: dict[str, bytes | None] = {}
+        keys = {station_id: self.station_key(station_id) for station_id in wanted}
+        missed: dict[str, int] = {}
+        for partition, station_ids in _by_partition(wanted).items():
+            db = self._dbs.get(partition)
+            values = db.get([keys[s] for s in station_ids]) if db is not None else None
+            for n, station_id in enumerate(station_ids):
+                value = values[n] if values is not None else None
+                if value is None:
+                    missed[station_id] = partition
+                    continue
                 # known to be there: its next write (most likely this batch's) need not ask
                 # every other partition's database whether it is kept there too
-                self._remember(encoded, partition)
-                return value  # type: ignore[no-any-return]
-        indexed = encoded in self._key_index
-        elsewhere = self._get(encoded)
-        if elsewhere is None and not indexed:
-            # every database was asked and none keeps it (a new station): neither need they
-            # be asked again at its first write
-            self._remember(encoded, partition)
-        elif elsewhere is not None:
-            # kept in another partition's database (since it was last remembered, a restore
-            # may have put it there): its write here takes it out of there
-            self._found.pop(encoded, None)
-        return elsewhere
+                self._remember(keys[station_id], partition)
+                found[station_id] = value
+        unindexed: dict[str, int] = {}
+        for station_id, partition in missed.items():
+            key = keys[station_id]
+            if self._key_index.get(key) in self._dbs:  # kept there or nowhere: ask there
+                found[station_id] = self._elsewhere(key, self._get(key))
+            else:
+                unindexed[station_id] = partition
+        if unindexed:
+            found.update(self._ask_every_database(unindexed, keys))
+        return found
+
+    def _ask_every_database(
+        self, wanted: dict[str, int], keys: dict[str, bytes]
+    ) -> dict[str, bytes | None]:
+        """Stations no database was known to keep, found as Faust's store finds them (the
+        first database in order that keeps one, which the key index then names), but asking
+        each database for all of them at once."""
+        found: dict[str, bytes | None] = {}
+        left = dict(wanted)
+        for partition, db in list(self._dbs.items()):
+            asked = [s for s, arrived in left.items() if arrived != partition]  # asked already
+            if not asked:
+                continue
+            for station_id, value in zip(asked, db.get([keys[s] for s in asked]), strict=True):
+                if value is not None:
+                    self._key_index[keys[station_id]] = partition
+                    found[station_id] = self._elsewhere(keys[station_id], value)
+                    del left[station_id]
+        for station_id, partition in left.items():
+            if keys[station_id] not in self._key_index:
+                # every database was asked and none keeps it (a new station): neither need
+                # they be asked again at its first write
+                self._remember(keys[station_id], partition)
+            found[station_id] = None
+        return found
+
+    def _elsewhere(self, key: bytes, value: bytes | None) -> bytes | None:
+        """A station's state found outside the database of the partition its record arrived
+        on (since it was last remembered, a restore may have put it there): its write there
+        takes it out of here."""
+        if value is not None:
+            self._found.pop(key, None)
+        return value
 
     async def on_rebalance(self, *args: Any, **kwargs: Any) -> None:
         """What was remembered of where stations are kept may move with the partitions."""
@@ -234,3 +279,10 @@ _STR_KEY_ENCODERS: dict[str, Callable[[str], bytes]] = {
     "json": msgspec.json.encode,
     "raw": _utf8_bytes,
 }
+
+
+def _by_partition(wanted: Mapping[str, int]) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for station_id, partition in wanted.items():
+        grouped.setdefault(partition, []).append(station_id)
+    return grouped

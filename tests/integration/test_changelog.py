@@ -116,3 +116,41 @@ async def test_a_station_whose_records_move_is_stored_once(
     finally:
         await writer.producer.stop()
     assert list(store.partition_items({0, 1, 2})) == [("SY-0001", 1, b"new")]
+
+
+async def test_many_stations_are_read_at_once_as_each_would_be_alone(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    """fetch_many: a station kept where its record arrived, kept in another partition's
+    database (moved, or seen there first), known there by the key index or not (a restart),
+    or kept nowhere; each found as fetch finds it alone, and kept once after its next write."""
+    writer = await writer_for(broker, unique, tmp_path)
+    store: StationStore = writer.table.data
+    try:
+        await writer.write(
+            [
+                TableWrite("SY-0001", 0, b"home"),
+                TableWrite("SY-0002", 1, b"moved"),
+                TableWrite("SY-0003", 2, b"moved, unindexed"),
+            ]
+        )
+        store._key_index.pop(b'"SY-0003"')  # as after a restart
+        wanted = {"SY-0001": 0, "SY-0002": 0, "SY-0003": 0, "SY-0004": 1}
+        assert store.fetch_many(wanted) == {
+            "SY-0001": b"home",
+            "SY-0002": b"moved",
+            "SY-0003": b"moved, unindexed",
+            "SY-0004": None,
+        }
+        assert store.fetch_many({}) == {}
+        alone = {key: store.fetch(key, partition) for key, partition in wanted.items()}
+        assert alone == store.fetch_many(wanted)
+        await writer.write([TableWrite(k, p, f"{k} at {p}".encode()) for k, p in wanted.items()])
+    finally:
+        await writer.producer.stop()
+    assert sorted(store.partition_items({0, 1, 2})) == [
+        ("SY-0001", 0, b"SY-0001 at 0"),
+        ("SY-0002", 0, b"SY-0002 at 0"),
+        ("SY-0003", 0, b"SY-0003 at 0"),
+        ("SY-0004", 1, b"SY-0004 at 1"),
+    ]

@@ -513,20 +513,41 @@ TABLE = {
 }
 
 
+class PartitionedTable:
+    """The live table as the agent reads it (station id → stored state, read one at a time
+    by the partition its record arrived on, or many at once), counting its reads."""
+
+    def __init__(self, states: dict[str, Any]) -> None:
+        self.states = states
+        self.alone: list[str] = []  # stations read one at a time
+        self.many: list[str] = []  # stations read with others
+
+    def get(self, station_id: str) -> Any:
+        return self.states.get(station_id)
+
+    def stored(self, station_id: str, partition: int) -> Any:
+        self.alone.append(station_id)
+        return self.states.get(station_id)
+
+    def stored_many(self, wanted: dict[str, int]) -> dict[str, Any]:
+        self.many.extend(wanted)
+        return {station_id: self.states.get(station_id) for station_id in wanted}
+
+
 def in_parts(
     records: list[Record], table: dict[str, Any], size: int, clocks: dict[int, Clock | None]
 ) -> Outcome:
     """As the agent does: parts of ``size`` records, each reading the states the earlier ones
-    left (an Overlay), merged into one outcome."""
+    left (an Overlay; the part's stations read ahead at once), merged into one outcome."""
     outcome = Outcome()
-    overlay = Overlay(table)
+    source = PartitionedTable(table)
+    overlay = Overlay(source)
     for start in range(0, len(records), size):
-        outcome.merge(
-            process_records(
-                records[start : start + size], overlay, now=NOW, clocks=clocks, config=CONFIG
-            )
-        )
+        part = records[start : start + size]
+        overlay.read_ahead(part)
+        outcome.merge(process_records(part, overlay, now=NOW, clocks=clocks, config=CONFIG))
         overlay.absorb(outcome)
+    assert not source.alone  # every station the fold read was read ahead
     return outcome
 
 
@@ -624,6 +645,32 @@ def test_a_later_part_reads_the_states_earlier_parts_left() -> None:
     first.merge(second)
     assert state_of(first.state_writes[SID]).occupants == 8
     assert first.state_writes["SY-0002"].remove
+
+
+def test_a_part_reads_ahead_only_the_stations_earlier_parts_did_not_change() -> None:
+    table = PartitionedTable({"SY-0001": stored(), "SY-0002": stored("SY-0002")})
+    overlay = Overlay(table)
+    first = [
+        record(OCCUPANCY, count(NOW - 30 * S, 7)),  # SY-0001 changed
+        record(
+            HEARTBEAT, beat(NOW - 2 * MIN, 1, sid="SY-0002"), station_id="SY-0002"
+        ),  # changed too
+    ]
+    overlay.read_ahead(first)
+    overlay.absorb(process_records(first, overlay, now=NOW, clocks=CLOCKS, config=CONFIG))
+    second = [
+        record(OCCUPANCY, count(NOW, 8), offset=1),
+        record(HEARTBEAT, beat(NOW, 2, sid="SY-0002"), station_id="SY-0002"),
+        record(HEARTBEAT, beat(NOW, 1, sid="CY-1"), station_id="CY-1"),
+        Record(HEARTBEAT, 0, 9, b"\xff", b"{}"),  # not a station id: a dead letter
+    ]
+    overlay.read_ahead(second, [Tick(2, ["SY-0001", "SY-0003"])])
+    assert overlay.pending["SY-0001"].value is not None
+    assert table.many == ["SY-0001", "SY-0002", "SY-0003", "CY-1"]
+    out = process_records(second, overlay, now=NOW, clocks=CLOCKS, config=CONFIG)
+    assert state_of(out.state_writes[SID]).occupants == 8  # the first part's state, folded on
+    assert len(out.dead_letters) == 1
+    assert not table.alone
 
 
 def test_a_part_that_leaves_a_station_unchanged_keeps_the_earlier_parts_state() -> None:
