@@ -28,7 +28,7 @@ from stationwatch.bench.liveness import (
     measure_failover,
     measure_recovery,
 )
-from stationwatch.bench.pipeline import Rows, load_registry, saturate
+from stationwatch.bench.pipeline import Rows, first_beats, load_registry, saturate
 from stationwatch.bench.sink import measure_sink
 from stationwatch.bench.sizes import (
     BULK_INTERVAL_S,
@@ -230,8 +230,13 @@ class Bench:
                     self.progress,
                     sizes.registry_timeout_s,
                 )
+                beats = Heartbeats()
+                first = await first_beats(
+                    bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, self.seed,
+                    sizes.registry_timeout_s,
+                )  # fmt: skip
                 run = await saturate(
-                    bootstrap, prefix + HEARTBEAT, fleet.ids, Heartbeats(), rows,
+                    bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows,
                     sizes.compare_pipeline_s, self.seed, self.progress,
                 )  # fmt: skip
                 rss, _ = worker.memory()
@@ -242,6 +247,7 @@ class Bench:
         return {
             "compare_stations": sizes.compare_stations,
             "registry_compare_events_per_s": registry["registry_events_per_s"],
+            "first_beats_compare_per_s": first["first_beats_per_s"],
             "pipeline_compare_events_per_s": run["events_per_s"],
             "pipeline_compare_ratio": round(run["events_per_s"] / raw, 4),
             "compare_worker_rss_bytes": rss or 0,
@@ -308,6 +314,13 @@ class Bench:
             return figures
 
         await self.phase("registry load", registry)
+        await self.phase(
+            "first heartbeats",
+            lambda: first_beats(
+                bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, self.seed,
+                sizes.registry_timeout_s,
+            ),
+        )  # fmt: skip
         await self.phase("pipeline at saturation", pipeline)
         rate = result["pipeline_events_per_s"]
         async with (

@@ -25,6 +25,8 @@ FIGURES = [
     "pipeline_scaling",
     "pipeline_gc_share",
     "registry_events_per_s",
+    "first_beats_per_s",
+    "first_beats_compare_per_s",
     "registry_ratio",
     "raw_copy_rows_per_s",
     "sink_rows_per_s",
