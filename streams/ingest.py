@@ -154,7 +154,8 @@ class Overlay:
         self._stored_many: Callable[[dict[str, int]], dict[str, Any]] | None = getattr(
             table, "stored_many", None
         )
-        self.read: dict[str, Any] = {}  # read ahead for the part about to be folded
+        # read ahead for the part about to be folded: station id → (partition asked, state)
+        self.read: dict[str, tuple[int, Any]] = {}
 
     def get(self, station_id: str) -> Any:
         return self.stored(station_id, None)
@@ -165,15 +166,19 @@ class Overlay:
         write = self.pending.get(station_id)
         if write is None or (write.value is None and not write.remove):
             if partition is not None and self._stored is not None:
-                read = self.read.pop(station_id, _UNREAD)
-                return self._stored(station_id, partition) if read is _UNREAD else read
+                read = self.read.pop(station_id, None)
+                if read is None or read[0] != partition:  # not read ahead, or elsewhere
+                    return self._stored(station_id, partition)
+                return read[1]
             return self.table.get(station_id)
         return None if write.remove else write.value
 
     def read_ahead(self, records: Iterable[Record], ticks: Iterable[Tick] = ()) -> None:
         """Read the stored states of the stations a part names (its ticks' due stations, its
         records' keys: an accepted record's key is its station id) in one go, where the
-        table reads many at once; what the part does not take is dropped at the next."""
+        table reads many at once; what the part does not take is dropped at the next. A
+        station is read by the partition of the first record naming it: should the fold ask
+        by another (that record was refused), it is read again, as without this."""
         self.read = {}
         if self._stored_many is None:
             return
@@ -193,13 +198,13 @@ class Overlay:
             if write.value is not None or write.remove:  # an earlier part's state
                 del wanted[station_id]
         if wanted:
-            self.read = self._stored_many(wanted)
+            found = self._stored_many(wanted)
+            self.read = {
+                station_id: (wanted[station_id], found[station_id]) for station_id in found
+            }
 
     def absorb(self, outcome: Outcome) -> None:
         self.pending = outcome.state_writes
-
-
-_UNREAD = object()
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ class StationStore(RocksStore):
         """Stations' stored states (station id → the partition its record arrived on), asked
         first of that partition's database, then of the others (a station seen there first,
         or moved): one multi-get per database asked, not a read (or a bloom filter's answer)
-        per station and database. A part of a batch asks for its 25 stations at once."""
+        per station and database. A part of a batch (about 25 records) asks for its stations
+        at once."""
         found: dict[str, bytes | None] = {}
         keys = {station_id: self.station_key(station_id) for station_id in wanted}
         missed: dict[str, int] = {}
@@ -183,6 +184,9 @@ class StationStore(RocksStore):
         each database for all of them at once."""
         found: dict[str, bytes | None] = {}
         left = dict(wanted)
+        # as before any of them is looked up (the index is an LRU cache, and each one found
+        # goes into it)
+        indexed = {station_id for station_id in wanted if keys[station_id] in self._key_index}
         for partition, db in list(self._dbs.items()):
             asked = [s for s, arrived in left.items() if arrived != partition]  # asked already
             if not asked:
@@ -193,7 +197,7 @@ class StationStore(RocksStore):
                     found[station_id] = self._elsewhere(keys[station_id], value)
                     del left[station_id]
         for station_id, partition in left.items():
-            if keys[station_id] not in self._key_index:
+            if station_id not in indexed:
                 # every database was asked and none keeps it (a new station): neither need
                 # they be asked again at its first write
                 self._remember(keys[station_id], partition)

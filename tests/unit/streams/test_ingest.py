@@ -519,18 +519,18 @@ class PartitionedTable:
 
     def __init__(self, states: dict[str, Any]) -> None:
         self.states = states
-        self.alone: list[str] = []  # stations read one at a time
-        self.many: list[str] = []  # stations read with others
+        self.alone: list[tuple[str, int]] = []  # stations read one at a time, by partition
+        self.many: list[tuple[str, int]] = []  # stations read with others
 
     def get(self, station_id: str) -> Any:
         return self.states.get(station_id)
 
     def stored(self, station_id: str, partition: int) -> Any:
-        self.alone.append(station_id)
+        self.alone.append((station_id, partition))
         return self.states.get(station_id)
 
     def stored_many(self, wanted: dict[str, int]) -> dict[str, Any]:
-        self.many.extend(wanted)
+        self.many.extend(wanted.items())
         return {station_id: self.states.get(station_id) for station_id in wanted}
 
 
@@ -666,11 +666,34 @@ def test_a_part_reads_ahead_only_the_stations_earlier_parts_did_not_change() -> 
     ]
     overlay.read_ahead(second, [Tick(2, ["SY-0001", "SY-0003"])])
     assert overlay.pending["SY-0001"].value is not None
-    assert table.many == ["SY-0001", "SY-0002", "SY-0003", "CY-1"]
+    partition = {sid: partition_for(sid, PARTITIONS) for sid in ("SY-0001", "SY-0002", "CY-1")}
+    assert table.many == [
+        ("SY-0001", partition["SY-0001"]),
+        ("SY-0002", partition["SY-0002"]),
+        ("SY-0003", 2),  # due on the partition ticked
+        ("CY-1", partition["CY-1"]),
+    ]
     out = process_records(second, overlay, now=NOW, clocks=CLOCKS, config=CONFIG)
     assert state_of(out.state_writes[SID]).occupants == 8  # the first part's state, folded on
     assert len(out.dead_letters) == 1
     assert not table.alone
+
+
+def test_a_station_read_ahead_by_a_refused_record_s_partition_is_read_again_by_its_own() -> None:
+    table = PartitionedTable({SID: stored()})
+    overlay = Overlay(table)
+    own = partition_for(SID, PARTITIONS)
+    other = (own + 1) % PARTITIONS
+    part = [
+        Record(OCCUPANCY, other, 0, SID.encode(), b"{not json"),  # refused
+        record(OCCUPANCY, count(NOW, 7), offset=1),
+    ]
+    overlay.read_ahead(part)
+    out = process_records(part, overlay, now=NOW, clocks=CLOCKS, config=CONFIG)
+    assert table.many == [(SID, other)]
+    assert table.alone == [(SID, own)]  # the accepted record's partition asks first
+    assert state_of(out.state_writes[SID]).occupants == 7
+    assert len(out.dead_letters) == 1
 
 
 def test_a_part_that_leaves_a_station_unchanged_keeps_the_earlier_parts_state() -> None:

@@ -3,6 +3,7 @@ partition the writer names, whatever event Faust is processing, and is found aga
 
 from __future__ import annotations
 
+import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any, cast
@@ -10,7 +11,7 @@ from typing import Any, cast
 import faust
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.runtime import add_station_table
@@ -243,3 +244,71 @@ def test_a_kept_station_key_takes_the_memory_of_its_size(store: StationStore) ->
         tracemalloc.stop()
     assert len(keys) == 1000
     assert held < 200 * 1000  # orjson's output held 4 KiB each
+
+
+def fetch_alone(store: StationStore, key: str, partition: int) -> bytes | None:
+    """The store's lookup of one station as it was before stations were read many at once
+    (kept here as the reference :meth:`StationStore.fetch_many` must match)."""
+    encoded = store.station_key(key)
+    db = store._dbs.get(partition)
+    if db is not None:
+        value = db.get(encoded)
+        if value is not None:
+            store._remember(encoded, partition)
+            return cast(bytes, value)
+    indexed = encoded in store._key_index
+    elsewhere = store._get(encoded)
+    if elsewhere is None and not indexed:
+        store._remember(encoded, partition)
+    elif elsewhere is not None:
+        store._found.pop(encoded, None)
+    return elsewhere
+
+
+STATIONS = [f"SY-{n:04d}" for n in range(6)]
+PLACES = st.sets(st.integers(0, 3), max_size=2)  # the partition databases keeping a station
+LAYOUTS = st.fixed_dictionaries(
+    {
+        "kept": st.fixed_dictionaries({sid: PLACES for sid in STATIONS}),
+        "indexed": st.dictionaries(st.sampled_from(STATIONS), st.integers(0, 4), max_size=6),
+        "found": st.dictionaries(st.sampled_from(STATIONS), st.integers(0, 3), max_size=6),
+        "open": st.sets(st.integers(0, 3)),  # databases open beside those keeping stations
+        "wanted": st.dictionaries(st.sampled_from(STATIONS), st.integers(0, 4), max_size=6),
+    }
+)
+
+
+def laid_out(root: Path, layout: dict[str, Any]) -> StationStore:
+    app = faust.App(
+        "store-test", store="rocksdb://", datadir=str(root), key_serializer="raw",
+        value_serializer="raw",
+    )  # fmt: skip
+    store = cast(StationStore, add_station_table(app, 4).data)
+    for partition in layout["open"]:
+        store._db_for_partition(partition)
+    for sid, places in layout["kept"].items():
+        for partition in sorted(places):
+            store._db_for_partition(partition).put(
+                store.station_key(sid), f"{sid}@{partition}".encode()
+            )
+    for sid, partition in layout["indexed"].items():  # 4: a database not open
+        store._key_index[store.station_key(sid)] = partition
+    for sid, partition in layout["found"].items():
+        store._found[store.station_key(sid)] = partition
+    return store
+
+
+@settings(max_examples=60, deadline=None)
+@given(LAYOUTS)
+def test_many_stations_read_at_once_are_found_as_each_alone(layout: dict[str, Any]) -> None:
+    """Same states, and the same of what the store remembers of where stations are kept (the
+    key index, and the stations known to be kept where their records arrive, or nowhere):
+    stations kept in one partition's database, in two, in none; indexed, rightly or not, by
+    an open database or one not open; asked by the partition keeping them or another."""
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as other:
+        alone, many = laid_out(Path(one), layout), laid_out(Path(other), layout)
+        wanted = layout["wanted"]
+        expected = {sid: fetch_alone(alone, sid, partition) for sid, partition in wanted.items()}
+        assert many.fetch_many(wanted) == expected
+        assert dict(many._found) == dict(alone._found)
+        assert dict(many._key_index) == dict(alone._key_index)
