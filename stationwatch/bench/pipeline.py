@@ -1,5 +1,5 @@
-"""Phases "registry" and "pipeline": input offered faster than the worker takes it, timed end to
-end until PostgreSQL holds every row.
+"""Phases "registry", "first heartbeats" and "pipeline": input offered faster than the worker
+takes it, timed end to end until PostgreSQL holds every row.
 
 - registry: once the worker is healthy (its start and group join are not counted: the
   recovery phase times those), the fleet's profiles are produced as fast as the broker takes
@@ -17,7 +17,9 @@ end until PostgreSQL holds every row.
   for a fixed time; then production stops and the clock runs until the heartbeats table holds
   every heartbeat produced. Rate = heartbeats / that whole time. ``min_backlog`` is the least
   backlog seen after the first 2 s: above 0 means the worker never waited for input.
-Both are set against raw aiokafka consume + parse of the same records, in the same run.
+Registry and pipeline are set against raw aiokafka consume + parse of records of the same
+form, in the same run: the registry's own, and as many heartbeats from the start of the
+heartbeats topic (first heartbeats and pipeline alike, made by one generator).
 """
 
 from __future__ import annotations
@@ -121,17 +123,21 @@ async def first_beats(
     random.Random(seed).shuffle(order)  # noqa: S311 - load generation
     since = datetime.fromtimestamp(time.time() - 1, UTC)
     base = await rows.heartbeats_since(since)
+    messages = beats.many(order)
     started = time.monotonic()
-    sending = asyncio.create_task(produce(bootstrap, topic, beats.many(order)))
+    sending = asyncio.create_task(produce(bootstrap, topic, messages))
 
     async def written() -> bool:
-        if sending.done():
-            sending.result()  # a failed producer fails the phase
-        return await rows.heartbeats_since(since) - base >= len(order)
+        if sending.done() and sending.exception() is not None:
+            raise RuntimeError(f"bench: producing first heartbeats: {sending.exception()}")
+        return await rows.heartbeats_since(since) - base >= len(messages)
 
-    done = await wait_until(written, timeout_s, "every first heartbeat's row")
-    await sending
-    return {"first_beats_per_s": round(rate(len(order), done - started), 1)}
+    try:
+        done = await wait_until(written, timeout_s, "every first heartbeat's row")
+        await sending
+    finally:
+        sending.cancel()
+    return {"first_beats_per_s": round(rate(len(messages), done - started), 1)}
 
 
 async def saturate(

@@ -314,13 +314,18 @@ class Bench:
             return figures
 
         await self.phase("registry load", registry)
-        await self.phase(
-            "first heartbeats",
-            lambda: first_beats(
+
+        async def first() -> dict[str, Any]:
+            figures = await first_beats(
                 bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, self.seed,
                 sizes.registry_timeout_s,
-            ),
-        )  # fmt: skip
+            )  # fmt: skip
+            compare = result.get("first_beats_compare_per_s")
+            if compare:
+                figures["first_beats_scaling"] = round(figures["first_beats_per_s"] / compare, 3)
+            return figures
+
+        await self.phase("first heartbeats", first)
         await self.phase("pipeline at saturation", pipeline)
         rate = result["pipeline_events_per_s"]
         async with (

@@ -27,6 +27,7 @@ FIGURES = [
     "registry_events_per_s",
     "first_beats_per_s",
     "first_beats_compare_per_s",
+    "first_beats_scaling",
     "registry_ratio",
     "raw_copy_rows_per_s",
     "sink_rows_per_s",
