@@ -358,6 +358,19 @@ def test_next_change_skips_a_closed_holiday_week_with_a_longer_horizon() -> None
     )
 
 
+@pytest.mark.parametrize("days", [8, 10])  # the cached window, and a longer horizon
+def test_openings_and_closings_are_given_in_utc(days: int) -> None:
+    """The same instants as the schedule's local times, in UTC: a judgement compares them
+    with its clock and its state's times, which are UTC, without asking zones for offsets."""
+    moment = at("2026-11-30", "10:00")
+    found = [
+        next_change(hours(WORKDAYS_8_20), moment, SH, days=days),
+        previous_change(hours(WORKDAYS_8_20), moment, SH, days=days),
+    ]
+    assert found == [at("2026-11-30", "20:00"), at("2026-11-30", "08:00")]
+    assert [f.tzinfo for f in found if f is not None] == [UTC, UTC]
+
+
 # -- property: the answer never changes between `at` and next_change(at) ---------------------
 CLOCKS = [f"{h:02d}:{m:02d}" for h in range(24) for m in (0, 30)]
 _interval = st.tuples(st.sampled_from(CLOCKS), st.sampled_from([*CLOCKS, "24:00"])).filter(
