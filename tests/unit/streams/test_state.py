@@ -4,7 +4,7 @@ older message arriving late is ignored, and the state survives its JSON changelo
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -376,6 +376,17 @@ def test_a_heartbeat_counts_as_heard_no_later_than_its_receipt(
     assert folded.last_heartbeat_at == heard_at
     later = apply_heartbeat(folded, beat(NOW + S), NOW + S)
     assert later.last_heartbeat_at == NOW + S
+
+
+def test_a_heartbeat_is_heard_in_utc_whatever_offset_it_was_sent_with() -> None:
+    """The same instant as sent (+08:00 here), kept in UTC: judging compares it with UTC
+    times, which is slow across zones."""
+    sent = beat(T0)
+    assert sent.sent_at.utcoffset() == timedelta(hours=8)
+    heard = apply_heartbeat(fresh(), sent, NOW.astimezone(UTC)).last_heartbeat_at
+    assert heard == T0
+    assert heard is not None
+    assert heard.tzinfo is UTC
 
 
 # -- evolve: dataclasses.replace, faster -------------------------------------------------------
