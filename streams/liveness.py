@@ -41,7 +41,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -104,7 +104,10 @@ class Evaluation(msgspec.Struct, frozen=True):
 
 
 def alert_id(fingerprint: str, starts_at: datetime) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{fingerprint}@{starts_at.isoformat()}"))
+    """An episode's id: from its fingerprint and the instant it started, in UTC, whatever
+    offset the start was worked out in (a heartbeat's, the schedule's, the clock's), so that
+    a replay repeats it."""
+    return str(uuid.uuid5(_NAMESPACE, f"{fingerprint}@{starts_at.astimezone(UTC).isoformat()}"))
 
 
 def _level(age_s: float, interval: int, config: LivenessConfig) -> Liveness:

@@ -8,7 +8,7 @@ silence and offline after 300 s.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -641,7 +641,10 @@ def test_over_capacity_resolves_when_back_under() -> None:
 def test_alert_id_is_deterministic() -> None:
     # Pinned: ids already stored and sent must stay the ids of their episodes, so a change of
     # the derivation has to fail here.
-    assert alert_id(f"{SID}:offline", T0) == "773ff0a7-3a82-5af7-ae12-3fdedd1deb1f"
+    assert alert_id(f"{SID}:offline", T0) == "ea9db30e-e4d1-5cde-91f5-119b2c2811e0"
+    # from the instant in UTC: the id a start worked out in UTC always had, whatever offset
+    # (before, "773ff0a7-…" from the start in +08:00)
+    assert alert_id(f"{SID}:offline", T0.astimezone(UTC)) == alert_id(f"{SID}:offline", T0)
     assert alert_id(f"{SID}:offline", T0) != alert_id(f"{SID}:offline", T0 + S)
     assert alert_id(f"{SID}:offline", T0) != alert_id(f"{SID}:stale", T0)
 

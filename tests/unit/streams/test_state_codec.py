@@ -111,8 +111,8 @@ def test_a_state_comes_back_as_it_went_in(state: StationState) -> None:
 
 
 def test_times_come_back_in_their_own_offsets() -> None:
-    """Alert ids are made from times' ISO text: a time must not change its offset in the
-    table, or a replay would give an episode another id."""
+    """A time is read back as it was written, its offset too (alert ids no longer depend on
+    the offset: they are made from the instant in UTC)."""
     state = busy()
     again = decode_state(encode_state(state))
     for name in ("liveness_since", "last_heartbeat_at", "scheduled_since", "open_state_since"):
