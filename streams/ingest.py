@@ -163,8 +163,8 @@ class Overlay:
     def stored(self, station_id: str, partition: int | None) -> Any:
         """The station's state as the batch so far left it; ``partition``: where its record
         arrived, which the table asks first (:meth:`streams.runtime.StationTable.stored`)."""
-        write = self.pending.get(station_id)
-        if write is None or (write.value is None and not write.remove):
+        write = self._written(station_id)
+        if write is None:
             if partition is not None and self._stored is not None:
                 read = self.read.pop(station_id, None)
                 if read is None or read[0] != partition:  # not read ahead, or elsewhere
@@ -172,6 +172,14 @@ class Overlay:
                 return read[1]
             return self.table.get(station_id)
         return None if write.remove else write.value
+
+    def _written(self, station_id: str) -> StateWrite | None:
+        """An earlier part's write that holds the station's state (a new state, or its
+        removal; None: the table's state stands)."""
+        write = self.pending.get(station_id)
+        if write is None or (write.value is None and not write.remove):
+            return None
+        return write
 
     def read_ahead(self, records: Iterable[Record], ticks: Iterable[Tick] = ()) -> None:
         """Read the stored states of the stations a part names (its ticks' due stations, its
@@ -192,11 +200,8 @@ class Overlay:
                     wanted.setdefault(record.key.decode(), record.partition)
                 except UnicodeDecodeError:
                     continue  # a dead letter
-        pending = self.pending
-        for station_id in [s for s in wanted if s in pending]:
-            write = pending[station_id]
-            if write.value is not None or write.remove:  # an earlier part's state
-                del wanted[station_id]
+        for station_id in [s for s in wanted if self._written(s) is not None]:
+            del wanted[station_id]  # an earlier part's state, not the table's
         if wanted:
             found = self._stored_many(wanted)
             self.read = {

@@ -155,9 +155,9 @@ class StationStore(RocksStore):
         missed: dict[str, int] = {}
         for partition, station_ids in _by_partition(wanted).items():
             db = self._dbs.get(partition)
-            values = db.get([keys[s] for s in station_ids]) if db is not None else None
-            for n, station_id in enumerate(station_ids):
-                value = values[n] if values is not None else None
+            asked = [keys[s] for s in station_ids]
+            values = db.get(asked) if db is not None else [None] * len(asked)
+            for station_id, value in zip(station_ids, values, strict=True):
                 if value is None:
                     missed[station_id] = partition
                     continue

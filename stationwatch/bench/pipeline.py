@@ -108,6 +108,13 @@ async def _wait_index(worker: Worker, stations: int) -> float:
     return await wait_until(indexed, 600, "the read model to hold every station")
 
 
+def shuffled(station_ids: list[str], seed: int) -> list[str]:
+    """The stations in an order of their own, the same for a seed."""
+    order = list(station_ids)
+    random.Random(seed).shuffle(order)  # noqa: S311 - load generation
+    return order
+
+
 async def first_beats(
     bootstrap: str,
     topic: str,
@@ -119,8 +126,7 @@ async def first_beats(
 ) -> dict[str, Any]:
     """One heartbeat of every station, in a shuffled order, timed from the first sent until
     every one is a row."""
-    order = list(station_ids)
-    random.Random(seed).shuffle(order)  # noqa: S311 - load generation
+    order = shuffled(station_ids, seed)
     since = datetime.fromtimestamp(time.time() - 1, UTC)
     base = await rows.heartbeats_since(since)
     messages = beats.many(order)
@@ -153,8 +159,7 @@ async def saturate(
 ) -> dict[str, Any]:
     """Offer heartbeats faster than they are written for ``seconds``, then wait until every
     one is a row. Returns the end-to-end rate and how it was measured."""
-    order = list(station_ids)
-    random.Random(seed).shuffle(order)  # noqa: S311 - load generation
+    order = shuffled(station_ids, seed)
     cursor = itertools.cycle(order)
     since = datetime.fromtimestamp(time.time() - 1, UTC)
     base = await rows.heartbeats_since(since)
