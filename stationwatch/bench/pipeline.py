@@ -28,6 +28,7 @@ import asyncio
 import itertools
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -70,14 +71,11 @@ async def load_registry(
     stations = len(records)
     await wait_until(worker.healthy, 300, f"{worker.name} to be healthy")
     started = time.monotonic()
-    sending = asyncio.create_task(produce(bootstrap, topic, records))
     accepted_at: float | None = None
     last_report = started
 
     async def loaded() -> bool:
         nonlocal accepted_at, last_report
-        if sending.done():
-            sending.result()  # a failed producer fails the phase
         if accepted_at is None:
             accepted = await worker.metric("stationwatch_events_total", outcome="accepted")
             accepted_at = time.monotonic() if accepted >= stations else None
@@ -87,8 +85,9 @@ async def load_registry(
             progress(f"  registry: {held:,} of {stations:,} stations in PostgreSQL")
         return held >= stations
 
-    done = await wait_until(loaded, timeout_s, "every station in the stations table", POLL_S)
-    produced = await sending
+    produced, done = await produce_until(
+        bootstrap, topic, records, loaded, timeout_s, "every station in the stations table"
+    )
     indexed = await _wait_index(worker, stations)
     return {
         "produce_per_s": round(produced),
@@ -98,6 +97,33 @@ async def load_registry(
         "worker_ingest_per_s": round(rate(stations, (accepted_at or done) - started)),
         "read_model_s": round(indexed - done, 1),
     }
+
+
+async def produce_until(
+    bootstrap: str,
+    topic: str,
+    messages: list[Message],
+    check: Callable[[], Awaitable[bool]],
+    timeout_s: float,
+    what: str,
+    interval_s: float = POLL_S,
+) -> tuple[float, float]:
+    """Produce ``messages`` as fast as the broker takes them while polling ``check`` (as
+    :func:`wait_until` does) until it holds. Returns the producer's rate (messages/s) and the
+    monotonic time ``check`` first held. A producer that fails fails the wait at once, with
+    its error; one still sending when the wait ends (a timeout) is stopped."""
+    sending = asyncio.create_task(produce(bootstrap, topic, messages))
+
+    async def held() -> bool:
+        if sending.done() and (error := sending.exception()) is not None:
+            raise RuntimeError(f"bench: producing to {topic}: {error!r}") from error
+        return await check()
+
+    try:
+        done = await wait_until(held, timeout_s, what, interval_s)
+        return await sending, done
+    finally:
+        sending.cancel()
 
 
 async def _wait_index(worker: Worker, stations: int) -> float:
@@ -131,18 +157,13 @@ async def first_beats(
     base = await rows.heartbeats_since(since)
     messages = beats.many(order)
     started = time.monotonic()
-    sending = asyncio.create_task(produce(bootstrap, topic, messages))
 
     async def written() -> bool:
-        if sending.done() and sending.exception() is not None:
-            raise RuntimeError(f"bench: producing first heartbeats: {sending.exception()}")
         return await rows.heartbeats_since(since) - base >= len(messages)
 
-    try:
-        done = await wait_until(written, timeout_s, "every first heartbeat's row")
-        await sending
-    finally:
-        sending.cancel()
+    _, done = await produce_until(
+        bootstrap, topic, messages, written, timeout_s, "every first heartbeat's row", 0.25
+    )
     return {"first_beats_per_s": round(rate(len(messages), done - started), 1)}
 
 
@@ -164,10 +185,10 @@ async def saturate(
     since = datetime.fromtimestamp(time.time() - 1, UTC)
     base = await rows.heartbeats_since(since)
     sender = producer(bootstrap)
-    await sender.start()
     produced, least = 0, None
-    started = time.monotonic()
     try:
+        await sender.start()
+        started = time.monotonic()
         while (now := time.monotonic()) - started < seconds:
             done = await rows.heartbeats_since(since) - base
             backlog = produced - done

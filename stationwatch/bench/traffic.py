@@ -45,9 +45,9 @@ async def send_all(sender: AIOKafkaProducer, topic: str, messages: Iterable[Mess
 async def produce(bootstrap: str, topic: str, messages: list[Message]) -> float:
     """Send every message and wait until the broker has them; returns messages/s."""
     sender = producer(bootstrap)
-    await sender.start()
-    started = time.perf_counter()
     try:
+        await sender.start()
+        started = time.perf_counter()
         await send_all(sender, topic, messages)
         await sender.flush()
     finally:

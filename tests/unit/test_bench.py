@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from stationwatch.bench import Sizes, percentiles
+from stationwatch.bench.pipeline import produce_until
 from stationwatch.bench.sizes import marginal_bytes_per_station, targets_met
 from stationwatch.bench.traffic import Heartbeats
 
@@ -73,3 +74,14 @@ def test_heartbeats_are_rows_of_their_own_with_a_seq_per_station() -> None:
     sent = [orjson.loads(value) for _, value in beats.many(["SY-0001", "SY-0002"] * 500)]
     assert len({(b["station_id"], b["sent_at"]) for b in sent}) == 1000
     assert [b["seq"] for b in sent if b["station_id"] == "SY-0002"] == list(range(1, 501))
+
+
+async def test_a_producer_that_fails_fails_the_wait_at_once() -> None:
+    """Nothing listens on port 1: the producer cannot start, and the wait ends with its error
+    instead of running to its timeout (which would raise TimeoutError)."""
+
+    async def never() -> bool:
+        return False
+
+    with pytest.raises(RuntimeError, match="bench: producing to heartbeats"):
+        await produce_until("127.0.0.1:1", "heartbeats", [(b"k", b"v")], never, 60, "nothing")
