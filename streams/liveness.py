@@ -22,7 +22,9 @@ Rules:
 - Flapping: more than ``flap_changes`` liveness changes inside ``flap_window`` → one
   ``flapping`` alert replaces stale/offline until the station has been steady for the window.
 - ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``.
-- ``over_capacity``: occupants above capacity.
+- ``over_capacity``: occupants above capacity, from the reading that went over it to the first
+  back within it (``StationState.occupancy_crossed_at``), however many readings a batch folds
+  before judging.
 - Episodes: one ``firing`` and one ``resolved`` per episode, same ``alert_id`` (derived from the
   fingerprint and start, so a replay produces the same id). A new episode never starts before
   the previous one of its kind ended, so it never takes that one's id.
@@ -454,7 +456,9 @@ def _conditions(
         and capacity is not None
         and state.occupants > capacity
     ):
-        wanted["over_capacity"] = state.occupancy_at or now
+        # since the reading that went over it (or the registry record that lowered it), not
+        # the latest reading: a batch may fold several before it is judged
+        wanted["over_capacity"] = state.occupancy_crossed_at or state.occupancy_at or now
     return wanted
 
 
@@ -523,13 +527,20 @@ def _cleared_at(kind: str, state: StationState, now: datetime) -> datetime:
     """When a condition stopped holding, dated by the input that ended it — the reading within
     capacity, the opening, the end of the opening hours — so a replay after a crash or a
     backlog dates an episode's end as a live run did. Otherwise (a lifecycle change, the
-    station's liveness) the judging time."""
+    station's liveness) the judging time.
+
+    The first reading within capacity, not the latest: a batch folds every record of a
+    part before judging, and where a restart cuts the batches (a replay, a backlog) decides
+    how many readings came after it by then."""
     at: datetime | None = None
     capacity = state.capacity
     if kind == "over_capacity" and state.occupants is not None and capacity is not None:
         if state.occupants <= capacity and state.occupancy_at is not None:
-            # the reading within capacity, or the registry's new capacity, whichever came last
-            at = max(state.occupancy_at, state.profile_updated_at or state.occupancy_at)
+            # the reading that came back within capacity, or the registry record that
+            # raised it (stored before the crossing was kept: whichever came last)
+            at = state.occupancy_crossed_at or max(
+                state.occupancy_at, state.profile_updated_at or state.occupancy_at
+            )
     elif kind == "closed_during_hours":
         if state.open_state == "open":
             at = state.open_state_since

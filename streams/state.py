@@ -23,6 +23,7 @@ _TIME_FIELDS = (
     "last_heartbeat_at",
     "open_state_since",
     "occupancy_at",
+    "occupancy_crossed_at",
     "profile_updated_at",
     "updated_at",
     "watch_since",
@@ -62,6 +63,12 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
     occupants: int | None = None
     reported_capacity: int | None = None
     occupancy_at: datetime | None = None
+    # when the occupancy last crossed its capacity, either way: the first reading over it
+    # after readings within it (or the other way round), or the registry record whose new
+    # capacity moved the reading across; the first reading's time when none came before.
+    # An over-capacity episode starts and ends at it, however many readings a batch folds
+    # before it is judged (None: no reading, or stored before this was kept).
+    occupancy_crossed_at: datetime | None = None
     updated_at: datetime | None = None
     # the input partition the station's records arrive on (its producers' choice): the worker
     # owning that partition owns the station (None: stored before this was kept)
@@ -218,14 +225,27 @@ def apply_heartbeat(
     )
 
 
+def over_capacity(occupants: int | None, capacity: int | None) -> bool:
+    return occupants is not None and capacity is not None and occupants > capacity
+
+
 def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> StationState:
+    """The newest reading wins; a reading on the other side of the capacity than the one
+    before it (over it, or within it) is when the occupancy crossed it."""
     if not _newer(count.observed_at, state.occupancy_at):
         return state
+    capacity = count.capacity if count.capacity is not None else state.facts.capacity
+    crossed_at = state.occupancy_crossed_at
+    if crossed_at is None or over_capacity(count.occupants, capacity) != over_capacity(
+        state.occupants, state.capacity
+    ):
+        crossed_at = count.observed_at
     return evolve(
         state,
         occupants=count.occupants,
         reported_capacity=count.capacity,
         occupancy_at=count.observed_at,
+        occupancy_crossed_at=crossed_at,
         updated_at=now,
     )
 
@@ -268,6 +288,14 @@ def apply_profile(
     }
     if previous.hours is not None and absent(state.hours_before) and found.hours != previous.hours:
         changes["hours_before"] = previous.opening_hours
+    occupants, read_at = state.occupants, state.occupancy_at
+    if (
+        state.reported_capacity is None  # else the reading's own capacity is the one in force
+        and read_at is not None
+        and over_capacity(occupants, previous.capacity) != over_capacity(occupants, found.capacity)
+    ):
+        # the new capacity moves the last reading across it: crossed when both held
+        changes["occupancy_crossed_at"] = max(read_at, profile.updated_at)
     if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
         changes.update(liveness="not_monitored", liveness_since=now)
     elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":

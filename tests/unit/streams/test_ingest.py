@@ -712,6 +712,50 @@ def test_a_part_that_leaves_a_station_unchanged_keeps_the_earlier_parts_state() 
     assert state_of(write).occupants == 7
 
 
+# head counts of one station (capacity 10): over it from the second, back within at the fourth
+CROWDING = [(NOW - 60 * S, 4), (NOW - 55 * S, 12), (NOW - 50 * S, 12), (NOW - 45 * S, 3)]
+CROWDING.append((NOW - 40 * S, 4))
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        pytest.param((1, 1, 1, 1, 1), id="one-at-a-time"),
+        pytest.param((2, 3), id="readings-after-the-one-within-capacity"),
+        pytest.param((1, 1, 1, 2), id="the-one-within-and-the-next"),
+        pytest.param((3, 2), id="two-over-then-two-within"),
+        pytest.param((1, 2, 2), id="over-twice-in-one-part"),
+    ],
+)
+def test_an_episode_is_dated_by_its_readings_however_the_batch_is_cut(
+    cuts: tuple[int, ...],
+) -> None:
+    """Where a batch's parts end (a restart, a replay, a backlog cut them anew) decides how
+    many readings a part folds before the station is judged: the over-capacity episode still
+    starts at the first reading over capacity and ends at the first back within it, with the
+    same id, as when every reading is judged on its own."""
+    records = [
+        record(OCCUPANCY, count(at, occupants, capacity=10), offset=n)
+        for n, (at, occupants) in enumerate(CROWDING)
+    ]
+    table = {SID: stored()}
+    overlay, out, start = Overlay(table), Outcome(), 0
+    for size in cuts:
+        part = records[start : start + size]
+        start += size
+        overlay.read_ahead(part)
+        out.merge(process_records(part, overlay, now=NOW, clocks=CLOCKS, config=CONFIG))
+        overlay.absorb(out)
+    episode = [(a.state, a.starts_at, a.ends_at) for a in out.alerts if a.kind == "over_capacity"]
+    assert episode == [
+        ("firing", NOW - 55 * S, None),
+        ("resolved", NOW - 55 * S, NOW - 45 * S),
+    ]
+    assert len({a.alert_id for a in out.alerts}) == 1
+    (row,) = out.batch.alerts.values()
+    assert (row[5], row[6]) == (NOW - 55 * S, NOW - 45 * S)  # the alerts table: starts, ends
+
+
 # -- rows the database refuses become dead letters of their records --------------------------
 def test_a_refused_row_is_dead_lettered_as_the_record_it_came_from() -> None:
     registry = CollectorRegistry()

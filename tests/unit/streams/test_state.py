@@ -99,6 +99,47 @@ def test_occupancy_fold(first_at: datetime, second_at: datetime, winner: str) ->
 
 
 @pytest.mark.parametrize(
+    ("readings", "crossed_at"),
+    [
+        pytest.param([(0, 4)], 0, id="first-reading"),
+        pytest.param([(0, 4), (5, 6)], 0, id="still-within"),
+        pytest.param([(0, 4), (5, 12), (10, 13)], 5, id="over-since-the-first-over"),
+        pytest.param([(0, 12), (5, 3), (10, 4)], 5, id="within-since-the-first-within"),
+        pytest.param([(0, 12), (10, 3), (5, 4)], 10, id="an-older-reading-changes-nothing"),
+        pytest.param([(0, 10), (5, 11)], 5, id="full-is-within"),
+    ],
+)
+def test_occupancy_keeps_when_it_last_crossed_capacity(
+    readings: list[tuple[int, int]], crossed_at: int
+) -> None:
+    """Several readings folded before a judgement (a batch's part) leave when the occupancy
+    crossed the capacity (10), which dates an over-capacity episode, not the latest reading."""
+    state = apply_profile(fresh(), profile(T0 - timedelta(days=1), capacity=10), NOW)
+    for seconds, occupants in readings:
+        state = apply_occupancy(state, count(T0 + seconds * S, occupants, capacity=None), NOW)
+    assert state.occupancy_crossed_at == T0 + crossed_at * S
+
+
+@pytest.mark.parametrize(
+    ("occupants", "capacity", "crossed_at"),
+    [
+        pytest.param(12, 20, T0 + 60 * S, id="raised-above-the-reading"),
+        pytest.param(12, 12, T0 + 60 * S, id="raised-to-the-reading"),
+        pytest.param(12, 11, T0, id="raised-still-below-the-reading"),
+        pytest.param(4, 3, T0 + 60 * S, id="lowered-below-the-reading"),
+        pytest.param(4, 5, T0, id="lowered-still-above-the-reading"),
+    ],
+)
+def test_a_registry_capacity_moved_across_the_reading_is_a_crossing(
+    occupants: int, capacity: int, crossed_at: datetime
+) -> None:
+    state = apply_profile(fresh(), profile(T0 - timedelta(days=1), capacity=10), NOW)
+    state = apply_occupancy(state, count(T0, occupants, capacity=None), NOW)
+    state = apply_profile(state, profile(T0 + 60 * S, capacity=capacity), NOW)
+    assert state.occupancy_crossed_at == crossed_at
+
+
+@pytest.mark.parametrize(
     ("first_at", "second_at", "winner"),
     [
         pytest.param(T0, T0 + S, "second", id="newer-wins"),
