@@ -22,6 +22,7 @@ _TIME_FIELDS = (
     "liveness_since",
     "last_heartbeat_at",
     "open_state_since",
+    "open_reported_at",
     "occupancy_at",
     "occupancy_crossed_at",
     "profile_updated_at",
@@ -60,6 +61,10 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
     open_state: OpenState = "unknown"
     open_state_since: datetime | None = None
     open_reason: str | None = None
+    # the newest open/closed report's time, which orders them (``open_state_since`` is when
+    # the station came to its state, and a report repeating the state does not move it;
+    # None: stored before this was kept, when ``open_state_since`` was the newest report's)
+    open_reported_at: datetime | None = None
     occupants: int | None = None
     reported_capacity: int | None = None
     occupancy_at: datetime | None = None
@@ -251,12 +256,18 @@ def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> Sta
 
 
 def apply_status(state: StationState, event: StatusEvent, now: datetime) -> StationState:
-    if not _newer(event.at, state.open_state_since):
+    """The newest report wins. ``open_state_since`` is when the station came to the state it
+    is in: a report repeating it does not move it, so a ``closed_during_hours`` episode starts
+    at the first report of closed and ends at the first of open, however many reports a batch
+    folds before it is judged (a replay, a backlog cut batches anew)."""
+    if not _newer(event.at, state.open_reported_at or state.open_state_since):
         return state
+    repeated = event.state == state.open_state and state.open_state_since is not None
     return evolve(
         state,
         open_state=event.state,
-        open_state_since=event.at,
+        open_state_since=state.open_state_since if repeated else event.at,
+        open_reported_at=event.at,
         open_reason=event.reason,
         updated_at=now,
     )

@@ -756,6 +756,45 @@ def test_an_episode_is_dated_by_its_readings_however_the_batch_is_cut(
     assert (row[5], row[6]) == (NOW - 55 * S, NOW - 45 * S)  # the alerts table: starts, ends
 
 
+# open/closed reports of one station open all day: closed twice, then open twice
+REPORTS = [(NOW - 40 * MIN, "closed"), (NOW - 35 * MIN, "closed"), (NOW - 20 * MIN, "open")]
+REPORTS.append((NOW - 15 * MIN, "open"))
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        pytest.param((1, 1, 1, 1), id="one-at-a-time"),
+        pytest.param((2, 2), id="each-state-reported-twice-in-a-part"),
+        pytest.param((1, 3), id="the-second-closed-and-both-open"),
+    ],
+)
+def test_a_closed_during_hours_episode_is_dated_by_its_reports_however_the_batch_is_cut(
+    cuts: tuple[int, ...],
+) -> None:
+    """A report repeating a station's state does not move when it came to it: the episode
+    starts at the first report of closed and ends at the first of open, with the same id,
+    however many reports a part folds before the station is judged. (A part that folds the
+    whole episode judges the station open only: the state keeps the newest report.)"""
+    records = [record(STATUS, status(at, state), offset=n) for n, (at, state) in enumerate(REPORTS)]
+    table = {SID: stored()}
+    overlay, out, start = Overlay(table), Outcome(), 0
+    for size in cuts:
+        part = records[start : start + size]
+        start += size
+        overlay.read_ahead(part)
+        out.merge(process_records(part, overlay, now=NOW, clocks=CLOCKS, config=CONFIG))
+        overlay.absorb(out)
+    closed = [
+        (a.state, a.starts_at, a.ends_at) for a in out.alerts if a.kind == "closed_during_hours"
+    ]
+    assert closed == [
+        ("firing", NOW - 40 * MIN, None),
+        ("resolved", NOW - 40 * MIN, NOW - 20 * MIN),
+    ]
+    assert len({a.alert_id for a in out.alerts}) == 1
+
+
 # -- rows the database refuses become dead letters of their records --------------------------
 def test_a_refused_row_is_dead_lettered_as_the_record_it_came_from() -> None:
     registry = CollectorRegistry()

@@ -165,6 +165,30 @@ def test_status_fold(first_at: datetime, second_at: datetime, winner: str) -> No
         )
 
 
+def test_a_report_repeating_the_state_keeps_when_the_station_came_to_it() -> None:
+    """Closed at T0, closed again (another reason), then open: closed since T0 until the open
+    report, whose time starts the next; a report older than the newest is ignored, even one
+    newer than when the state began."""
+    one = apply_status(fresh(), status(T0, "closed", reason="weather"), NOW)
+    two = apply_status(one, status(T0 + 60 * S, "closed", reason="maintenance"), NOW + S)
+    assert (two.open_state, two.open_state_since, two.open_reason) == (
+        "closed",
+        T0,
+        "maintenance",
+    )
+    assert two.open_reported_at == T0 + 60 * S
+    assert apply_status(two, status(T0 + 30 * S, "open"), NOW + 2 * S) == two
+    three = apply_status(two, status(T0 + 90 * S, "open"), NOW + 3 * S)
+    assert (three.open_state, three.open_state_since) == ("open", T0 + 90 * S)
+
+
+def test_a_state_stored_before_reports_were_ordered_apart_is_ordered_by_its_since() -> None:
+    earlier = evolve(fresh(), open_state="closed", open_state_since=T0)
+    assert apply_status(earlier, status(T0 - S, "open"), NOW) == earlier
+    later = apply_status(earlier, status(T0 + S, "closed"), NOW)
+    assert (later.open_state_since, later.open_reported_at) == (T0, T0 + S)
+
+
 @pytest.mark.parametrize(
     ("first_at", "second_at", "winner"),
     [
