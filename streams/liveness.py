@@ -21,10 +21,12 @@ Rules:
   is not late).
 - Flapping: more than ``flap_changes`` liveness changes inside ``flap_window`` → one
   ``flapping`` alert replaces stale/offline until the station has been steady for the window.
-- ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``.
+- ``closed_during_hours``: reported closed while scheduled open, for ``closed_grace``, from
+  the first report of closed to the first of open (``open_state_since``).
 - ``over_capacity``: occupants above capacity, from the reading that went over it to the first
-  back within it (``StationState.occupancy_crossed_at``), however many readings a batch folds
-  before judging.
+  back within it (``occupancy_crossed_at``). Both are when the station came to its side
+  (:func:`streams.state.run_after`), however many reports a batch folds before judging, in
+  whatever order they come.
 - Episodes: one ``firing`` and one ``resolved`` per episode, same ``alert_id`` (derived from the
   fingerprint and start, so a replay produces the same id). A new episode never starts before
   the previous one of its kind ended, so it never takes that one's id.

@@ -2,7 +2,9 @@
 
 Pure: no Faust, no database. Every fold is idempotent and order-tolerant — a message delivered
 twice, or an older message arriving after a newer one, leaves the state as the newest says —
-because input is at-least-once and several producers race.
+because input is at-least-once and several producers race. (Since when a station has been
+open or closed, over or within capacity, is what all the reports say but in one case, where
+three times cannot tell: :func:`run_after`.)
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ _TIME_FIELDS = (
     "last_heartbeat_at",
     "open_state_since",
     "open_reported_at",
+    "open_other_at",
     "occupancy_at",
     "occupancy_crossed_at",
+    "occupancy_other_at",
     "profile_updated_at",
     "updated_at",
     "watch_since",
@@ -63,8 +67,10 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
     open_reason: str | None = None
     # the newest open/closed report's time, which orders them (``open_state_since`` is when
     # the station came to its state, and a report repeating the state does not move it;
-    # None: stored before this was kept, when ``open_state_since`` was the newest report's)
+    # None: stored before this was kept, when ``open_state_since`` was the newest report's),
+    # and the newest report of the other state (:func:`run_after`)
     open_reported_at: datetime | None = None
+    open_other_at: datetime | None = None
     occupants: int | None = None
     reported_capacity: int | None = None
     occupancy_at: datetime | None = None
@@ -74,6 +80,7 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
     # An over-capacity episode starts and ends at it, however many readings a batch folds
     # before it is judged (None: no reading, or stored before this was kept).
     occupancy_crossed_at: datetime | None = None
+    occupancy_other_at: datetime | None = None  # the newest reading on the other side
     updated_at: datetime | None = None
     # the input partition the station's records arrive on (its producers' choice): the worker
     # owning that partition owns the station (None: stored before this was kept)
@@ -234,40 +241,105 @@ def over_capacity(occupants: int | None, capacity: int | None) -> bool:
     return occupants is not None and capacity is not None and occupants > capacity
 
 
+def run_after(
+    at: datetime,
+    same_side: bool,
+    newest: datetime | None,
+    since: datetime | None,
+    other: datetime | None,
+) -> tuple[datetime, datetime | None]:
+    """Where the run of reports on the newest one's side (closed or open; over or within
+    capacity) begins, and the newest report on the other side, once a report at ``at`` (not
+    ``newest``'s time) on the newest one's side (``same_side``) or the other is folded in.
+
+    What the reports say, whatever order they come in: the run begins at the earliest report
+    on the newest one's side after the newest on the other. These three times answer it but
+    in one case: a report on the other side, older than the newest, coming late inside the
+    run. The run then begins after it, at a report not kept: the newest is taken, the earliest
+    one known to be later."""
+    if newest is None or at > newest:  # the newest report
+        if same_side and since is not None:
+            return since, other
+        return at, newest  # a side of its own: it begins the run
+    if same_side:  # an older report on the run's side: the run may begin earlier
+        if other is None or at > other:
+            return (at if since is None else min(since, at)), other
+        return (since or newest), other
+    other = at if other is None else max(other, at)
+    if since is not None and at > since:  # inside the run: it began after this report
+        return newest, other
+    return (since or newest), other
+
+
 def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> StationState:
-    """The newest reading wins; a reading on the other side of the capacity than the one
-    before it (over it, or within it) is when the occupancy crossed it."""
-    if not _newer(count.observed_at, state.occupancy_at):
-        return state
+    """The newest reading wins; ``occupancy_crossed_at`` is when the occupancy came to the side
+    of the capacity it is on (over it, or within it: :func:`run_after`), which an older
+    reading may move back."""
+    newest = state.occupancy_at
+    if newest is not None and count.observed_at == newest:
+        return state  # a duplicate (or a tie: the first delivered stays)
     capacity = count.capacity if count.capacity is not None else state.facts.capacity
-    crossed_at = state.occupancy_crossed_at
-    if crossed_at is None or over_capacity(count.occupants, capacity) != over_capacity(
-        state.occupants, state.capacity
-    ):
-        crossed_at = count.observed_at
+    side = over_capacity(count.occupants, capacity)
+    crossed_at, other_at = run_after(
+        count.observed_at,
+        side == over_capacity(state.occupants, state.capacity),
+        newest,
+        state.occupancy_crossed_at or newest,
+        state.occupancy_other_at,
+    )
+    if newest is not None and count.observed_at < newest:  # older: its run only
+        if (crossed_at, other_at) == (state.occupancy_crossed_at, state.occupancy_other_at):
+            return state
+        moved = crossed_at != state.occupancy_crossed_at
+        return evolve(
+            state,
+            occupancy_crossed_at=crossed_at,
+            occupancy_other_at=other_at,
+            updated_at=now if moved else state.updated_at,
+        )
     return evolve(
         state,
         occupants=count.occupants,
         reported_capacity=count.capacity,
         occupancy_at=count.observed_at,
         occupancy_crossed_at=crossed_at,
+        occupancy_other_at=other_at,
         updated_at=now,
     )
 
 
 def apply_status(state: StationState, event: StatusEvent, now: datetime) -> StationState:
     """The newest report wins. ``open_state_since`` is when the station came to the state it
-    is in: a report repeating it does not move it, so a ``closed_during_hours`` episode starts
-    at the first report of closed and ends at the first of open, however many reports a batch
-    folds before it is judged (a replay, a backlog cut batches anew)."""
-    if not _newer(event.at, state.open_reported_at or state.open_state_since):
-        return state
-    repeated = event.state == state.open_state and state.open_state_since is not None
+    is in (:func:`run_after`): a report repeating it does not move it, and an older one may
+    move it back. So a ``closed_during_hours`` episode starts at the first report of closed
+    and ends at the first of open, however many reports a batch folds before it is judged (a
+    replay, a backlog cut batches anew)."""
+    newest = state.open_reported_at or state.open_state_since
+    if newest is not None and event.at == newest:
+        return state  # a duplicate (or a tie: the first delivered stays)
+    since, other_at = run_after(
+        event.at,
+        event.state == state.open_state,
+        newest,
+        state.open_state_since,
+        state.open_other_at,
+    )
+    if newest is not None and event.at < newest:  # older: its run only
+        if (since, other_at) == (state.open_state_since, state.open_other_at):
+            return state
+        moved = since != state.open_state_since
+        return evolve(
+            state,
+            open_state_since=since,
+            open_other_at=other_at,
+            updated_at=now if moved else state.updated_at,
+        )
     return evolve(
         state,
         open_state=event.state,
-        open_state_since=state.open_state_since if repeated else event.at,
+        open_state_since=since,
         open_reported_at=event.at,
+        open_other_at=other_at,
         open_reason=event.reason,
         updated_at=now,
     )
@@ -305,8 +377,10 @@ def apply_profile(
         and read_at is not None
         and over_capacity(occupants, previous.capacity) != over_capacity(occupants, found.capacity)
     ):
-        # the new capacity moves the last reading across it: crossed when both held
-        changes["occupancy_crossed_at"] = max(read_at, profile.updated_at)
+        # the new capacity moves the last reading across it: crossed when both held, and no
+        # older reading, on either side of it, moves that
+        crossed = max(read_at, profile.updated_at)
+        changes.update(occupancy_crossed_at=crossed, occupancy_other_at=crossed)
     if profile.heartbeat_interval_s is None and state.liveness != "not_monitored":
         changes.update(liveness="not_monitored", liveness_since=now)
     elif profile.heartbeat_interval_s is not None and state.liveness == "not_monitored":

@@ -191,7 +191,8 @@ async def snapshot(
 
 
 def newest(telemetry: list[Record], ids: Mapping[str, str]) -> dict[str, dict[str, datetime]]:
-    """By slot, the newest time of each kind the live state must show once all has landed."""
+    """By slot, the time of each kind the live state must show once all has landed: the
+    newest message's, and for open/closed reports when the newest state began."""
     slots = {sid: slot for slot, sid in ids.items()}
     fields = {
         "station.heartbeat": ("sent_at", "last_heartbeat_at"),
@@ -199,12 +200,22 @@ def newest(telemetry: list[Record], ids: Mapping[str, str]) -> dict[str, dict[st
         "station.status": ("at", "open_state_since"),
     }
     times: dict[str, dict[str, datetime]] = {slot: {} for slot in SLOTS}
+    reports: dict[str, list[tuple[datetime, str]]] = {slot: [] for slot in SLOTS}
     for topic, key, value in telemetry:
         assert value is not None
         message_field, state_field = fields[topic]
-        moment = datetime.fromisoformat(json.loads(value)[message_field])
+        message = json.loads(value)
+        moment = datetime.fromisoformat(message[message_field])
         known = times[slots[key.decode()]]
         known[state_field] = max(moment, known.get(state_field, moment))
+        if topic == "station.status":
+            reports[slots[key.decode()]].append((moment, message["state"]))
+    for slot, made in reports.items():
+        if made:  # since the first report of the newest state after the last of the other
+            state = max(made)[1]
+            other = max((t for t, said in made if said != state), default=None)
+            began = min(t for t, said in made if said == state and (other is None or t > other))
+            times[slot]["open_state_since"] = began
     return times
 
 

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from schemas import Heartbeat, Occupancy, StationProfile, StatusEvent
@@ -91,9 +93,10 @@ def test_heartbeat_fold(first_at: datetime, second_at: datetime, winner: str) ->
 def test_occupancy_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
     one = apply_occupancy(fresh(), count(first_at, 3, capacity=12), NOW)
     two = apply_occupancy(one, count(second_at, 7, capacity=None), NOW + S)
-    if winner == "first":
+    if second_at == first_at:
         assert two == one
-        assert (one.occupants, one.reported_capacity, one.occupancy_at) == (3, 12, first_at)
+    if winner == "first":  # an older reading may only say when this side's run began
+        assert (two.occupants, two.reported_capacity, two.occupancy_at) == (3, 12, first_at)
     else:
         assert (two.occupants, two.reported_capacity, two.occupancy_at) == (7, None, second_at)
 
@@ -105,7 +108,9 @@ def test_occupancy_fold(first_at: datetime, second_at: datetime, winner: str) ->
         pytest.param([(0, 4), (5, 6)], 0, id="still-within"),
         pytest.param([(0, 4), (5, 12), (10, 13)], 5, id="over-since-the-first-over"),
         pytest.param([(0, 12), (5, 3), (10, 4)], 5, id="within-since-the-first-within"),
-        pytest.param([(0, 12), (10, 3), (5, 4)], 10, id="an-older-reading-changes-nothing"),
+        pytest.param([(0, 12), (10, 3), (5, 4)], 5, id="an-older-reading-within-comes-first"),
+        pytest.param([(10, 3), (0, 12), (5, 4)], 5, id="the-one-before-over-comes-last"),
+        pytest.param([(10, 3), (5, 4), (7, 12)], 10, id="over-late-between-two-within"),
         pytest.param([(0, 10), (5, 11)], 5, id="full-is-within"),
     ],
 )
@@ -150,9 +155,10 @@ def test_a_registry_capacity_moved_across_the_reading_is_a_crossing(
 def test_status_fold(first_at: datetime, second_at: datetime, winner: str) -> None:
     one = apply_status(fresh(), status(first_at, "open", reason="schedule"), NOW)
     two = apply_status(one, status(second_at, "closed", reason="weather"), NOW + S)
-    if winner == "first":
+    if second_at == first_at:
         assert two == one
-        assert (one.open_state, one.open_state_since, one.open_reason) == (
+    if winner == "first":  # an older report of the other state is only kept as such
+        assert (two.open_state, two.open_state_since, two.open_reason) == (
             "open",
             first_at,
             "schedule",
@@ -177,14 +183,71 @@ def test_a_report_repeating_the_state_keeps_when_the_station_came_to_it() -> Non
         "maintenance",
     )
     assert two.open_reported_at == T0 + 60 * S
-    assert apply_status(two, status(T0 + 30 * S, "open"), NOW + 2 * S) == two
     three = apply_status(two, status(T0 + 90 * S, "open"), NOW + 3 * S)
     assert (three.open_state, three.open_state_since) == ("open", T0 + 90 * S)
+    assert three.open_other_at == T0 + 60 * S
+
+
+def test_an_older_report_of_the_other_state_inside_the_run_ends_it() -> None:
+    """Closed at T0 and T0 + 60 s, then an open report of T0 + 30 s comes late: closed since
+    the report after it; an older closed report before it changes nothing then."""
+    state = fresh()
+    for at in (T0, T0 + 60 * S):
+        state = apply_status(state, status(at, "closed"), NOW)
+    late = apply_status(state, status(T0 + 30 * S, "open"), NOW + S)
+    assert (late.open_state, late.open_state_since, late.open_other_at) == (
+        "closed",
+        T0 + 60 * S,
+        T0 + 30 * S,
+    )
+    assert late.open_reported_at == T0 + 60 * S
+    assert apply_status(late, status(T0 + 10 * S, "closed"), NOW + 2 * S) == late
+
+
+REPORTS = [(0, "closed"), (60, "open"), (120, "closed"), (180, "open"), (240, "open")]
+REPORTS += [(300, "open")]
+
+
+def run_began(reports: list[tuple[int, str]]) -> tuple[str, int, int | None]:
+    """From every report: the newest state, the first report of it after the last of the
+    other state, and that last one."""
+    ordered = sorted(reports)
+    newest = ordered[-1][1]
+    other = max((t for t, reported in ordered if reported != newest), default=None)
+    began = min(t for t, reported in ordered if reported == newest and (other is None or t > other))
+    return newest, began, other
+
+
+@given(order=st.permutations(REPORTS))
+@example(order=sorted(REPORTS))
+@example(order=sorted(REPORTS, reverse=True))
+def test_reports_in_any_order_end_in_the_newest_state_since_it_began(
+    order: list[tuple[int, str]],
+) -> None:
+    """Whatever order the reports come in: the newest state and the last report of the other;
+    since when it has held, never earlier than it began, and exactly then unless a report of
+    the other state came late inside the run (its start is then a report not kept: the
+    newest is taken)."""
+    state = fresh()
+    for seconds, reported in order:
+        state = apply_status(state, status(T0 + seconds * S, reported), NOW)
+    newest, began, other = run_began(order)
+    assert (state.open_state, state.open_reported_at) == (newest, T0 + 300 * S)
+    assert state.open_other_at == (T0 + other * S if other is not None else None)
+    assert state.open_state_since is not None
+    assert T0 + began * S <= state.open_state_since <= T0 + 300 * S
+    if order in (sorted(order), sorted(order, reverse=True)):
+        assert state.open_state_since == T0 + began * S
 
 
 def test_a_state_stored_before_reports_were_ordered_apart_is_ordered_by_its_since() -> None:
     earlier = evolve(fresh(), open_state="closed", open_state_since=T0)
-    assert apply_status(earlier, status(T0 - S, "open"), NOW) == earlier
+    older = apply_status(earlier, status(T0 - S, "open"), NOW)
+    assert (older.open_state, older.open_state_since, older.open_other_at) == (
+        "closed",
+        T0,
+        T0 - S,
+    )
     later = apply_status(earlier, status(T0 + S, "closed"), NOW)
     assert (later.open_state_since, later.open_reported_at) == (T0, T0 + S)
 
