@@ -114,16 +114,23 @@ async def produce_until(
     its error; one still sending when the wait ends (a timeout) is stopped."""
     sending = asyncio.create_task(produce(bootstrap, topic, messages))
 
-    async def held() -> bool:
+    def failed() -> None:
         if sending.done() and (error := sending.exception()) is not None:
             raise RuntimeError(f"bench: producing to {topic}: {error!r}") from error
+
+    async def held() -> bool:
+        failed()
         return await check()
 
     try:
         done = await wait_until(held, timeout_s, what, interval_s)
         return await sending, done
+    except TimeoutError:
+        failed()  # a producer that failed since the last look: its error, not the timeout
+        raise
     finally:
         sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)  # stopped before returning
 
 
 async def _wait_index(worker: Worker, stations: int) -> float:
