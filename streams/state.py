@@ -39,7 +39,7 @@ _TIME_FIELDS = (
 )
 
 
-class StationState(msgspec.Struct, frozen=True, gc=False):
+class StationState(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """What the worker knows of one station now. ``profile`` is the registry record, kept as
     its JSON (``null`` while the station is missing from the registry: :attr:`registered`);
     what judging reads of it is :attr:`facts`, what views show
@@ -47,7 +47,10 @@ class StationState(msgspec.Struct, frozen=True, gc=False):
 
     A msgspec struct: every heartbeat decodes one from the table, changes it once or twice
     (:func:`evolve`), compares it with what was loaded and encodes it again, each in C. Not
-    tracked by the garbage collector: a state never refers back to itself."""
+    tracked by the garbage collector: a state never refers back to itself. Fields at their
+    defaults are left out of its JSON (``omit_defaults``; a reader takes the default for a
+    missing one, as every version has): most are null for most stations, and the four kept
+    for open and occupancy runs had taken a stored state from about 212 bytes to 262."""
 
     station_id: str
     profile: msgspec.Raw = NULL
