@@ -144,6 +144,19 @@ def test_a_registry_capacity_moved_across_the_reading_is_a_crossing(
     assert state.occupancy_crossed_at == crossed_at
 
 
+def test_a_reading_taken_in_before_the_station_s_record_is_judged_from_the_record() -> None:
+    """Head counts folded before the registry record (Kafka keeps no order across topics): the
+    newest is kept, and its side of the record's capacity counts from the record's time, or
+    from the reading's when that is later. Readings over capacity before it are not kept."""
+    state = fresh()
+    for seconds, occupants in [(0, 4), (10, 13), (20, 12)]:
+        state = apply_occupancy(state, count(T0 + seconds * S, occupants, capacity=None), NOW)
+    registered = apply_profile(state, profile(T0 + 60 * S, capacity=10), NOW)
+    assert (registered.occupants, registered.occupancy_crossed_at) == (12, T0 + 60 * S)
+    early = apply_profile(state, profile(T0 + 5 * S, capacity=10), NOW)
+    assert early.occupancy_crossed_at == T0 + 20 * S
+
+
 @pytest.mark.parametrize(
     ("first_at", "second_at", "winner"),
     [
