@@ -274,6 +274,26 @@ def run_after(
     return (since or newest), other
 
 
+def _older(
+    state: StationState,
+    now: datetime,
+    since: tuple[str, datetime],
+    other: tuple[str, datetime | None],
+) -> StationState:
+    """A report older than the newest: only where its side's run began and the newest report
+    on the other side (each a field's name and its new time, from :func:`run_after`) may
+    change; ``updated_at`` only when the run's start moved."""
+    (since_field, since_at), (other_field, other_at) = since, other
+    began = getattr(state, since_field)
+    if (since_at, other_at) == (began, getattr(state, other_field)):
+        return state
+    return evolve(
+        state,
+        **{since_field: since_at, other_field: other_at},
+        updated_at=now if since_at != began else state.updated_at,
+    )
+
+
 def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> StationState:
     """The newest reading wins; ``occupancy_crossed_at`` is when the occupancy came to the side
     of the capacity it is on (over it, or within it: :func:`run_after`), which an older
@@ -290,15 +310,9 @@ def apply_occupancy(state: StationState, count: Occupancy, now: datetime) -> Sta
         state.occupancy_crossed_at or newest,
         state.occupancy_other_at,
     )
-    if newest is not None and count.observed_at < newest:  # older: its run only
-        if (crossed_at, other_at) == (state.occupancy_crossed_at, state.occupancy_other_at):
-            return state
-        moved = crossed_at != state.occupancy_crossed_at
-        return evolve(
-            state,
-            occupancy_crossed_at=crossed_at,
-            occupancy_other_at=other_at,
-            updated_at=now if moved else state.updated_at,
+    if newest is not None and count.observed_at < newest:
+        return _older(
+            state, now, ("occupancy_crossed_at", crossed_at), ("occupancy_other_at", other_at)
         )
     return evolve(
         state,
@@ -327,16 +341,8 @@ def apply_status(state: StationState, event: StatusEvent, now: datetime) -> Stat
         state.open_state_since,
         state.open_other_at,
     )
-    if newest is not None and event.at < newest:  # older: its run only
-        if (since, other_at) == (state.open_state_since, state.open_other_at):
-            return state
-        moved = since != state.open_state_since
-        return evolve(
-            state,
-            open_state_since=since,
-            open_other_at=other_at,
-            updated_at=now if moved else state.updated_at,
-        )
+    if newest is not None and event.at < newest:
+        return _older(state, now, ("open_state_since", since), ("open_other_at", other_at))
     return evolve(
         state,
         open_state=event.state,
