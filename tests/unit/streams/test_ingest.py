@@ -535,15 +535,21 @@ class PartitionedTable:
 
 
 def in_parts(
-    records: list[Record], table: dict[str, Any], size: int, clocks: dict[int, Clock | None]
+    records: list[Record],
+    table: dict[str, Any],
+    size: int | Sequence[int],
+    clocks: dict[int, Clock | None],
 ) -> Outcome:
-    """As the agent does: parts of ``size`` records, each reading the states the earlier ones
-    left (an Overlay; the part's stations read ahead at once), merged into one outcome."""
+    """As the agent does: parts of ``size`` records (or of each of the sizes given, in turn),
+    each reading the states the earlier ones left (an Overlay; the part's stations read ahead
+    at once), merged into one outcome."""
     outcome = Outcome()
     source = PartitionedTable(table)
     overlay = Overlay(source)
-    for start in range(0, len(records), size):
-        part = records[start : start + size]
+    sizes = [size for _ in range(0, len(records), size)] if isinstance(size, int) else size
+    start = 0
+    for length in sizes:
+        part, start = records[start : start + length], start + length
         overlay.read_ahead(part)
         outcome.merge(process_records(part, overlay, now=NOW, clocks=clocks, config=CONFIG))
         overlay.absorb(outcome)
@@ -738,14 +744,7 @@ def test_an_episode_is_dated_by_its_readings_however_the_batch_is_cut(
         record(OCCUPANCY, count(at, occupants, capacity=10), offset=n)
         for n, (at, occupants) in enumerate(CROWDING)
     ]
-    table = {SID: stored()}
-    overlay, out, start = Overlay(table), Outcome(), 0
-    for size in cuts:
-        part = records[start : start + size]
-        start += size
-        overlay.read_ahead(part)
-        out.merge(process_records(part, overlay, now=NOW, clocks=CLOCKS, config=CONFIG))
-        overlay.absorb(out)
+    out = in_parts(records, {SID: stored()}, cuts, CLOCKS)
     episode = [(a.state, a.starts_at, a.ends_at) for a in out.alerts if a.kind == "over_capacity"]
     assert episode == [
         ("firing", NOW - 55 * S, None),
@@ -777,14 +776,7 @@ def test_a_closed_during_hours_episode_is_dated_by_its_reports_however_the_batch
     however many reports a part folds before the station is judged. (A part that folds the
     whole episode judges the station open only: the state keeps the newest report.)"""
     records = [record(STATUS, status(at, state), offset=n) for n, (at, state) in enumerate(REPORTS)]
-    table = {SID: stored()}
-    overlay, out, start = Overlay(table), Outcome(), 0
-    for size in cuts:
-        part = records[start : start + size]
-        start += size
-        overlay.read_ahead(part)
-        out.merge(process_records(part, overlay, now=NOW, clocks=CLOCKS, config=CONFIG))
-        overlay.absorb(out)
+    out = in_parts(records, {SID: stored()}, cuts, CLOCKS)
     closed = [
         (a.state, a.starts_at, a.ends_at) for a in out.alerts if a.kind == "closed_during_hours"
     ]
