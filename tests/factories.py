@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 
 def iso(moment: datetime) -> str:
@@ -76,3 +76,17 @@ def status(station_id: str, at: datetime, state: str, **overrides: Any) -> dict[
 
 def dumps(message: dict[str, Any]) -> bytes:
     return json.dumps(message, ensure_ascii=False).encode("utf-8")
+
+
+Moment = TypeVar("Moment", int, datetime)
+
+
+def run_began(reports: list[tuple[Moment, str]]) -> tuple[str, Moment, Moment | None]:
+    """From every open/closed report (time, state), in any order: the newest state, the first
+    report of it after the last of the other state (when the station came to it), and that
+    last one."""
+    ordered = sorted(reports)
+    newest = ordered[-1][1]
+    other = max((t for t, reported in ordered if reported != newest), default=None)
+    began = min(t for t, reported in ordered if reported == newest and (other is None or t > other))
+    return newest, began, other

@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from psycopg.rows import dict_row
 
 from stationwatch.broker import EmbeddedBroker, bootstrap_servers
-from tests.factories import dumps, heartbeat, occupancy, profile, status
+from tests.factories import dumps, heartbeat, occupancy, profile, run_began, status
 from tests.integration.harness import Producer, WorkerProcess, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -211,11 +211,8 @@ def newest(telemetry: list[Record], ids: Mapping[str, str]) -> dict[str, dict[st
         if topic == "station.status":
             reports[slots[key.decode()]].append((moment, message["state"]))
     for slot, made in reports.items():
-        if made:  # since the first report of the newest state after the last of the other
-            state = max(made)[1]
-            other = max((t for t, said in made if said != state), default=None)
-            began = min(t for t, said in made if said == state and (other is None or t > other))
-            times[slot]["open_state_since"] = began
+        if made:
+            times[slot]["open_state_since"] = run_began(made)[1]
     return times
 
 

@@ -221,16 +221,6 @@ REPORTS = [(0, "closed"), (60, "open"), (120, "closed"), (180, "open"), (240, "o
 REPORTS += [(300, "open")]
 
 
-def run_began(reports: list[tuple[int, str]]) -> tuple[str, int, int | None]:
-    """From every report: the newest state, the first report of it after the last of the
-    other state, and that last one."""
-    ordered = sorted(reports)
-    newest = ordered[-1][1]
-    other = max((t for t, reported in ordered if reported != newest), default=None)
-    began = min(t for t, reported in ordered if reported == newest and (other is None or t > other))
-    return newest, began, other
-
-
 @given(order=st.permutations(REPORTS))
 @example(order=sorted(REPORTS))
 @example(order=sorted(REPORTS, reverse=True))
@@ -244,7 +234,7 @@ def test_reports_in_any_order_end_in_the_newest_state_since_it_began(
     state = fresh()
     for seconds, reported in order:
         state = apply_status(state, status(T0 + seconds * S, reported), NOW)
-    newest, began, other = run_began(order)
+    newest, began, other = factories.run_began(order)
     assert (state.open_state, state.open_reported_at) == (newest, T0 + 300 * S)
     assert state.open_other_at == (T0 + other * S if other is not None else None)
     assert state.open_state_since is not None
