@@ -67,6 +67,18 @@ def test_the_databases_of_a_process_share_one_memory_budget(store: StationStore)
     assert usage.pop() > 0  # the memtables, charged to the cache
 
 
+def test_the_files_are_not_compressed_again(store: StationStore) -> None:
+    """Stored states are compressed already: the files keep them as they are (a block read
+    from disk is not decompressed). Values that would shrink to almost nothing take their
+    whole size on disk."""
+    db = store._db_for_partition(1)
+    store.write_partition(1, [(store.station_key(f"SY-{n:04d}"), b"x" * 150) for n in range(2000)])
+    db.flush()
+    files = db.live_files()
+    assert files
+    assert sum(f["size"] for f in files) > 2000 * 150
+
+
 def test_each_write_lands_in_the_named_partition_and_is_found_from_any(
     store: StationStore,
 ) -> None:
