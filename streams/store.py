@@ -61,6 +61,15 @@ FOUND_LIMIT = 10_000
 # write per state, three runs each), CPU of the reading thread per state: 9.6–10.0 µs
 # uncompressed against 11.5–15.6 µs with Snappy; at 10,000 stations (every block cached)
 # 5.2–5.4 against 5.3–6.1.
+#
+# Each memtable has a Bloom filter of whole keys. A station asked of a database that does not
+# keep it (a new one is asked of every database: :meth:`StationStore._ask_every_database`)
+# is then not searched for in that database's memtables. RocksDB alone, 150,000 stations
+# registered in parts of 25 (8 databases): 5.0–6.2 µs per new station to ask every database,
+# against 10.6–12.3 µs without; reading and writing back known states, 0.4–0.9 µs less per
+# state. The filter takes MEMTABLE_BLOOM_RATIO of each memtable's size (about 37 bits per
+# key at 2 MiB memtables of 230-byte states), inside the memtables' budget.
+MEMTABLE_BLOOM_RATIO = 0.02
 BLOCK_CACHE_BYTES = 16 * MIB
 WRITE_BUFFERS_BYTES = 8 * MIB  # all memtables together, inside the block cache's budget
 ROCKSDB_OPTIONS: dict[str, Any] = {
@@ -89,6 +98,8 @@ class SharedBudgetOptions(RocksDBOptions):
         options.set_block_based_table_factory(table)
         options.set_write_buffer_manager(buffers)
         options.set_compression_type(DBCompressionType.none())
+        options.set_memtable_whole_key_filtering(True)
+        options.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO)
         return options
 
 

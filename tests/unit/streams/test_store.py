@@ -18,6 +18,7 @@ from streams.runtime import add_station_table
 from streams.store import (
     _STR_KEY_ENCODERS,
     BLOCK_CACHE_BYTES,
+    MEMTABLE_BLOOM_RATIO,
     SharedBudgetOptions,
     StationStore,
 )
@@ -77,6 +78,16 @@ def test_the_files_are_not_compressed_again(store: StationStore) -> None:
     files = db.live_files()
     assert files
     assert sum(f["size"] for f in files) > 2000 * 150
+
+
+def test_each_memtable_filters_whole_keys(store: StationStore) -> None:
+    """The options each database was opened with, as RocksDB wrote them beside it: a Bloom
+    filter of whole keys in every memtable (a new station is asked of every database)."""
+    db = store._db_for_partition(2)
+    written = sorted(Path(db.path()).glob("OPTIONS-*"))[-1].read_text().splitlines()
+    options = dict(line.strip().split("=", 1) for line in written if "=" in line)
+    assert options["memtable_whole_key_filtering"] == "true"
+    assert float(options["memtable_prefix_bloom_size_ratio"]) == MEMTABLE_BLOOM_RATIO
 
 
 def test_each_write_lands_in_the_named_partition_and_is_found_from_any(
@@ -319,8 +330,13 @@ def test_many_stations_read_at_once_are_found_as_each_alone(layout: dict[str, An
     an open database or one not open; asked by the partition keeping them or another."""
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as other:
         alone, many = laid_out(Path(one), layout), laid_out(Path(other), layout)
-        wanted = layout["wanted"]
-        expected = {sid: fetch_alone(alone, sid, partition) for sid, partition in wanted.items()}
-        assert many.fetch_many(wanted) == expected
-        assert dict(many._found) == dict(alone._found)
-        assert dict(many._key_index) == dict(alone._key_index)
+        try:
+            wanted = layout["wanted"]
+            expected = {s: fetch_alone(alone, s, partition) for s, partition in wanted.items()}
+            assert many.fetch_many(wanted) == expected
+            assert dict(many._found) == dict(alone._found)
+            assert dict(many._key_index) == dict(alone._key_index)
+        finally:  # before their directories are removed
+            for store in (alone, many):
+                for db in store._dbs.values():
+                    db.close()
