@@ -12,6 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,13 @@ from stationwatch.bench.sizes import (
     targets_met,
     targets_table,
 )
-from stationwatch.bench.tools import Progress, drop_database, scratch_database, wait_until
+from stationwatch.bench.tools import (
+    Progress,
+    drop_database,
+    rate,
+    scratch_database,
+    wait_until,
+)
 from stationwatch.bench.traffic import (
     AlertWatch,
     Heartbeats,
@@ -64,6 +71,32 @@ TWO_WORKER_NOTE = (
     "2 cores are shared by both workers, the broker, PostgreSQL and the bench's producer: a "
     "second worker can add at most what the first leaves of the second core"
 )
+
+
+@dataclass
+class Loaded:
+    """A worker whose fleet is registered and has sent every station's first heartbeat: what
+    the pipeline's rounds offer heartbeats to."""
+
+    worker: Worker
+    rows: Rows
+    beats: Heartbeats
+    bootstrap: str
+    topic: str
+    ids: list[str]
+    session: aiohttp.ClientSession | None = None  # its own, closed with it
+
+
+def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of the pipeline as one: their heartbeats over their time."""
+    heartbeats = sum(r["heartbeats"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    return {
+        "heartbeats": heartbeats,
+        "seconds": round(seconds, 1),
+        "events_per_s": round(rate(heartbeats, seconds), 1),
+        "min_backlog": min(r["min_backlog"] for r in runs),
+    }
 
 
 class Fleet:
@@ -120,6 +153,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="stationwatch-bench-"))
         self.workers: list[Worker] = []
         self.databases: list[str] = []
+        self.comparison: Loaded | None = None  # the comparison size's worker, until its rounds
 
     async def phase(self, name: str, step: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self.progress(f"{name} …")
@@ -201,57 +235,114 @@ class Bench:
             "sink",
             lambda: measure_sink(database_url, fleet.ids, sizes.sink_rows, sizes.sink_batch),
         )
-        if sizes.compare_stations != sizes.stations:
-            await self.phase("pipeline at the comparison size", lambda: self.compare(broker))
-        conn = await asyncpg.connect(database_url)
         try:
-            await self.main_phases(broker, session, fleet, Rows(conn), database_url, token)
+            if sizes.compare_stations != sizes.stations:
+                await self.phase("comparison size loaded", lambda: self.compare(broker))
+            conn = await asyncpg.connect(database_url)
+            try:
+                await self.main_phases(broker, session, fleet, Rows(conn), database_url, token)
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
+            await self.release_comparison()
 
     async def compare(self, broker: EmbeddedBroker) -> dict[str, Any]:
-        """Registry and pipeline at ``compare_stations`` (its own topics, database, worker)."""
+        """Registry and first heartbeats at ``compare_stations`` (its own topics, database,
+        worker); the worker is kept for the pipeline's rounds (:meth:`pipeline_rounds`)."""
         sizes, bootstrap = self.sizes, bootstrap_servers(broker.url)
         database_url, _ = self.database("compare")
         token = uuid.uuid4().hex[:8]
         prefix = f"bench{token}."
         await self.topics(broker, prefix)
         fleet = Fleet(sizes.compare_stations, self.seed, [])
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            worker = self.worker(self.env(broker, database_url, token), "compare", session)
-            conn = await asyncpg.connect(database_url)
-            try:
-                worker.start()
-                rows = Rows(conn)
-                registry = await load_registry(
-                    worker,
-                    rows,
-                    (bootstrap, prefix + REGISTRY, fleet.records),
-                    self.progress,
-                    sizes.registry_timeout_s,
-                )
-                beats = Heartbeats()
-                first = await first_beats(
-                    bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, self.seed,
-                    sizes.registry_timeout_s,
-                )  # fmt: skip
-                run = await saturate(
-                    bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows,
-                    sizes.compare_pipeline_s, self.seed, self.progress,
-                )  # fmt: skip
-                rss, _ = worker.memory()
-            finally:
-                await conn.close()
-                await asyncio.to_thread(worker.stop)
-        raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        worker = self.worker(self.env(broker, database_url, token), "compare", session)
+        conn = await asyncpg.connect(database_url)
+        self.comparison = Loaded(
+            worker, Rows(conn), Heartbeats(), bootstrap, prefix + HEARTBEAT, fleet.ids, session
+        )
+        worker.start()
+        registry = await load_registry(
+            worker,
+            self.comparison.rows,
+            (bootstrap, prefix + REGISTRY, fleet.records),
+            self.progress,
+            sizes.registry_timeout_s,
+        )
+        first = await first_beats(
+            bootstrap, prefix + HEARTBEAT, fleet.ids, self.comparison.beats,
+            self.comparison.rows, self.seed, sizes.registry_timeout_s,
+        )  # fmt: skip
         return {
             "compare_stations": sizes.compare_stations,
             "registry_compare_events_per_s": registry["registry_events_per_s"],
             "first_beats_compare_per_s": first["first_beats_per_s"],
-            "pipeline_compare_events_per_s": run["events_per_s"],
-            "pipeline_compare_ratio": round(run["events_per_s"] / raw, 4),
-            "compare_worker_rss_bytes": rss or 0,
         }
+
+    async def release_comparison(self) -> None:
+        """Stop the comparison size's worker (once its rounds are done, or on an error)."""
+        loaded, self.comparison = self.comparison, None
+        if loaded is not None:
+            try:
+                await asyncio.to_thread(loaded.worker.stop)
+            finally:
+                await loaded.rows.conn.close()
+                if loaded.session is not None:
+                    await loaded.session.close()
+
+    async def pipeline_rounds(self, main: Loaded) -> dict[str, Any]:
+        """The pipeline at saturation at both sizes, in the order comparison, bench size,
+        bench size, comparison (each of the bench size's rounds half of ``pipeline_s``): a
+        drift of the machine's speed over the minutes this takes (other tenants, the
+        database's background work) weighs on both sizes alike, where one run each, minutes
+        apart, would put it all in the ratio. Each size's rate is its heartbeats over its
+        time, both rounds together."""
+        sizes, other = self.sizes, self.comparison
+        runs: list[dict[str, Any]] = []  # in their order
+        mains: list[dict[str, Any]] = []
+        others: list[dict[str, Any]] = []
+
+        async def round_of(
+            loaded: Loaded, seconds: float, prior: float, into: list[dict[str, Any]]
+        ) -> float:
+            run = await saturate(
+                loaded.bootstrap, loaded.topic, loaded.ids, loaded.beats, loaded.rows,
+                seconds, self.seed, self.progress, prior,
+            )  # fmt: skip
+            run["stations"] = len(loaded.ids)
+            runs.append(run)
+            into.append(run)
+            return float(run["events_per_s"])
+
+        prior = 2000.0
+        if other is not None:
+            prior = await round_of(other, sizes.compare_pipeline_s, prior, others)
+        profiler = main.worker.profile(sizes.pipeline_s)  # the worker at saturation
+        collecting = await main.worker.metric(GC_SECONDS)
+        main_prior = await round_of(main, sizes.pipeline_s / 2, prior, mains)
+        await round_of(main, sizes.pipeline_s / 2, main_prior, mains)
+        rss, _ = main.worker.memory()  # as the comparison size's worker: right after saturation
+        collected = await main.worker.metric(GC_SECONDS) - collecting
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait, 120)
+        figures = _combined(mains)
+        figures["gc_seconds"] = collected
+        figures["rss"] = rss
+        if other is not None:
+            await round_of(other, sizes.compare_pipeline_s, prior, others)
+            compare_rss, _ = other.worker.memory()
+            await self.release_comparison()
+            compared = _combined(others)
+            raw = await raw_consume_rate(other.bootstrap, other.topic, compared["heartbeats"])
+            figures["compare"] = {
+                "pipeline_compare_events_per_s": compared["events_per_s"],
+                "pipeline_compare_ratio": round(compared["events_per_s"] / raw, 4),
+                "compare_worker_rss_bytes": compare_rss or 0,
+            }
+        figures["rounds"] = [
+            {k: r[k] for k in ("stations", "events_per_s", "heartbeats", "seconds")} for r in runs
+        ]
+        return figures
 
     async def main_phases(
         self,
@@ -282,33 +373,28 @@ class Bench:
             return loaded
 
         async def pipeline() -> dict[str, Any]:
-            prior = result.get("pipeline_compare_events_per_s", 2000)
-            profiler = worker.profile(sizes.pipeline_s)  # the worker at saturation
-            collecting = await worker.metric(GC_SECONDS)
-            run = await saturate(
-                bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, sizes.pipeline_s,
-                self.seed, self.progress, prior,
-            )  # fmt: skip
-            rss, _ = worker.memory()  # as the comparison size's worker: right after saturation
-            if profiler is not None:
-                await asyncio.to_thread(profiler.wait, 120)
-            collected = await worker.metric(GC_SECONDS) - collecting
-            raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, run["heartbeats"])
-            figures = {
-                "pipeline_events_per_s": run["events_per_s"],
-                "pipeline_heartbeats": run["heartbeats"],
-                "pipeline_seconds": run["seconds"],
-                "pipeline_min_backlog": run["min_backlog"],
-                "raw_heartbeat_consume_per_s": round(raw),
-                "pipeline_ratio": round(run["events_per_s"] / raw, 4),
-                "pipeline_gc_share": round(collected / run["seconds"], 3),
-            }
-            compare = result.get("pipeline_compare_events_per_s", run["events_per_s"])
-            figures["pipeline_scaling"] = round(run["events_per_s"] / compare, 3)
-            figures["worker_rss_after_pipeline_bytes"] = rss or 0
-            marginal = marginal_bytes_per_station(
-                rss, result.get("compare_worker_rss_bytes"), sizes.stations, sizes.compare_stations
+            rounds = await self.pipeline_rounds(
+                Loaded(worker, rows, beats, bootstrap, prefix + HEARTBEAT, fleet.ids)
             )
+            raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, rounds["heartbeats"])
+            figures = {
+                "pipeline_events_per_s": rounds["events_per_s"],
+                "pipeline_heartbeats": rounds["heartbeats"],
+                "pipeline_seconds": rounds["seconds"],
+                "pipeline_min_backlog": rounds["min_backlog"],
+                "raw_heartbeat_consume_per_s": round(raw),
+                "pipeline_ratio": round(rounds["events_per_s"] / raw, 4),
+                "pipeline_gc_share": round(rounds["gc_seconds"] / rounds["seconds"], 3),
+                **rounds.get("compare", {}),
+                "pipeline_rounds": rounds["rounds"],
+            }
+            compare = figures.get("pipeline_compare_events_per_s", rounds["events_per_s"])
+            figures["pipeline_scaling"] = round(rounds["events_per_s"] / compare, 3)
+            figures["worker_rss_after_pipeline_bytes"] = rounds["rss"] or 0
+            marginal = marginal_bytes_per_station(
+                rounds["rss"], figures.get("compare_worker_rss_bytes"), sizes.stations,
+                sizes.compare_stations,
+            )  # fmt: skip
             if marginal is not None:
                 figures["rss_marginal_bytes_per_station"] = marginal
             return figures

@@ -83,6 +83,12 @@ def test_the_quick_bench_reports_every_figure_as_a_number() -> None:
     for ms in ("get_station_ms", "nearby_ms", "raw_http_ms"):
         assert isinstance(result[ms]["p99"], int | float)
     assert all(result["machine"].get(key) for key in MACHINE)
+    # the pipeline's rounds: the comparison size's two around the bench size's two
+    rounds = result["pipeline_rounds"]
+    small, large = result["compare_stations"], result["stations"]
+    assert [r["stations"] for r in rounds] == [small, large, large, small]
+    assert all(r["events_per_s"] > 0 and r["heartbeats"] > 0 for r in rounds)
+    assert result["pipeline_heartbeats"] == rounds[1]["heartbeats"] + rounds[2]["heartbeats"]
     # read off the worker process: jemalloc where installed (stationwatch.allocator)
     assert result["worker_allocator"] == ("jemalloc" if find_jemalloc() else "python")
     assert isinstance(result["met"], dict)
