@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,15 +18,17 @@ from hypothesis import strategies as st
 from streams.runtime import add_station_table
 from streams.store import (
     _STR_KEY_ENCODERS,
+    ARENA_BLOCK_BYTES,
     BLOCK_CACHE_BYTES,
     MEMTABLE_BLOOM_RATIO,
     SharedBudgetOptions,
     StationStore,
+    _shared_budget,
 )
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> StationStore:
+def store(tmp_path: Path) -> Iterator[StationStore]:
     app = faust.App(
         "store-test",
         store="rocksdb://",
@@ -33,7 +36,16 @@ def store(tmp_path: Path) -> StationStore:
         key_serializer="raw",
         value_serializer="raw",
     )
-    return cast(StationStore, add_station_table(app, 4).data)
+    opened = cast(StationStore, add_station_table(app, 4).data)
+    yield opened
+    close(opened)
+
+
+def close(store: StationStore) -> None:
+    """Close the store's databases: open ones hold part of the process's shared budget (and
+    may flush into their directories) until the store is collected."""
+    for db in store._dbs.values():
+        db.close()
 
 
 def write(store: StationStore, key: str, value: bytes | None, partition: int) -> None:
@@ -88,6 +100,18 @@ def test_each_memtable_filters_whole_keys(store: StationStore) -> None:
     options = dict(line.strip().split("=", 1) for line in written if "=" in line)
     assert options["memtable_whole_key_filtering"] == "true"
     assert float(options["memtable_prefix_bloom_size_ratio"]) == MEMTABLE_BLOOM_RATIO
+
+
+def test_a_database_nothing_is_written_to_takes_little_of_the_budget(
+    store: StationStore,
+) -> None:
+    """A standby's or an empty partition's database: its memtable (with its filter) takes
+    one small arena block of the shared budget, not an eighth of a write buffer."""
+    cache, _ = _shared_budget(BLOCK_CACHE_BYTES)
+    before = cache.get_usage()
+    for partition in range(4):
+        store._db_for_partition(partition)
+    assert cache.get_usage() - before <= 4 * 2 * ARENA_BLOCK_BYTES
 
 
 def test_each_write_lands_in_the_named_partition_and_is_found_from_any(
@@ -337,6 +361,5 @@ def test_many_stations_read_at_once_are_found_as_each_alone(layout: dict[str, An
             assert dict(many._found) == dict(alone._found)
             assert dict(many._key_index) == dict(alone._key_index)
         finally:  # before their directories are removed
-            for store in (alone, many):
-                for db in store._dbs.values():
-                    db.close()
+            close(alone)
+            close(many)
