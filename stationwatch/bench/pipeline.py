@@ -9,14 +9,16 @@ takes it, timed end to end until PostgreSQL holds every row.
   first heartbeat is a change of liveness (``unknown`` to ``online``: a ``liveness_changes``
   row, the long way of judging); the ones after it are the steady work the pipeline times.
   Without this pass the two sizes would time different work: at 150,000 stations the
-  pipeline's 45 s hold about 2.6 heartbeats per station, 40 % of them first ones; at 10,000
-  its 20 s hold about 20, 5 % first ones.
-- pipeline: heartbeats (full fields, each a row of its own) are produced so that the worker
-  always has a backlog (3 s of its rate so far, or of a prior guess, and at least 1,000, ahead
-  of the rows written),
-  for a fixed time; then production stops and the clock runs until the heartbeats table holds
-  every heartbeat produced. Rate = heartbeats / that whole time. ``min_backlog`` is the least
-  backlog seen after the first 2 s: above 0 means the worker never waited for input.
+  pipeline's 45 s held about 2.6 heartbeats per station, 40 % of them first ones; at 10,000
+  its 20 s held about 20, 5 % first ones.
+- pipeline: a round (:func:`saturate`) produces heartbeats (full fields, each a row of its
+  own) so that the worker always has a backlog (3 s of its rate so far, or of a prior guess,
+  and at least 1,000, ahead of the rows written), for a fixed time; then production stops
+  and the clock runs until the heartbeats table holds every heartbeat produced. Rate =
+  heartbeats / that whole time. ``min_backlog`` is the least backlog seen after the first
+  2 s (a third of a shorter round): above 0 means the worker never waited for input. The
+  bench runs four rounds, the comparison size's two around the bench size's two
+  (:meth:`stationwatch.bench.run.Bench.pipeline_rounds`).
 Registry and pipeline are set against raw aiokafka consume + parse of records of the same
 form, in the same run: the registry's own, and as many heartbeats from the start of the
 heartbeats topic (first heartbeats and pipeline alike, made by one generator).
@@ -28,7 +30,7 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -177,18 +179,19 @@ async def first_beats(
 async def saturate(
     bootstrap: str,
     topic: str,
-    station_ids: list[str],
+    cursor: Iterator[str],
     beats: Heartbeats,
     rows: Rows,
     seconds: float,
-    seed: int,
     progress: Progress,
     prior_per_s: float = 2000,
 ) -> dict[str, Any]:
-    """Offer heartbeats faster than they are written for ``seconds``, then wait until every
-    one is a row. Returns the end-to-end rate and how it was measured."""
-    order = shuffled(station_ids, seed)
-    cursor = itertools.cycle(order)
+    """Offer heartbeats faster than they are written for ``seconds`` (of the stations
+    ``cursor`` names, in its order: an endless one), then wait until every one is a row.
+    Returns the end-to-end rate and how it was measured. The first ``warm`` seconds (2, or
+    a third of a shorter round) size the backlog by ``prior_per_s`` and are left out of
+    ``min_backlog``."""
+    warm = min(2.0, seconds / 3)
     since = datetime.fromtimestamp(time.time() - 1, UTC)
     base = await rows.heartbeats_since(since)
     sender = producer(bootstrap)
@@ -199,9 +202,9 @@ async def saturate(
         while (now := time.monotonic()) - started < seconds:
             done = await rows.heartbeats_since(since) - base
             backlog = produced - done
-            if now - started > 2:
+            if now - started > warm:
                 least = backlog if least is None else min(least, backlog)
-            so_far = rate(done, now - started) if now - started > 2 else prior_per_s
+            so_far = rate(done, now - started) if now - started > warm else prior_per_s
             ahead = max(MIN_BACKLOG, BACKLOG_S * so_far)
             if backlog < ahead:
                 chunk = beats.many(itertools.islice(cursor, int(ahead - backlog)))

@@ -4,6 +4,7 @@ docstring); each phase adds its figures to one JSON object."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import platform
@@ -29,7 +30,7 @@ from stationwatch.bench.liveness import (
     measure_failover,
     measure_recovery,
 )
-from stationwatch.bench.pipeline import Rows, first_beats, load_registry, saturate
+from stationwatch.bench.pipeline import Rows, first_beats, load_registry, saturate, shuffled
 from stationwatch.bench.sink import measure_sink
 from stationwatch.bench.sizes import (
     BULK_INTERVAL_S,
@@ -42,7 +43,9 @@ from stationwatch.bench.sizes import (
 )
 from stationwatch.bench.tools import (
     Progress,
+    busy_cores,
     drop_database,
+    machine_cpu,
     rate,
     scratch_database,
     wait_until,
@@ -84,7 +87,13 @@ class Loaded:
     bootstrap: str
     topic: str
     ids: list[str]
+    seed: int
     session: aiohttp.ClientSession | None = None  # its own, closed with it
+
+    def __post_init__(self) -> None:
+        # the stations in an order of their own, round after round: each round goes on
+        # where the last one stopped, as one longer run would
+        self.cursor = itertools.cycle(shuffled(self.ids, self.seed))
 
 
 def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -236,8 +245,6 @@ class Bench:
             lambda: measure_sink(database_url, fleet.ids, sizes.sink_rows, sizes.sink_batch),
         )
         try:
-            if sizes.compare_stations != sizes.stations:
-                await self.phase("comparison size loaded", lambda: self.compare(broker))
             conn = await asyncpg.connect(database_url)
             try:
                 await self.main_phases(broker, session, fleet, Rows(conn), database_url, token)
@@ -255,12 +262,13 @@ class Bench:
         prefix = f"bench{token}."
         await self.topics(broker, prefix)
         fleet = Fleet(sizes.compare_stations, self.seed, [])
+        conn = await asyncpg.connect(database_url)
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         worker = self.worker(self.env(broker, database_url, token), "compare", session)
-        conn = await asyncpg.connect(database_url)
         self.comparison = Loaded(
-            worker, Rows(conn), Heartbeats(), bootstrap, prefix + HEARTBEAT, fleet.ids, session
-        )
+            worker, Rows(conn), Heartbeats(), bootstrap, prefix + HEARTBEAT, fleet.ids,
+            self.seed, session,
+        )  # fmt: skip
         worker.start()
         registry = await load_registry(
             worker,
@@ -273,20 +281,26 @@ class Bench:
             bootstrap, prefix + HEARTBEAT, fleet.ids, self.comparison.beats,
             self.comparison.rows, self.seed, sizes.registry_timeout_s,
         )  # fmt: skip
-        return {
+        figures = {
             "compare_stations": sizes.compare_stations,
             "registry_compare_events_per_s": registry["registry_events_per_s"],
             "first_beats_compare_per_s": first["first_beats_per_s"],
         }
+        if (bench_size := self.result.get("first_beats_per_s")) and first["first_beats_per_s"]:
+            figures["first_beats_scaling"] = round(bench_size / first["first_beats_per_s"], 3)
+        return figures
 
     async def release_comparison(self) -> None:
         """Stop the comparison size's worker (once its rounds are done, or on an error)."""
         loaded, self.comparison = self.comparison, None
-        if loaded is not None:
+        if loaded is None:
+            return
+        try:
+            await asyncio.to_thread(loaded.worker.stop)
+        finally:
             try:
-                await asyncio.to_thread(loaded.worker.stop)
+                await loaded.rows.conn.close(timeout=10)
             finally:
-                await loaded.rows.conn.close()
                 if loaded.session is not None:
                     await loaded.session.close()
 
@@ -305,11 +319,19 @@ class Bench:
         async def round_of(
             loaded: Loaded, seconds: float, prior: float, into: list[dict[str, Any]]
         ) -> float:
+            idle = other if loaded is main else main  # the other size's worker, idle meanwhile
+            idle_cpu = idle.worker.cpu_seconds() if idle is not None else None
+            cpu_before = machine_cpu()
             run = await saturate(
-                loaded.bootstrap, loaded.topic, loaded.ids, loaded.beats, loaded.rows,
-                seconds, self.seed, self.progress, prior,
+                loaded.bootstrap, loaded.topic, loaded.cursor, loaded.beats, loaded.rows,
+                seconds, self.progress, prior,
             )  # fmt: skip
             run["stations"] = len(loaded.ids)
+            if (busy := busy_cores(cpu_before)) is not None:
+                run["machine_busy_cores"] = round(busy, 2)
+            idle_now = idle.worker.cpu_seconds() if idle is not None else None
+            if idle_cpu is not None and idle_now is not None:
+                run["idle_worker_cpu_share"] = round((idle_now - idle_cpu) / run["seconds"], 3)
             runs.append(run)
             into.append(run)
             return float(run["events_per_s"])
@@ -339,9 +361,11 @@ class Bench:
                 "pipeline_compare_ratio": round(compared["events_per_s"] / raw, 4),
                 "compare_worker_rss_bytes": compare_rss or 0,
             }
-        figures["rounds"] = [
-            {k: r[k] for k in ("stations", "events_per_s", "heartbeats", "seconds")} for r in runs
-        ]
+        shown = (
+            "stations", "events_per_s", "heartbeats", "seconds", "machine_busy_cores",
+            "idle_worker_cpu_share",
+        )  # fmt: skip
+        figures["rounds"] = [{k: r[k] for k in shown if k in r} for r in runs]
         return figures
 
     async def main_phases(
@@ -374,7 +398,7 @@ class Bench:
 
         async def pipeline() -> dict[str, Any]:
             rounds = await self.pipeline_rounds(
-                Loaded(worker, rows, beats, bootstrap, prefix + HEARTBEAT, fleet.ids)
+                Loaded(worker, rows, beats, bootstrap, prefix + HEARTBEAT, fleet.ids, self.seed)
             )
             raw = await raw_consume_rate(bootstrap, prefix + HEARTBEAT, rounds["heartbeats"])
             figures = {
@@ -406,12 +430,13 @@ class Bench:
                 bootstrap, prefix + HEARTBEAT, fleet.ids, beats, rows, self.seed,
                 sizes.registry_timeout_s,
             )  # fmt: skip
-            compare = result.get("first_beats_compare_per_s")
-            if compare:
-                figures["first_beats_scaling"] = round(figures["first_beats_per_s"] / compare, 3)
             return figures
 
         await self.phase("first heartbeats", first)
+        if sizes.compare_stations != sizes.stations:
+            # after the bench size's registry load and first heartbeats (targets, timed
+            # without another worker beside them), before the rounds of both
+            await self.phase("comparison size loaded", lambda: self.compare(broker))
         await self.phase("pipeline at saturation", pipeline)
         rate = result["pipeline_events_per_s"]
         async with (
@@ -445,7 +470,7 @@ class Bench:
             await self.phase(
                 "two workers", lambda: self.two_workers(worker, env, session, load, rows, fleet)
             )
-            survivor, victim = self.workers[-2], self.workers[-1]
+            survivor, victim = worker, self.workers[-1]  # the first worker, the one it added
             load.background_per_s = min(sizes.ingest_rate, STEADY_SHARE * rate)
             await self.phase(
                 "failover",
@@ -476,7 +501,8 @@ class Bench:
         run = await saturate(
             bootstrap_servers(first.env["STATIONWATCH_KAFKA"]),
             first.env["STATIONWATCH_TOPIC_PREFIX"] + HEARTBEAT,
-            fleet.ids, load.beats, rows, sizes.two_worker_s, self.seed + 1, self.progress,
+            itertools.cycle(shuffled(fleet.ids, self.seed + 1)), load.beats, rows,
+            sizes.two_worker_s, self.progress,
             self.result["pipeline_events_per_s"],
         )  # fmt: skip
         one = self.result["pipeline_events_per_s"]

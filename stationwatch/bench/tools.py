@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -69,6 +70,36 @@ def rss_bytes(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used so far (user and system, every thread; Linux), or None
+    when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float] | None:
+    """The machine's CPU time so far, (busy, total) seconds over every core (Linux's
+    ``/proc/stat``; busy: all but idle and iowait), or None when it cannot be read."""
+    try:
+        ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
+
+
+def busy_cores(before: tuple[float, float] | None) -> float | None:
+    """The cores busy on average since ``before`` (:func:`machine_cpu`), or None."""
+    now = machine_cpu()
+    if before is None or now is None or now[1] <= before[1]:
+        return None
+    cores = os.cpu_count() or 1
+    return (now[0] - before[0]) / ((now[1] - before[1]) / cores)
 
 
 def child_pids(pid: int) -> list[int]:

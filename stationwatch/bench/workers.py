@@ -16,7 +16,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from stationwatch.allocator import process_allocator
-from stationwatch.bench.tools import child_pids, rss_bytes
+from stationwatch.bench.tools import child_pids, cpu_seconds, rss_bytes
 
 
 def worker_env(
@@ -149,6 +149,14 @@ class Worker:
         (:func:`stationwatch.allocator.process_allocator`): ``jemalloc``, ``python`` or
         ``unknown``."""
         return "unknown" if self.process is None else process_allocator(self.process.pid)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the worker process and its API server process (None when
+        either cannot be read: not running, or gone)."""
+        if self.process is None:
+            return None
+        used = [cpu_seconds(pid) for pid in (self.process.pid, *child_pids(self.process.pid))]
+        return None if None in used else sum(u for u in used if u is not None)
 
     def memory(self) -> tuple[int | None, int | None]:
         """Resident bytes of the worker process and of its API server process."""

@@ -88,6 +88,9 @@ def test_the_quick_bench_reports_every_figure_as_a_number() -> None:
     small, large = result["compare_stations"], result["stations"]
     assert [r["stations"] for r in rounds] == [small, large, large, small]
     assert all(r["events_per_s"] > 0 and r["heartbeats"] > 0 for r in rounds)
+    assert all(r["idle_worker_cpu_share"] >= 0 for r in rounds)
+    assert all(0 < r["machine_busy_cores"] <= result["machine"]["cores"] + 0.1 for r in rounds)
+    assert result["pipeline_min_backlog"] > 0  # the worker never waited, once warmed up
     assert result["pipeline_heartbeats"] == rounds[1]["heartbeats"] + rounds[2]["heartbeats"]
     # read off the worker process: jemalloc where installed (stationwatch.allocator)
     assert result["worker_allocator"] == ("jemalloc" if find_jemalloc() else "python")
