@@ -1,6 +1,6 @@
-"""How big and how long each phase is: the full run (about 15 minutes at 150,000 stations on
-this machine) or ``--quick`` (the same fields at a small size, within 2 minutes), and the
-issue's targets, printed beside the figures."""
+"""How big and how long each phase is: the full run (150,000 stations: 7 to 10 minutes on
+this machine, within the 15 the issue allows) or ``--quick`` (the same fields at a small
+size, within 2 minutes), and the issue's targets, printed beside the figures."""
 
 from __future__ import annotations
 
