@@ -312,13 +312,8 @@ class Bench:
         apart, would put it all in the ratio. Each size's rate is its heartbeats over its
         time, both rounds together."""
         sizes, other = self.sizes, self.comparison
-        runs: list[dict[str, Any]] = []  # in their order
-        mains: list[dict[str, Any]] = []
-        others: list[dict[str, Any]] = []
 
-        async def round_of(
-            loaded: Loaded, seconds: float, prior: float, into: list[dict[str, Any]]
-        ) -> float:
+        async def round_of(loaded: Loaded, seconds: float, prior: float) -> dict[str, Any]:
             idle = other if loaded is main else main  # the other size's worker, idle meanwhile
             idle_cpu = idle.worker.cpu_seconds() if idle is not None else None
             cpu_before = machine_cpu()
@@ -332,29 +327,27 @@ class Bench:
             idle_now = idle.worker.cpu_seconds() if idle is not None else None
             if idle_cpu is not None and idle_now is not None:
                 run["idle_worker_cpu_share"] = round((idle_now - idle_cpu) / run["seconds"], 3)
-            runs.append(run)
-            into.append(run)
-            return float(run["events_per_s"])
+            return run
 
-        prior = 2000.0
-        if other is not None:
-            prior = await round_of(other, sizes.compare_pipeline_s, prior, others)
+        first = await round_of(other, sizes.compare_pipeline_s, 2000) if other else None
         profiler = main.worker.profile(sizes.pipeline_s)  # the worker at saturation
         collecting = await main.worker.metric(GC_SECONDS)
-        main_prior = await round_of(main, sizes.pipeline_s / 2, prior, mains)
-        await round_of(main, sizes.pipeline_s / 2, main_prior, mains)
+        one = await round_of(main, sizes.pipeline_s / 2, first["events_per_s"] if first else 2000)
+        two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
         rss, _ = main.worker.memory()  # as the comparison size's worker: right after saturation
         collected = await main.worker.metric(GC_SECONDS) - collecting
         if profiler is not None:
             await asyncio.to_thread(profiler.wait, 120)
-        figures = _combined(mains)
+        figures = _combined([one, two])
         figures["gc_seconds"] = collected
         figures["rss"] = rss
-        if other is not None:
-            await round_of(other, sizes.compare_pipeline_s, prior, others)
+        runs = [one, two]  # in their order
+        if other is not None and first is not None:
+            last = await round_of(other, sizes.compare_pipeline_s, first["events_per_s"])
+            runs = [first, one, two, last]
             compare_rss, _ = other.worker.memory()
             await self.release_comparison()
-            compared = _combined(others)
+            compared = _combined([first, last])
             raw = await raw_consume_rate(other.bootstrap, other.topic, compared["heartbeats"])
             figures["compare"] = {
                 "pipeline_compare_events_per_s": compared["events_per_s"],
