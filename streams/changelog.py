@@ -16,7 +16,9 @@ the changelog's delivery leaves the batch unacknowledged, so its input is proces
 
 The last record of each partition goes in a batch of its own: a broker's end offset of a
 partition is then right even where it counts only the first record of the newest batch (the
-embedded broker does), and a table recovery reads the changelog up to that end offset.
+embedded broker does), and a table recovery reads the changelog up to that end offset. A
+worker killed between a batch and that last record leaves the batch last; the recovery then
+finds the real end itself (:class:`streams.runtime.EndCheckedRecovery`).
 """
 
 from __future__ import annotations

@@ -79,3 +79,26 @@ async def read_again(
                 message = ReadMessage(topic, partition, record.offset, record.timestamp / 1000)
                 found.append(ReadAgain(message, record.key, record.value))
     return sorted(found, key=lambda item: item.message.offset)
+
+
+async def last_offset(
+    reader: AIOKafkaConsumer, topic: str, partition: int, first: int
+) -> int | None:
+    """The offset of the last record of a partition, read from offset ``first`` on (None when
+    nothing is found there within ``READ_TIMEOUT_S``)."""
+    tp = TopicPartition(topic, partition)
+    reader.assign([tp])
+    reader.seek(tp, first)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READ_TIMEOUT_S
+    last: int | None = None
+    while (left := deadline - loop.time()) > 0:
+        batch: dict[Any, list[Any]] = await reader.getmany(
+            tp, timeout_ms=int(min(left, 1.0) * 1000)
+        )
+        records = batch.get(tp, [])
+        if records:
+            last = max(record.offset for record in records)
+        elif last is not None:
+            return last  # read to the end
+    return last

@@ -4,8 +4,9 @@ table (:class:`StationTable`), and the settings they are built from."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Mapping
+import logging
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer
 from faust.tables import TableManager
+from faust.tables.recovery import Recovery
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +25,7 @@ from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams.changelog import TableWriter
 from streams.feed import ApiFeed
-from streams.holes import ReadAgain, read_again
+from streams.holes import ReadAgain, last_offset, read_again
 from streams.ingest import IngestConfig, utcnow
 from streams.liveness import Clock, LivenessConfig
 from streams.output import OutputProducer
@@ -31,6 +33,8 @@ from streams.state import StationState
 from streams.state_codec import settings_basis
 from streams.store import ROCKSDB_OPTIONS, StationStore
 from streams.tracker import DueIndex, Watermarks
+
+logger = logging.getLogger(__name__)
 
 END_MAX_AGE_S = 2.0  # an older answer does not make a partition caught up
 
@@ -99,6 +103,14 @@ class Runtime:
             if self.record_reader is None:
                 self.record_reader = await start_record_reader(self.settings)
             return await read_again(self.record_reader, topic, partition, first, end)
+
+    async def last_offset(self, tp: TP, first: int) -> int | None:
+        """The offset of the last record of a partition, read from ``first`` on by the same
+        client as :meth:`read_again` (None when nothing is there)."""
+        async with self.reader_lock:
+            if self.record_reader is None:
+                self.record_reader = await start_record_reader(self.settings)
+            return await last_offset(self.record_reader, tp.topic, tp.partition, first)
 
     def active_partitions(self) -> set[int]:
         heartbeat = self.settings.topic(HEARTBEAT)
@@ -222,12 +234,66 @@ def add_station_table(app: faust.App, partitions: int) -> Any:
 class DeclaredTables(TableManager):
     """Faust's table manager without its grace second: Faust waits 1 s at start for tables
     declared late, then finalizes them; this worker declares its one table in ``create_app``,
-    before it starts, so the wait only delays the group join (and every restart) by a second."""
+    before it starts, so the wait only delays the group join (and every restart) by a second.
+
+    Its recovery is :class:`EndCheckedRecovery`, which reads a changelog's last record where
+    the broker's end offset falls short of the table's (``last_offset``: set by
+    ``create_app``)."""
+
+    last_offset: Callable[[TP, int], Awaitable[int | None]] | None = None
 
     async def on_start(self) -> None:
         if not self.should_stop:
             await self._update_channels()
             await self.recovery.start()
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = EndCheckedRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+class EndCheckedRecovery(Recovery):
+    """Faust's table recovery, with a changelog's end read again where the broker reports it
+    below the offset the table has already stored.
+
+    The embedded broker (Tansu) reports a partition's end offset as the first record of its
+    newest producer batch plus one. The live table's writer sends each partition's last record
+    in a batch of its own (:mod:`streams.changelog`), so the reported end is right, but for a
+    worker killed between a batch and that last record. A worker that read the whole batch
+    (the standby copy, or the next start's recovery) then stored an offset beyond the reported
+    end, and Faust's recovery refused to start, at every later start: "the persisted offset
+    ... is higher than the last offset in that topic". The records are there: read from the
+    reported end, the newest batch gives the real last offset, and recovery goes on with it.
+
+    Where the records are not there (a topic deleted and made again while the worker's store
+    was kept), nothing is found beyond the reported end and Faust's error stands."""
+
+    async def _build_highwaters(
+        self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
+    ) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        last_offset = getattr(self.tables, "last_offset", None)
+        if last_offset is None:
+            return
+        for tp in tps:
+            table = self.tp_to_table.get(tp)
+            persisted = table.persisted_offset(tp) if table is not None else None
+            reported = destination.get(tp)
+            if persisted is None or reported is None or persisted <= reported:
+                continue
+            last = await last_offset(tp, max(reported, 0))
+            if last is not None and last > reported:
+                logger.warning(
+                    "%s: the broker reports its last offset as %d, the table has stored up "
+                    "to %d, and the last record read there is at %d: recovering up to it",
+                    tp,
+                    reported,
+                    persisted,
+                    last,
+                )
+                destination[tp] = last
 
 
 def liveness_config(settings: Settings) -> LivenessConfig:
