@@ -331,13 +331,20 @@ class Bench:
 
         first = await round_of(other, sizes.compare_pipeline_s, 2000) if other else None
         profiler = main.worker.profile(sizes.pipeline_s)  # the worker at saturation
-        collecting = await main.worker.metric(GC_SECONDS)
-        one = await round_of(main, sizes.pipeline_s / 2, first["events_per_s"] if first else 2000)
-        two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
-        rss, _ = main.worker.memory()  # as the comparison size's worker: right after saturation
-        collected = await main.worker.metric(GC_SECONDS) - collecting
-        if profiler is not None:
-            await asyncio.to_thread(profiler.wait, 120)
+        try:
+            collecting = await main.worker.metric(GC_SECONDS)
+            one = await round_of(
+                main, sizes.pipeline_s / 2, first["events_per_s"] if first else 2000
+            )
+            two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
+            rss, _ = main.worker.memory()  # as the comparison size's: right after saturation
+            collected = await main.worker.metric(GC_SECONDS) - collecting
+            if profiler is not None:
+                await asyncio.to_thread(profiler.wait, 120)
+        finally:  # a round that failed: the profiler stops with it, not with its own clock
+            if profiler is not None and profiler.poll() is None:
+                profiler.terminate()
+                await asyncio.to_thread(profiler.wait, 10)
         figures = _combined([one, two])
         figures["gc_seconds"] = collected
         figures["rss"] = rss
