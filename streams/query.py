@@ -126,6 +126,8 @@ class Entry(msgspec.Struct, frozen=True, gc=False):
 
 _SHARED_LIMIT = 65_536  # distinct service sets kept for sharing (schedules: shared_hours)
 _shared_services: dict[frozenset[str], frozenset[str]] = {}
+_services_of_json: dict[bytes, frozenset[str]] = {}  # a registry record's services, as JSON
+_SERVICES = msgspec.json.Decoder(frozenset[str] | None)
 
 
 def _shared(cache: dict[Any, Any], key: Any, value: Any) -> Any:
@@ -135,6 +137,24 @@ def _shared(cache: dict[Any, Any], key: Any, value: Any) -> Any:
     if len(cache) < _SHARED_LIMIT:
         cache[key] = value
     return value
+
+
+def _services(raw: msgspec.Raw) -> frozenset[str]:
+    """The service set of a record's ``services`` JSON, decoded once per distinct JSON: a
+    fleet has few distinct sets, and building each station's anew (its strings hashed, the
+    set made) took a quarter of an entry's making. Raises ``ValueError`` (msgspec's
+    ``ValidationError``) when it is not a list of strings."""
+    key = bytes(raw)
+    found = _services_of_json.get(key)
+    if found is None:
+        try:
+            decoded = frozenset(_SERVICES.decode(key) or ())
+        except msgspec.ValidationError as exc:  # where, as when decoded with the state
+            raise msgspec.ValidationError(f"{exc} - at `$.profile.services`") from None
+        found = _shared(_shared_services, decoded, decoded)
+        if len(_services_of_json) < _SHARED_LIMIT:
+            _services_of_json[key] = found
+    return found
 
 
 def exact(encoded: bytes) -> bytes:
@@ -157,7 +177,7 @@ class _Profile(msgspec.Struct):
     location: _Location | None = None
     category: Any = None
     street: Any = None
-    services: frozenset[str] | None = None
+    services: msgspec.Raw = msgspec.Raw(b"null")  # its JSON: the key it is shared by
     lifecycle: Any = None
     opening_hours: msgspec.Raw = msgspec.Raw(b"null")  # its JSON: the key it is shared by
     capacity: int | None = None
@@ -190,7 +210,6 @@ def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) ->
     profile = state.profile or _NO_PROFILE
     location = profile.location or _NO_LOCATION
     reported = state.reported_capacity
-    services = profile.services or frozenset()
     closed_until = closure_time(profile.lifecycle, profile.closed_until)
     return Entry(
         station_id=station_id,
@@ -200,7 +219,7 @@ def entry_from_json(station_id: str, partition: int, text: bytes, raw: bytes) ->
         lon=location.lon,
         category=_text(profile.category),
         street=_text(profile.street),
-        services=_shared(_shared_services, services, services),
+        services=_services(profile.services),
         lifecycle=sys.intern(str(profile.lifecycle or "unknown")),
         liveness=sys.intern(str(state.liveness or "unknown")),
         open_state=sys.intern(str(state.open_state or "unknown")),

@@ -275,6 +275,18 @@ def test_entries_are_compact_and_give_back_the_stored_state() -> None:
     assert first.hours == states[0]["profile"]["opening_hours"]
 
 
+def test_a_service_set_is_shared_however_its_record_lists_it() -> None:
+    """Service sets are decoded once per distinct JSON, and equal sets listed in another
+    order are still one object."""
+    listed = (["water", "toilet", "charging"], ["charging", "water", "toilet"])
+    first, second = (
+        entry_from_json("SY-0001", 0, orjson.dumps({"profile": {"services": services}}), b"{}")
+        for services in listed
+    )
+    assert first.services == frozenset(listed[0])
+    assert first.services is second.services
+
+
 def test_entry_from_json_equals_the_entry_of_the_same_state_as_a_dict() -> None:
     """The API server decodes only the fields an entry keeps (from the JSON the feed carries);
     what it gets is what the whole state gives."""
