@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import HEARTBEAT
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
+from stationwatch.errors import StationwatchError
 from stationwatch.kafka_auth import start_offset_reader, start_record_reader
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
@@ -283,7 +285,11 @@ class EndCheckedRecovery(Recovery):
             reported = destination.get(tp)
             if persisted is None or reported is None or persisted <= reported:
                 continue
-            last = await last_offset(tp, max(reported, 0))
+            try:
+                last = await last_offset(tp, max(reported, 0))
+            except (KafkaError, StationwatchError, TimeoutError, OSError) as exc:
+                logger.warning("%s: its last record could not be read (%s)", tp, exc)
+                continue  # Faust's check decides, as without this reading
             if last is not None and last > reported:
                 logger.warning(
                     "%s: the broker reports its last offset as %d, the table has stored up "
