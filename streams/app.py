@@ -90,7 +90,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     metrics.db_available.set(1)  # until a write fails
     runtime = Runtime(settings, app, table, sink, metrics, registry, ingest_config(settings))
     runtime.current = CurrentWriter(settings.dsn)
-    app.tables.last_offset = runtime.last_offset  # type: ignore[attr-defined]
+    tables = app.tables
+    if isinstance(tables, DeclaredTables):  # faust_app's: recovery reads a short end again
+        tables.last_offset = runtime.last_offset
     install_ingest(runtime)
     install_ticks(runtime)
     install_current_refresh(runtime)

@@ -82,23 +82,25 @@ async def read_again(
 
 
 async def last_offset(
-    reader: AIOKafkaConsumer, topic: str, partition: int, first: int
+    reader: AIOKafkaConsumer, topic: str, partition: int, first: int, timeout_s: float
 ) -> int | None:
-    """The offset of the last record of a partition, read from offset ``first`` on (None when
-    nothing is found there within ``READ_TIMEOUT_S``)."""
+    """The offset of the last record of a partition, from the high-water mark of a fetch at
+    offset ``first`` (None when nothing is found there within ``timeout_s``). The reader is
+    left assigned to nothing."""
     tp = TopicPartition(topic, partition)
     reader.assign([tp])
-    reader.seek(tp, first)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + READ_TIMEOUT_S
-    last: int | None = None
-    while (left := deadline - loop.time()) > 0:
-        batch: dict[Any, list[Any]] = await reader.getmany(
-            tp, timeout_ms=int(min(left, 1.0) * 1000)
-        )
-        records = batch.get(tp, [])
-        if records:
-            last = max(record.offset for record in records)
-        elif last is not None:
-            return last  # read to the end
-    return last
+    try:
+        reader.seek(tp, first)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (left := deadline - loop.time()) > 0:
+            batch: dict[Any, list[Any]] = await reader.getmany(
+                tp, timeout_ms=int(min(left, 1.0) * 1000)
+            )
+            offsets: list[int] = [record.offset for record in batch.get(tp, [])]
+            if offsets:
+                highwater: int | None = reader.highwater(tp)
+                return max(*offsets, highwater - 1) if highwater is not None else max(offsets)
+        return None
+    finally:
+        reader.unsubscribe()

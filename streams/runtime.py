@@ -106,13 +106,13 @@ class Runtime:
                 self.record_reader = await start_record_reader(self.settings)
             return await read_again(self.record_reader, topic, partition, first, end)
 
-    async def last_offset(self, tp: TP, first: int) -> int | None:
+    async def last_offset(self, tp: TP, first: int, timeout_s: float) -> int | None:
         """The offset of the last record of a partition, read from ``first`` on by the same
         client as :meth:`read_again` (None when nothing is there)."""
         async with self.reader_lock:
             if self.record_reader is None:
                 self.record_reader = await start_record_reader(self.settings)
-            return await last_offset(self.record_reader, tp.topic, tp.partition, first)
+            return await last_offset(self.record_reader, tp.topic, tp.partition, first, timeout_s)
 
     def active_partitions(self) -> set[int]:
         heartbeat = self.settings.topic(HEARTBEAT)
@@ -242,7 +242,7 @@ class DeclaredTables(TableManager):
     the broker's end offset falls short of the table's (``last_offset``: set by
     ``create_app``)."""
 
-    last_offset: Callable[[TP, int], Awaitable[int | None]] | None = None
+    last_offset: Callable[[TP, int, float], Awaitable[int | None]] | None = None
 
     async def on_start(self) -> None:
         if not self.should_stop:
@@ -256,9 +256,15 @@ class DeclaredTables(TableManager):
         return self._recovery
 
 
+# All of a recovery's reads of changelog ends take at most this long, well within Faust's
+# broker_request_timeout (90 s) around the step: a partition left unread keeps its reported end.
+END_READ_BUDGET_S = 20.0
+END_READ_TIMEOUT_S = 5.0  # for one partition
+
+
 class EndCheckedRecovery(Recovery):
     """Faust's table recovery, with a changelog's end read again where the broker reports it
-    below the offset the table has already stored.
+    below the offset the table has already reached.
 
     The embedded broker (Tansu) reports a partition's end offset as the first record of its
     newest producer batch plus one. The live table's writer sends each partition's last record
@@ -266,37 +272,58 @@ class EndCheckedRecovery(Recovery):
     worker killed between a batch and that last record. A worker that read the whole batch
     (the standby copy, or the next start's recovery) then stored an offset beyond the reported
     end, and Faust's recovery refused to start, at every later start: "the persisted offset
-    ... is higher than the last offset in that topic". The records are there: read from the
-    reported end, the newest batch gives the real last offset, and recovery goes on with it.
+    ... is higher than the last offset in that topic". The records are there: a fetch from the
+    reported end gives the real end (its high-water mark), and recovery goes on with it.
 
-    Where the records are not there (a topic deleted and made again while the worker's store
-    was kept), nothing is found beyond the reported end and Faust's error stands."""
+    Where no record lies beyond the reported end (a topic made anew, shorter, under a kept
+    store), the reported end stays and Faust's error stands. A topic made anew and already
+    longer than the store's offset goes unnoticed, as it would on Apache Kafka, where the
+    reported end is right and a partition is read only when the table is ahead of it."""
 
     async def _build_highwaters(
         self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
     ) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)
-        last_offset = getattr(self.tables, "last_offset", None)
-        if last_offset is None:
+        tables = self.tables
+        if not isinstance(tables, DeclaredTables) or tables.last_offset is None:
             return
-        for tp in tps:
+        read = tables.last_offset
+        # what Faust compares the highwater with: the offsets it will start from
+        starts = (
+            self.active_offsets if destination is self.active_highwaters else self.standby_offsets
+        )
+        deadline = asyncio.get_running_loop().time() + END_READ_BUDGET_S
+        for tp in sorted(tps):
             table = self.tp_to_table.get(tp)
-            persisted = table.persisted_offset(tp) if table is not None else None
+            stored = table.persisted_offset(tp) if table is not None else None
+            ahead = max((o for o in (stored, starts.get(tp)) if o is not None), default=-1)
             reported = destination.get(tp)
-            if persisted is None or reported is None or persisted <= reported:
+            # An end of 0 (-1 here): on the embedded broker there is no batch at all.
+            if reported is None or reported < 0 or ahead <= reported:
+                continue
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                logger.warning("%s: its end is not read again (no time left)", tp)
                 continue
             try:
-                last = await last_offset(tp, max(reported, 0))
+                last = await read(tp, reported, min(left, END_READ_TIMEOUT_S))
             except (KafkaError, StationwatchError, TimeoutError, OSError) as exc:
-                logger.warning("%s: its last record could not be read (%s)", tp, exc)
+                logger.warning(
+                    "%s: reported last offset %d, the table at %d; its last record could not "
+                    "be read (%s)",
+                    tp,
+                    reported,
+                    ahead,
+                    exc,
+                )
                 continue  # Faust's check decides, as without this reading
             if last is not None and last > reported:
                 logger.warning(
-                    "%s: the broker reports its last offset as %d, the table has stored up "
-                    "to %d, and the last record read there is at %d: recovering up to it",
+                    "%s: the broker reports its last offset as %d, the table has reached %d, "
+                    "and the last record there is at %d: recovering up to it",
                     tp,
                     reported,
-                    persisted,
+                    ahead,
                     last,
                 )
                 destination[tp] = last
