@@ -126,7 +126,9 @@ class Entry(msgspec.Struct, frozen=True, gc=False):
 
 _SHARED_LIMIT = 65_536  # distinct service sets kept for sharing (schedules: shared_hours)
 _shared_services: dict[frozenset[str], frozenset[str]] = {}
-_services_of_json: dict[bytes, frozenset[str]] = {}  # a registry record's services, as JSON
+# a registry record's services as JSON -> the set: a fleet has a few hundred distinct lists at
+# most; past the limit, lists not seen yet are decoded each time (and still shared by value)
+_services_of_json: dict[bytes, frozenset[str]] = {}
 _SERVICES = msgspec.json.Decoder(frozenset[str] | None)
 
 
@@ -150,7 +152,10 @@ def _services(raw: msgspec.Raw) -> frozenset[str]:
         try:
             decoded = frozenset(_SERVICES.decode(key) or ())
         except msgspec.ValidationError as exc:  # where, as when decoded with the state
-            raise msgspec.ValidationError(f"{exc} - at `$.profile.services`") from None
+            where = "- at `$.profile.services"
+            text = str(exc)
+            text = text.replace("- at `$", where, 1) if "- at `$" in text else f"{text} {where}`"
+            raise msgspec.ValidationError(text) from None
         found = _shared(_shared_services, decoded, decoded)
         if len(_services_of_json) < _SHARED_LIMIT:
             _services_of_json[key] = found
