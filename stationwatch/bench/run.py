@@ -8,6 +8,7 @@ import itertools
 import math
 import os
 import platform
+import signal
 import subprocess
 import tempfile
 import time
@@ -343,8 +344,11 @@ class Bench:
                 await asyncio.to_thread(profiler.wait, 120)
         finally:  # a round that failed: the profiler stops with it, not with its own clock
             if profiler is not None and profiler.poll() is None:
-                profiler.terminate()
-                await asyncio.to_thread(profiler.wait, 10)
+                profiler.send_signal(signal.SIGINT)  # py-spy writes what it has sampled
+                try:
+                    await asyncio.to_thread(profiler.wait, 10)
+                except subprocess.TimeoutExpired:
+                    profiler.kill()
         figures = _combined([one, two])
         figures["gc_seconds"] = collected
         figures["rss"] = rss
