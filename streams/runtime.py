@@ -102,17 +102,19 @@ class Runtime:
         """Offsets ``first`` to ``end - 1`` of a partition read again from the broker
         (:mod:`streams.holes`), by one client, one read at a time."""
         async with self.reader_lock:
-            if self.record_reader is None:
-                self.record_reader = await start_record_reader(self.settings)
-            return await read_again(self.record_reader, topic, partition, first, end)
+            return await read_again(await self._reader(), topic, partition, first, end)
 
     async def last_offset(self, tp: TP, first: int, timeout_s: float) -> int | None:
         """The offset of the last record of a partition, read from ``first`` on by the same
         client as :meth:`read_again` (None when nothing is there)."""
         async with self.reader_lock:
-            if self.record_reader is None:
-                self.record_reader = await start_record_reader(self.settings)
-            return await last_offset(self.record_reader, tp.topic, tp.partition, first, timeout_s)
+            return await last_offset(await self._reader(), tp.topic, tp.partition, first, timeout_s)
+
+    async def _reader(self) -> AIOKafkaConsumer:
+        """The record reader, started on first use (under ``reader_lock``)."""
+        if self.record_reader is None:
+            self.record_reader = await start_record_reader(self.settings)
+        return self.record_reader
 
     def active_partitions(self) -> set[int]:
         heartbeat = self.settings.topic(HEARTBEAT)
