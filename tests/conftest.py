@@ -62,7 +62,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # machine, 2026-12-07: 113, 109, 83, 78, 74, 63, 59, 56, 55). `make test` runs files in three
 # processes, each taking the next file in collection order when it is free (pytest-xdist's
 # loadfile): started first, these no longer leave one process running a long file alone at the
-# end, while the others have nothing left (CI's test budget is 720 s).
+# end, while the others have nothing left (see .ci/run's test budget).
 LONGEST_FIRST = (
     "tests/integration/test_bench_quick.py",
     "tests/integration/test_liveness.py",
