@@ -55,6 +55,14 @@ PUT = b"P"  # first byte of a binary put frame (a JSON frame starts with "{")
 STATION = struct.Struct(">HHI")  # id length, partition, stored state length
 FRAME_ITEMS = 500  # stations per "put" frame
 COALESCE_S = 0.02  # after a change, wait this long for more to send them in one go
+# The worker's end of the socket asks for a send buffer this large (Linux doubles it, up to
+# net.core.wmem_max): a partition's stations (a few MB at 150,000 stations) go to the kernel
+# at once, and the server parses them while the worker indexes the next partition, which
+# holds the event loop (with the default 208 KiB, ~1,000 stations per turn of the loop).
+SOCKET_BUFFER = 4 * 1024 * 1024
+# What the worker holds unsent beyond that before a write waits for the server to read
+BUFFER_LIMIT = 8 * 1024 * 1024
+FRAMES_PER_TURN = 64  # put frames encoded and written before the event loop gets a turn
 MAX_FRAME = 64 * 1024 * 1024
 STARTUP_TIMEOUT_S = 30.0
 ALIVE_INTERVAL_S = 1.0  # the server's "alive" frames
@@ -123,6 +131,15 @@ def decode_put(body: bytes) -> dict[str, Any]:
     if at != end:
         raise ValueError("a put frame that ends inside a station")
     return {"op": "put", "items": items, "removed": removed}
+
+
+def socket_pair() -> tuple[socket.socket, socket.socket]:
+    """The worker's end and the server's end of the feed, the worker's with a send buffer of
+    ``SOCKET_BUFFER`` where the kernel grants it (else as large as it allows)."""
+    ours, theirs = socket.socketpair()
+    with contextlib.suppress(OSError):
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+    return ours, theirs
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -250,7 +267,7 @@ class ApiFeed:
         asyncio.ensure_future(self._on_fatal(exc))  # noqa: RUF006 - the worker is stopping
 
     async def _spawn(self) -> None:
-        ours, theirs = socket.socketpair()
+        ours, theirs = socket_pair()
         try:
             environ = as_before_restart(os.environ)  # the worker's allocator is its own
             env = {**environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
@@ -373,7 +390,12 @@ class ApiFeed:
             await send_bytes(encode_frame(frame))
 
         async def send_bytes(frame: bytes) -> None:
+            """Write a frame; wait only once ``BUFFER_LIMIT`` is held unsent. A wait per frame
+            (as ``drain`` under ``wait_for`` is: a task) costs a turn of the event loop, and
+            while the worker indexes a partition the loop turns once: a frame per partition."""
             writer.write(frame)
+            if writer.transport.get_write_buffer_size() <= BUFFER_LIMIT:
+                return
             try:
                 await asyncio.wait_for(writer.drain(), HUNG_AFTER_S)
             except TimeoutError:
@@ -381,10 +403,13 @@ class ApiFeed:
                     f"the API server read nothing for {HUNG_AFTER_S:.0f} s"
                 ) from None
 
+        # drain() waits until the unsent part is below a quarter of this
+        writer.transport.set_write_buffer_limits(high=BUFFER_LIMIT)
         self._wake.set()  # whatever is already pending
         while True:
             await self._wake.wait()
-            await asyncio.sleep(COALESCE_S)
+            if len(self._pending) < FRAME_ITEMS:  # a full frame is sent at once
+                await asyncio.sleep(COALESCE_S)
             self._wake.clear()
             # Take everything at once: reset, stations and ready stay consistent whatever the
             # agent does while the frames are written.
@@ -395,13 +420,15 @@ class ApiFeed:
             if reset:
                 await send({"op": "reset"})
             items = list(pending.items())
-            for i in range(0, len(items), FRAME_ITEMS):
+            for frame, i in enumerate(range(0, len(items), FRAME_ITEMS), start=1):
                 chunk = items[i : i + FRAME_ITEMS]
                 await send_bytes(
                     encode_put(
                         (sid, v[0], v[1]) if v is not None else (sid, 0, None) for sid, v in chunk
                     )
                 )
+                if frame % FRAMES_PER_TURN == 0:  # a whole snapshot: the agent runs meanwhile
+                    await asyncio.sleep(0)
             if ready is not None:
                 await send({"op": "ready", "partitions": ready})
             if status is not None:

@@ -8,6 +8,8 @@ import contextlib
 import hashlib
 import socket
 import struct
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -15,8 +17,9 @@ import orjson
 import pytest
 
 from stationwatch.settings import Settings
+from streams import feed as feed_module
 from streams.api import Replica
-from streams.feed import ApiFeed, decode_put, encode_frame, encode_put
+from streams.feed import HEADER, PUT, ApiFeed, decode_put, encode_frame, encode_put, socket_pair
 from streams.record import holding
 from streams.server import Feed
 from streams.state import StationState
@@ -64,7 +67,9 @@ class Pair:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+    # small buffers everywhere: a few frames fill them, and the writer waits for the server
+    monkeypatch.setattr(feed_module, "BUFFER_LIMIT", 64 * 1024)
     worker_end, server_end = socket.socketpair()
     worker_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     server_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -117,6 +122,58 @@ async def test_a_reset_while_a_snapshot_is_on_its_way_leaves_exactly_the_new_one
     }
     assert pair.replica.holds(0)
     assert not pair.replica.holds(2)
+
+
+def frames_in(data: bytes) -> list[dict[str, object]]:
+    frames, at = [], 0
+    while at < len(data):
+        (size,) = HEADER.unpack_from(data, at)
+        body = data[at + HEADER.size : at + HEADER.size + size]
+        frames.append(decode_put(body) if body[:1] == PUT else orjson.loads(body))
+        at += HEADER.size + size
+    return frames
+
+
+async def test_stations_put_reach_the_server_while_the_worker_holds_its_event_loop() -> None:
+    """While the worker indexes a partition it holds its event loop for a fraction of a
+    second. The stations it put before must reach the server within the one turn of the loop
+    between two partitions (the server parses them meanwhile), not a frame per turn."""
+    worker_end, server_end = socket_pair()
+    _, writer = await asyncio.open_connection(sock=worker_end)
+    feed = ApiFeed(Settings(), snapshot=lambda: None, on_fatal=never_fatal)
+    writing = asyncio.create_task(feed._write_loop(writer))
+    stations = [(f"SY-{n:05d}", n % 4, state(f"SY-{n:05d}")) for n in range(2500)]  # 5 frames
+    size = sum(len(encode_put(stations[i : i + 500])) for i in range(0, len(stations), 500))
+    if worker_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < 2 * size:
+        pytest.skip("the kernel grants the feed's socket too small a send buffer")
+    received = bytearray()
+
+    def read() -> None:
+        while chunk := server_end.recv(1 << 20):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        await asyncio.sleep(0.1)  # the writer waits for something to send
+        feed.reset()
+        feed.put_many(stations)
+        feed.ready([0, 1, 2, 3])
+        await asyncio.sleep(0)  # one turn of the loop
+        time.sleep(0.5)  # noqa: ASYNC251 - the worker's indexing holds the loop so
+        frames = frames_in(bytes(received))
+    finally:
+        server_end.shutdown(socket.SHUT_RDWR)  # the writer's wait for room (if any) ends
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await writing
+        writer.close()
+        reader.join(5)
+        server_end.close()
+    assert frames[0] == {"op": "reset"}
+    assert frames[-1] == {"op": "ready", "partitions": [0, 1, 2, 3]}
+    put = [item for frame in frames[1:-1] for item in frame["items"]]  # type: ignore[attr-defined]
+    assert put == stations
 
 
 async def test_the_newest_state_wins_and_removals_stick(pair: Pair) -> None:
