@@ -247,11 +247,16 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         replica = self.replica
         ok, body = replica.health
+        problems = []
         age = replica.status_age()
         if replica.status_at is not None and age > STATUS_MAX_AGE_S:
-            problem = f"the worker has not reported for {age:.0f} s"
+            problems.append(f"the worker has not reported for {age:.0f} s")
+        if replica.status_at is not None and not replica.index.ready:
+            # caught up means served too: the worker's report may come before its stations do
+            problems.append("the API server is loading the worker's stations")
+        if problems:
             ok, body = False, {**body, "status": "unavailable"}
-            body["problems"] = [*body.get("problems", []), problem]
+            body["problems"] = [*body.get("problems", []), *problems]
         return json_response(body, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:

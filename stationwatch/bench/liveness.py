@@ -11,7 +11,8 @@ when a firing ``offline`` alert for it reaches the bench on ``station.alerts``.
 - recovery: beating stations, then the worker is stopped (SIGTERM) and they fall silent; once
   their thresholds have passed (the worker still down) it is started again. ``recovery_s`` is
   the time from its launch until it is both healthy (``/health`` 200: consuming, caught up,
-  writing) and has judged every one of them offline: its state is back and it is judging.
+  writing, its API server holding every station) and has judged every one of them offline:
+  its state is back and it is judging.
 - failover: two workers share the partitions; beating stations on both fall silent, and one
   worker is killed (SIGKILL) just before their thresholds pass. ``failover_s`` is the longest
   wait, after the later of the kill and a station's threshold, for its offline alert: the

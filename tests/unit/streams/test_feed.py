@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from stationwatch.settings import Settings
 from streams import feed as feed_module
-from streams.api import Replica
+from streams.api import Replica, build_app
 from streams.feed import HEADER, PUT, ApiFeed, decode_put, encode_frame, encode_put, socket_pair
 from streams.record import holding
 from streams.server import Feed
@@ -220,6 +222,33 @@ async def test_status_reports_reach_health_routes_and_metrics(pair: Pair) -> Non
     assert pair.replica.others() == {"http://b:6066": {2, 3}}
     assert pair.replica.worker_metrics == b"m_total 1\n"
     assert 0 <= pair.replica.status_age() < 5
+
+
+async def test_health_waits_for_the_stations_as_well_as_the_workers_report(pair: Pair) -> None:
+    """The worker reports itself caught up while its stations may still be on their way (or
+    being parsed): the server is healthy only once it holds them."""
+    pair.start_reading()
+    body = {"status": "ok", "problems": [], "partitions": 4, "lag": 0, "lag_by_topic": {}}
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(pair.replica)))
+    await client.start_server()
+    try:
+        pair.feed.reset()
+        pair.feed.put("SY-0001", 1, state("SY-0001"))
+        pair.feed.status((True, {**body, "database": "ok"}), {}, "http://a:6066", b"")
+        await pair.until(lambda: pair.replica.status_at is not None)
+        loading = await client.get("/health")
+        assert loading.status == 503
+        answer = await loading.json()
+        assert answer["status"] == "unavailable"
+        assert answer["problems"] == ["the API server is loading the worker's stations"]
+        pair.feed.ready([0, 1, 2, 3])
+        await pair.until(lambda: pair.replica.index.ready)
+        served = await client.get("/health")
+        assert served.status == 200
+        assert (await served.json())["problems"] == []
+    finally:
+        await client.close()
+        await pair.replica.close()
 
 
 def test_the_api_server_reads_back_exactly_the_workers_settings(
