@@ -282,6 +282,28 @@ class StationStore(RocksStore):
             for key, value in self._visible_items(db):
                 yield station_id(key), partition, value
 
+    def partition_part(
+        self, partition: int, after: bytes | None, limit: int
+    ) -> tuple[list[tuple[str, int, bytes]], bytes | None]:
+        """Up to ``limit`` stations stored for the partition, in key order after the key
+        ``after`` (None: from the first), read now (not from a snapshot taken earlier); with
+        the last key read, or None when the partition has no more."""
+        db = self._dbs.get(partition)
+        if db is None:
+            return [], None
+        if not self.use_rocksdict:  # python-rocksdb's iterators: the partition in one part
+            return ([] if after is not None else list(self.partition_items({partition}))), None
+        station_id = self._station_id_decoder()
+        found: list[tuple[str, int, bytes]] = []
+        items = db.items() if after is None else db.items(from_key=after)
+        for key, value in items:
+            if key == after or key == self.offset_key:
+                continue
+            found.append((station_id(key), partition, value))
+            if len(found) == limit:
+                return found, key
+        return found, None
+
     def _station_id_decoder(self) -> Callable[[bytes], Any]:
         """How a stored key becomes its station id: the table's key serializer, without its
         layers of calls for the ``str`` keys the live table has (JSON by Faust's default for

@@ -234,11 +234,17 @@ class DueIndex:
 
         return take
 
-    def rebuild(self, owned: Iterable[tuple[str, int, float | None, str | None]]) -> int:
+    def rebuild(
+        self, owned: Iterable[tuple[str, int, float | None, str | None]], *, compact: bool = True
+    ) -> int:
         """Schedule every owned station: ``(station id, partition, due, liveness)``, due in
         epoch seconds as stored with its state, or None for a look right away; liveness as
         stored, or None to keep what is known (else "unknown"). In bulk: each partition's
-        heap is built once (a push per station took most of a restart's indexing)."""
+        heap is built once (a push per station took most of a restart's indexing).
+
+        ``compact=False`` (a partition scheduled a part at a time): each heap is only sorted
+        (two sorted runs, merged in C), keeping entries the rebuild superseded until
+        :meth:`compact` (a pass in Python per entry)."""
         count = 0
         added: dict[int, list[tuple[int, int]]] = {}
         due_at, partition_of, liveness_of = self._due, self._partition, self._liveness
@@ -261,9 +267,16 @@ class DueIndex:
         for partition, entries in added.items():
             heap = self.heaps.setdefault(partition, array("q"))
             heap.extend(key << bits | slot for key, slot in entries)
-            self._compact(partition)  # sorted, without entries the rebuild superseded
+            if compact:
+                self._compact(partition)  # sorted, without entries the rebuild superseded
+            else:
+                self.heaps[partition] = array("q", sorted(heap))  # a sorted array is a heap
         self.indexed = True
         return count
+
+    def compact(self, partition: int) -> None:
+        """Drop the partition's superseded entries (after a rebuild with ``compact=False``)."""
+        self._compact(partition)
 
     def counts(self) -> Counter[str]:
         found = Counter({name: self._liveness.count(code) for code, name in enumerate(self._names)})

@@ -1,14 +1,18 @@
-"""After a rebalance the worker indexes the stations it now owns a partition at a time
+"""After a rebalance the worker indexes the stations it now owns a part of a partition at a time
 (streams.owned.index_owned_stations): every one scheduled, fed to the API server and queued for
 the station_current re-sync; a rebalance arriving between two partitions stops it."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import faust
+import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -16,10 +20,12 @@ from schemas.topics import HEARTBEAT
 from stationwatch.db.sink import TimescaleSink
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
+from streams import owned
 from streams.owned import index_owned_stations
-from streams.runtime import Runtime, ingest_config
+from streams.runtime import Runtime, add_station_table, ingest_config
 from streams.state import StationState
 from streams.state_codec import encode_state
+from streams.store import StationStore
 
 SETTINGS = Settings(topic_prefix="t8.", partitions=4)
 T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -145,3 +151,74 @@ async def test_a_server_started_while_indexing_is_sent_every_station() -> None:
     await task
     assert set(feed.stations) == {"A", "B", "C", "D"}
     assert feed.ready_partitions == [0, 1, 2]
+
+
+@dataclass
+class DiskTable:
+    """The live table on disk (streams.store), as far as indexing reads it."""
+
+    data: StationStore
+
+
+@pytest.fixture
+def disk_store(tmp_path: Path) -> Iterator[StationStore]:
+    app = faust.App(
+        "owned-test", store="rocksdb://", datadir=str(tmp_path), key_serializer="raw",
+        value_serializer="raw",
+    )  # fmt: skip
+    store = cast(StationStore, add_station_table(app, SETTINGS.partitions).data)
+    yield store
+    for db in store._dbs.values():
+        db.close()
+
+
+async def test_a_partition_on_disk_is_indexed_a_part_at_a_time_each_part_read_when_reached(
+    disk_store: StationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two parts the agent runs: a station it writes in a part not read yet is
+    scheduled as it wrote it, one in a part already read keeps the agent's own schedule."""
+    monkeypatch.setattr(owned, "INDEX_PART", 2)
+    runtime, feed = runtime_with({}, actives={0, 1})
+    runtime.table = DiskTable(disk_store)
+    basis = runtime.config.basis
+    hour, two_hours = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+
+    def store(sid: str, partition: int, due: datetime) -> bytes:
+        value = encode_state(StationState(sid, partition=partition), due, basis)
+        disk_store.write_partition(partition, [(disk_store.station_key(sid), value)])
+        return value
+
+    for n in range(5):  # three parts: S0 S1 | S2 S3 | S4
+        store(f"S{n}", 0, hour)
+    store("T0", 1, hour)
+
+    async def agent() -> None:  # runs in the turn the indexing gives after its first part
+        assert set(feed.stations) == {"S0", "S1"}
+        store("S4", 0, two_hours)  # not read yet
+        store("S0", 0, two_hours)  # read already: the agent schedules it itself
+        runtime.due.schedule("S0", 0, two_hours, "online")
+
+    task = asyncio.ensure_future(agent())
+    async with asyncio.timeout(10):
+        assert await index_owned_stations(runtime)
+        await task
+    assert set(feed.stations) == {"S0", "S1", "S2", "S3", "S4", "T0"}
+    assert feed.ready_partitions == [0, 1]
+    assert runtime.due.due("S4") == two_hours.timestamp()  # read with the agent's write
+    assert runtime.due.due("S0") == two_hours.timestamp()
+    assert runtime.due.due("S1") == hour.timestamp()
+    due = runtime.due.pop_due(0, two_hours, limit=10)
+    assert due == ["S1", "S2", "S3", "S0", "S4"]  # due order, each once: compacted
+
+
+def test_a_partition_is_read_a_part_at_a_time_in_key_order(disk_store: StationStore) -> None:
+    for sid in ["B", "D", "A", "C", "E"]:
+        disk_store.write_partition(2, [(disk_store.station_key(sid), sid.encode())])
+    parts, after = [], None
+    while True:
+        part, after = disk_store.partition_part(2, after, 2)
+        parts.append([sid for sid, _, _ in part])
+        if after is None:
+            break
+    assert parts == [["A", "B"], ["C", "D"], ["E"]]
+    assert disk_store.partition_part(3, None, 2) == ([], None)  # nothing stored there
