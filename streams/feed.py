@@ -55,18 +55,20 @@ PUT = b"P"  # first byte of a binary put frame (a JSON frame starts with "{")
 STATION = struct.Struct(">HHI")  # id length, partition, stored state length
 FRAME_ITEMS = 500  # stations per "put" frame
 COALESCE_S = 0.02  # after a change, wait this long for more to send them in one go
-# The worker's end of the socket asks for a send buffer this large (Linux doubles it, up to
-# net.core.wmem_max): a partition's stations (a few MB at 150,000 stations) go to the kernel
-# at once, and the server parses them while the worker indexes the next partition, which
-# holds the event loop (with the default 208 KiB, ~1,000 stations per turn of the loop).
+# The worker's end of the socket asks for a send buffer this large. Linux grants twice the
+# request, up to twice net.core.wmem_max (208 KiB by default: 416 KiB), which takes a part of
+# the indexing's stations (streams.owned.INDEX_PART, ~400 kB) at once; a larger one takes
+# more of a snapshot to a restarted server.
 SOCKET_BUFFER = 4 * 1024 * 1024
-# What the worker holds unsent beyond that before a write waits for the server to read
+# What the worker holds unsent beyond the kernel's buffer before a write waits for the
+# server to read (until it has taken DRAINED_BY of it)
 BUFFER_LIMIT = 8 * 1024 * 1024
+DRAINED_BY = 1024 * 1024
 FRAMES_PER_TURN = 64  # put frames encoded and written before the event loop gets a turn
 MAX_FRAME = 64 * 1024 * 1024
 STARTUP_TIMEOUT_S = 30.0
 ALIVE_INTERVAL_S = 1.0  # the server's "alive" frames
-HUNG_AFTER_S = 15.0  # no frame from the server, or a write stuck this long: it is killed
+HUNG_AFTER_S = 15.0  # no frame from the server, or a full buffer stuck this long: it is killed
 RESTART_DELAY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 STABLE_AFTER_S = 60.0  # a server that ran this long starts the restart delays over
 EXIT_CANNOT_BIND = 3  # the server's exit code when its port cannot be bound
@@ -317,7 +319,7 @@ class ApiFeed:
     async def _terminate(self) -> int | None:
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.close()
+            writer.transport.abort()  # what is still unsent (up to BUFFER_LIMIT) is dropped
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)
         process, self._process = self._process, None
@@ -391,8 +393,10 @@ class ApiFeed:
 
         async def send_bytes(frame: bytes) -> None:
             """Write a frame; wait only once ``BUFFER_LIMIT`` is held unsent. A wait per frame
-            (as ``drain`` under ``wait_for`` is: a task) costs a turn of the event loop, and
-            while the worker indexes a partition the loop turns once: a frame per partition."""
+            (``drain`` under ``wait_for``, on Python 3.11 a task of its own) costs a turn of the
+            event loop, and the indexing gives the loop a turn per part of its stations."""
+            if writer.transport.is_closing():  # the server has gone: its reader says so too
+                raise ConnectionResetError("the API server's connection is closed")
             writer.write(frame)
             if writer.transport.get_write_buffer_size() <= BUFFER_LIMIT:
                 return
@@ -400,11 +404,12 @@ class ApiFeed:
                 await asyncio.wait_for(writer.drain(), HUNG_AFTER_S)
             except TimeoutError:
                 raise ConnectionError(
-                    f"the API server read nothing for {HUNG_AFTER_S:.0f} s"
+                    f"the API server read less than {(BUFFER_LIMIT - low) / 2**20:.1f} MiB of "
+                    f"its feed in {HUNG_AFTER_S:.0f} s"
                 ) from None
 
-        # drain() waits until the unsent part is below a quarter of this
-        writer.transport.set_write_buffer_limits(high=BUFFER_LIMIT)
+        low = max(0, BUFFER_LIMIT - DRAINED_BY)  # drain() waits until the unsent part is below
+        writer.transport.set_write_buffer_limits(high=BUFFER_LIMIT, low=low)
         self._wake.set()  # whatever is already pending
         while True:
             await self._wake.wait()

@@ -137,17 +137,21 @@ def frames_in(data: bytes) -> list[dict[str, object]]:
 
 
 async def test_stations_put_reach_the_server_while_the_worker_holds_its_event_loop() -> None:
-    """While the worker indexes a partition it holds its event loop for a fraction of a
-    second. The stations it put before must reach the server within the one turn of the loop
-    between two partitions (the server parses them meanwhile), not a frame per turn."""
+    """While the worker indexes it holds its event loop, giving it a turn between two parts
+    (``streams.owned.INDEX_PART`` stations). The stations it put before must reach the server
+    within that one turn (the server parses them while the next part is indexed), not a frame
+    per turn: here, without the loop turning again."""
     worker_end, server_end = socket_pair()
     _, writer = await asyncio.open_connection(sock=worker_end)
     feed = ApiFeed(Settings(), snapshot=lambda: None, on_fatal=never_fatal)
     writing = asyncio.create_task(feed._write_loop(writer))
-    stations = [(f"SY-{n:05d}", n % 4, state(f"SY-{n:05d}")) for n in range(2500)]  # 5 frames
+    stations = [(f"SY-{n:05d}", n % 4, state(f"SY-{n:05d}")) for n in range(1000)]  # 2 frames
     size = sum(len(encode_put(stations[i : i + 500])) for i in range(0, len(stations), 500))
+    # what a default kernel grants (net.core.wmem_max 212,992, doubled) takes the lot
     if worker_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < 2 * size:
         pytest.skip("the kernel grants the feed's socket too small a send buffer")
+    size += len(encode_frame({"op": "reset"}))
+    size += len(encode_frame({"op": "ready", "partitions": [0, 1, 2, 3]}))
     received = bytearray()
 
     def read() -> None:
@@ -162,8 +166,11 @@ async def test_stations_put_reach_the_server_while_the_worker_holds_its_event_lo
         feed.put_many(stations)
         feed.ready([0, 1, 2, 3])
         await asyncio.sleep(0)  # one turn of the loop
-        time.sleep(0.5)  # noqa: ASYNC251 - the worker's indexing holds the loop so
-        frames = frames_in(bytes(received))
+        # then the worker's indexing holds the loop (for up to 5 s here)
+        deadline = time.monotonic() + 5
+        while len(received) < size and time.monotonic() < deadline:
+            time.sleep(0.01)  # noqa: ASYNC251 - holding the loop is the point
+        arrived = bytes(received)
     finally:
         server_end.shutdown(socket.SHUT_RDWR)  # the writer's wait for room (if any) ends
         writing.cancel()
@@ -172,6 +179,8 @@ async def test_stations_put_reach_the_server_while_the_worker_holds_its_event_lo
         writer.close()
         reader.join(5)
         server_end.close()
+    assert len(arrived) == size, f"{len(arrived)} of {size} bytes arrived while the loop was held"
+    frames = frames_in(arrived)
     assert frames[0] == {"op": "reset"}
     assert frames[-1] == {"op": "ready", "partitions": [0, 1, 2, 3]}
     put = [item for frame in frames[1:-1] for item in frame["items"]]  # type: ignore[attr-defined]
