@@ -61,7 +61,7 @@ COALESCE_S = 0.02  # after a change, wait this long for more to send them in one
 # more of a snapshot to a restarted server.
 SOCKET_BUFFER = 4 * 1024 * 1024
 # What the worker holds unsent beyond the kernel's buffer before a write waits for the
-# server to read (until it has taken DRAINED_BY of it)
+# server to read (until less than BUFFER_LIMIT - DRAINED_BY is left)
 BUFFER_LIMIT = 8 * 1024 * 1024
 DRAINED_BY = 1024 * 1024
 FRAMES_PER_TURN = 64  # put frames encoded and written before the event loop gets a turn
@@ -319,7 +319,9 @@ class ApiFeed:
     async def _terminate(self) -> int | None:
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.transport.abort()  # what is still unsent (up to BUFFER_LIMIT) is dropped
+            # what asyncio still holds (up to BUFFER_LIMIT) is dropped; what the kernel holds
+            # the server reads before it sees the end
+            writer.transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)
         process, self._process = self._process, None
@@ -404,8 +406,8 @@ class ApiFeed:
                 await asyncio.wait_for(writer.drain(), HUNG_AFTER_S)
             except TimeoutError:
                 raise ConnectionError(
-                    f"the API server read less than {(BUFFER_LIMIT - low) / 2**20:.1f} MiB of "
-                    f"its feed in {HUNG_AFTER_S:.0f} s"
+                    f"the API server did not bring its unsent feed below {low / 2**20:.1f} MiB "
+                    f"in {HUNG_AFTER_S:.0f} s"
                 ) from None
 
         low = max(0, BUFFER_LIMIT - DRAINED_BY)  # drain() waits until the unsent part is below

@@ -295,13 +295,15 @@ class StationStore(RocksStore):
             return ([] if after is not None else list(self.partition_items({partition}))), None
         station_id = self._station_id_decoder()
         found: list[tuple[str, int, bytes]] = []
+        last: bytes | None = None
         items = db.items() if after is None else db.items(from_key=after)
         for key, value in items:
             if key == after or key == self.offset_key:
                 continue
+            if len(found) == limit:  # there is more: the next part starts after ``last``
+                return found, last
             found.append((station_id(key), partition, value))
-            if len(found) == limit:
-                return found, key
+            last = key
         return found, None
 
     def _station_id_decoder(self) -> Callable[[bytes], Any]:

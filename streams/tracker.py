@@ -242,9 +242,10 @@ class DueIndex:
         stored, or None to keep what is known (else "unknown"). In bulk: each partition's
         heap is built once (a push per station took most of a restart's indexing).
 
-        ``compact=False`` (a partition scheduled a part at a time): each heap is only sorted
-        (two sorted runs, merged in C), keeping entries the rebuild superseded until
-        :meth:`compact` (a pass in Python per entry)."""
+        ``compact=False`` (a partition scheduled a part at a time): the entries are only
+        added, the heap left unordered until :meth:`compact` (sorted, superseded entries
+        dropped). Meanwhile :meth:`pop_due` takes an entry only when the heap's first is due:
+        a station may be judged later than due until then, never earlier."""
         count = 0
         added: dict[int, list[tuple[int, int]]] = {}
         due_at, partition_of, liveness_of = self._due, self._partition, self._liveness
@@ -269,13 +270,12 @@ class DueIndex:
             heap.extend(key << bits | slot for key, slot in entries)
             if compact:
                 self._compact(partition)  # sorted, without entries the rebuild superseded
-            else:
-                self.heaps[partition] = array("q", sorted(heap))  # a sorted array is a heap
         self.indexed = True
         return count
 
     def compact(self, partition: int) -> None:
-        """Drop the partition's superseded entries (after a rebuild with ``compact=False``)."""
+        """Order the partition's heap and drop its superseded entries (after rebuilds with
+        ``compact=False``)."""
         self._compact(partition)
 
     def counts(self) -> Counter[str]:

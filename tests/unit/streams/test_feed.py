@@ -72,6 +72,7 @@ class Pair:
 async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
     # small buffers everywhere: a few frames fill them, and the writer waits for the server
     monkeypatch.setattr(feed_module, "BUFFER_LIMIT", 64 * 1024)
+    monkeypatch.setattr(feed_module, "DRAINED_BY", 16 * 1024)
     worker_end, server_end = socket.socketpair()
     worker_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     server_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -85,7 +86,7 @@ async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
     for task in (pair.writing, pair.reading):
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await task
     worker_writer.close()
     server_writer.close()
@@ -185,6 +186,17 @@ async def test_stations_put_reach_the_server_while_the_worker_holds_its_event_lo
     assert frames[-1] == {"op": "ready", "partitions": [0, 1, 2, 3]}
     put = [item for frame in frames[1:-1] for item in frame["items"]]  # type: ignore[attr-defined]
     assert put == stations
+
+
+async def test_the_writer_stops_at_once_when_the_server_has_gone(pair: Pair) -> None:
+    """Writes that do not wait would go on into a lost connection (asyncio drops them): the
+    writer ends with an error instead, and the feed starts a new server."""
+    pair.server.writer.transport.abort()  # the server's end is gone
+    for n in range(3000):  # six frames, more than the fixture's buffers hold
+        pair.feed.put(f"SY-{n:04d}", 0, state(f"SY-{n:04d}"))
+    async with asyncio.timeout(10):
+        with pytest.raises(ConnectionError):
+            await pair.writing
 
 
 async def test_the_newest_state_wins_and_removals_stick(pair: Pair) -> None:

@@ -1,6 +1,6 @@
 """After a rebalance the worker indexes the stations it now owns a part of a partition at a time
 (streams.owned.index_owned_stations): every one scheduled, fed to the API server and queued for
-the station_current re-sync; a rebalance arriving between two partitions stops it."""
+the station_current re-sync; a rebalance arriving between two parts stops it."""
 
 from __future__ import annotations
 
@@ -207,8 +207,9 @@ async def test_a_partition_on_disk_is_indexed_a_part_at_a_time_each_part_read_wh
     assert runtime.due.due("S4") == two_hours.timestamp()  # read with the agent's write
     assert runtime.due.due("S0") == two_hours.timestamp()
     assert runtime.due.due("S1") == hour.timestamp()
+    assert len(runtime.due.heaps[0]) == 5  # compacted: S0's superseded entry is gone
     due = runtime.due.pop_due(0, two_hours, limit=10)
-    assert due == ["S1", "S2", "S3", "S0", "S4"]  # due order, each once: compacted
+    assert due == ["S1", "S2", "S3", "S0", "S4"]  # in due order: sorted
 
 
 def test_a_partition_is_read_a_part_at_a_time_in_key_order(disk_store: StationStore) -> None:
@@ -221,4 +222,11 @@ def test_a_partition_is_read_a_part_at_a_time_in_key_order(disk_store: StationSt
         if after is None:
             break
     assert parts == [["A", "B"], ["C", "D"], ["E"]]
+    disk_store.write_partition(2, [(disk_store.station_key("F"), b"F")])
+    first, after = disk_store.partition_part(2, None, 3)
+    assert [sid for sid, _, _ in first] == ["A", "B", "C"]
+    disk_store.write_partition(2, [(disk_store.station_key("C"), None)])  # removed meanwhile
+    second, after = disk_store.partition_part(2, after, 3)
+    assert [sid for sid, _, _ in second] == ["D", "E", "F"]
+    assert after is None  # exactly a part's worth left: no empty part after it
     assert disk_store.partition_part(3, None, 2) == ([], None)  # nothing stored there
