@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import faust
 import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
@@ -22,10 +21,11 @@ from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
 from streams import owned
 from streams.owned import index_owned_stations
-from streams.runtime import Runtime, add_station_table, ingest_config
+from streams.runtime import Runtime, ingest_config
 from streams.state import StationState
 from streams.state_codec import encode_state
 from streams.store import StationStore
+from tests.station_store import close_station_store, open_station_store
 
 SETTINGS = Settings(topic_prefix="t8.", partitions=4)
 T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -162,14 +162,9 @@ class DiskTable:
 
 @pytest.fixture
 def disk_store(tmp_path: Path) -> Iterator[StationStore]:
-    app = faust.App(
-        "owned-test", store="rocksdb://", datadir=str(tmp_path), key_serializer="raw",
-        value_serializer="raw",
-    )  # fmt: skip
-    store = cast(StationStore, add_station_table(app, SETTINGS.partitions).data)
+    store = open_station_store(tmp_path, SETTINGS.partitions)
     yield store
-    for db in store._dbs.values():
-        db.close()
+    close_station_store(store)
 
 
 async def test_a_partition_on_disk_is_indexed_a_part_at_a_time_each_part_read_when_reached(

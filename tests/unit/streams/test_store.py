@@ -9,13 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import faust
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.runtime import add_station_table
 from streams.store import (
     _STR_KEY_ENCODERS,
     ARENA_BLOCK_BYTES,
@@ -25,27 +23,14 @@ from streams.store import (
     StationStore,
     _shared_budget,
 )
+from tests.station_store import close_station_store, open_station_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[StationStore]:
-    app = faust.App(
-        "store-test",
-        store="rocksdb://",
-        datadir=str(tmp_path),
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-    opened = cast(StationStore, add_station_table(app, 4).data)
+    opened = open_station_store(tmp_path)
     yield opened
-    close(opened)
-
-
-def close(store: StationStore) -> None:
-    """Close the store's databases: open ones hold part of the process's shared budget (and
-    may flush into their directories) until the store is collected."""
-    for db in store._dbs.values():
-        db.close()
+    close_station_store(opened)
 
 
 def write(store: StationStore, key: str, value: bytes | None, partition: int) -> None:
@@ -326,11 +311,7 @@ LAYOUTS = st.fixed_dictionaries(
 
 
 def laid_out(root: Path, layout: dict[str, Any]) -> StationStore:
-    app = faust.App(
-        "store-test", store="rocksdb://", datadir=str(root), key_serializer="raw",
-        value_serializer="raw",
-    )  # fmt: skip
-    store = cast(StationStore, add_station_table(app, 4).data)
+    store = open_station_store(root)
     for partition in layout["open"]:
         store._db_for_partition(partition)
     for sid, places in layout["kept"].items():
@@ -361,5 +342,5 @@ def test_many_stations_read_at_once_are_found_as_each_alone(layout: dict[str, An
             assert dict(many._found) == dict(alone._found)
             assert dict(many._key_index) == dict(alone._key_index)
         finally:  # before their directories are removed
-            close(alone)
-            close(many)
+            close_station_store(alone)
+            close_station_store(many)
