@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
@@ -78,7 +78,14 @@ TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
 TIME_CEILING = datetime(2100, 1, 1, tzinfo=UTC)
 
 
+_NO_OFFSET = timedelta(0)
+
+
 def _in_range(moment: datetime) -> datetime:
+    # A time at UTC ("Z", "+00:00") is given Python's own UTC (the same instant, written the
+    # same way): see WireTime.
+    if moment.tzinfo is not UTC and moment.utcoffset() == _NO_OFFSET:
+        moment = moment.replace(tzinfo=UTC)
     # Comparing aware datetimes subtracts offsets without building a UTC datetime: no overflow.
     if not TIME_FLOOR <= moment < TIME_CEILING:
         raise PydanticCustomError(
@@ -97,6 +104,15 @@ WireTime = Annotated[
     ),
 ]
 """A time on the wire: aware, and inside the range every part of the system can handle.
+
+A time at UTC is given ``datetime.UTC`` as its time zone (pydantic gives it a time zone object
+of its own; a time with another offset keeps the one pydantic gives it). Python compares and
+subtracts two times of the same time zone object without asking it for their offsets, and
+converts a time to the zone it already has without work: every heartbeat's time is compared
+with and subtracted from the state's times (decoded with ``datetime.UTC``) and the worker's
+clock, and converted to UTC by the database driver. With pydantic's object each of those asks
+it for the offset twice (about 0.3 µs instead of 0.03 to 0.07); measured on a saturated worker
+at 150,000 stations, that was 3.8% of its busy time.
 
 Python raises ``OverflowError`` converting ``0001-01-01T00:00:00+08:00`` or
 ``9999-12-31T23:59:59-08:00`` to UTC (the database driver does that for every `timestamptz`),

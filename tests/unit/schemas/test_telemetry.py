@@ -263,6 +263,25 @@ def test_aware_times_accepted(model: type[BaseModel], value: str, offset: timede
     assert parsed.utcoffset() == offset
 
 
+@pytest.mark.parametrize(("value", "offset"), TIMES_ACCEPTED)
+@MODELS
+def test_a_time_at_utc_has_pythons_utc(
+    model: type[BaseModel], value: str, offset: timedelta
+) -> None:
+    """A time at UTC comes with ``datetime.UTC`` itself (Python then compares it with the
+    worker's UTC times without asking a time zone object for offsets), written out as before;
+    another offset stays the one given."""
+    field = TIME_FIELD[model]
+    message = model.model_validate_json(wire(EXAMPLES[model], **{field: value}))
+    parsed = getattr(message, field)
+    assert (parsed.tzinfo is UTC) == (offset == timedelta(0))
+    assert parsed.utcoffset() == offset
+    written = json.loads(message.model_dump_json())[field]
+    assert written == (
+        "2026-11-30T00:00:00Z" if offset == timedelta(0) else value.replace(".000", "")
+    )
+
+
 @pytest.mark.parametrize(("value", "expected"), TIMES_AT_THE_BOUNDS)
 @MODELS
 def test_times_at_the_bounds_accepted(
