@@ -14,7 +14,7 @@ from typing import Any
 import faust
 import pytest
 
-from streams.take import take_batches
+from streams.take import PER_TURN, take_batches
 
 WITHIN = 0.2
 
@@ -137,15 +137,45 @@ async def test_closing_settles_what_waits_and_lets_the_next_batches_go_on(
         first = await anext(batches)
         await asyncio.sleep(0.05)  # four wait in the next buffer, one more for room
         await batches.aclose()  # the agent gives up (stopping, or crashed)
-        await asyncio.sleep(0.01)  # Faust's stream drains the rest meanwhile, untaken
-        assert waiting(channel) == 0
+        await asyncio.sleep(0.01)
+        assert waiting(channel) == 3  # 9, 10 and 11, never taken: left in the stream's buffer
         assert not stream._processors
         assert not any(e.message.acked for e in first)  # the agent's to settle (abandon)
-        # a new agent on the same stream (Faust restarts a crashed one so) takes what is sent
-        # after; nothing of the twelve is committed: they are read again at the next start
+        # a new agent on the same stream (Faust restarts a crashed one so) takes what was left
+        # and what is sent after; nothing of the twelve is committed (those of the next buffer
+        # were settled: the worker reads them again, see streams.holes)
         again = take_batches(stream, 4, WITHIN)
         await send(channel, range(100, 104))
         taken = await anext(again)
-        assert [e.value for e in taken] == [100, 101, 102, 103]
+        assert [e.value for e in taken] == [9, 10, 11, 100]
         assert app.committable == []
         await again.aclose()
+
+
+async def test_an_event_of_an_earlier_generation_is_dropped(app: Any, channel: Any) -> None:
+    """As Faust's stream drops it: an event fetched for an assignment a rebalance ended."""
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 100, WITHIN)
+        await send(channel, range(2))
+        app.consumer_generation_id += 1  # a rebalance: the two were fetched before it
+        await send(channel, range(2, 4))
+        batch = await anext(batches)
+        assert [e.value for e in batch] == [2, 3]
+        await batches.aclose()
+
+
+async def test_the_batches_take_many_events_in_one_turn_of_the_loop(channel: Any) -> None:
+    """Faust's iterator gave the event loop a turn before every event; here a turn is given
+    every ``PER_TURN`` events."""
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 1000, WITHIN)
+        await send(channel, range(3 * PER_TURN))
+        asking = asyncio.ensure_future(anext(batches))  # the agent asks for a batch
+        turns = 0
+        while waiting(channel) and turns < 100:
+            await asyncio.sleep(0)
+            turns += 1
+        assert waiting(channel) == 0
+        assert turns <= 6  # about three, where Faust's iterator took 3 * PER_TURN
+        assert [e.value for e in await asking] == list(range(3 * PER_TURN))
+        await batches.aclose()
