@@ -175,21 +175,30 @@ def install_ingest(runtime: Runtime) -> None:
     @runtime.app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         batches = take_batches(stream, settings.batch_size, settings.batch_within_s)
-        async for events in batches:
-            try:
-                await handle_batch(runtime, events, send_deadletter, send_alert)
-            except (WorkerStoppingError, asyncio.CancelledError) as exc:
-                abandon(events)
-                logger.warning(
-                    "stopped with a batch of %d records unfinished (%s); "
-                    "its offsets are not committed, it is processed again at the next start",
-                    len(events),
-                    exc or "cancelled",
-                )
-                await batches.aclose()
-                if isinstance(exc, asyncio.CancelledError):
+        try:
+            async for events in batches:
+                try:
+                    await handle_batch(runtime, events, send_deadletter, send_alert)
+                except (WorkerStoppingError, asyncio.CancelledError) as exc:
+                    abandon(events)
+                    logger.warning(
+                        "stopped with a batch of %d records unfinished (%s); "
+                        "its offsets are not committed, it is processed again at the next start",
+                        len(events),
+                        exc or "cancelled",
+                    )
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    return
+                except BaseException:
+                    # a crash: settled (a rebalance does not wait for it), never committed
+                    # (read again at the next start)
+                    abandon(events)
                     raise
-                return
+        finally:
+            # the batches' filler stops and what it holds is settled: nothing of a crashed
+            # agent takes events from the one Faust starts again, or keeps a rebalance waiting
+            await batches.aclose()
 
 
 def install_ticks(runtime: Runtime) -> None:

@@ -14,8 +14,9 @@ waits. A batch's events are acked once the agent is done with it (it asks for th
 waiting in the next buffer only with their own batch. Closing the batches never acks: the
 events of the batch in hand (which the agent settles, :func:`streams.batch.abandon`, when it
 gives it up) and of the next buffer are settled without a commit, so that Faust's shutdown does
-not wait for them and they are read again at the next start. Events still in the stream's
-buffer stay there, untaken and untracked, for the agent Faust starts again after a crash.
+not wait for them and they are read again at the next start (the records among them, by an
+agent Faust starts again after a crash, at once: :mod:`streams.holes`). Events still in the
+stream's buffer stay there, untaken and untracked, for that agent.
 
 The events are taken out of the stream's buffer (its channel's queue) here, not by iterating
 the stream. Faust's iterator yields to the event loop before every event, awaits the queue
@@ -126,12 +127,15 @@ async def take_batches(
             if in_turn >= PER_TURN:
                 in_turn = 0
                 await asyncio.sleep(0)
-            if queue.empty():
-                in_turn = 0
-                event = await queue.get()
-            else:
-                event = queue.get_nowait()
-                in_turn += 1
+            try:
+                if queue.empty():
+                    in_turn = 0
+                    event = await queue.get()
+                else:
+                    event = queue.get_nowait()
+                    in_turn += 1
+            except StopAsyncIteration:  # Faust ends the agent's stream so (Actor.cancel)
+                return
             if not taker.take(event):
                 continue
             try:
@@ -155,13 +159,17 @@ async def take_batches(
     faust_stream.enable_acks = False
     filler = asyncio.ensure_future(fill())
     try:
+        # (a stream that is started and stopped ends so; an agent's stream is never started:
+        # Faust ends it by throwing StopAsyncIteration into its channel, which ends the filler)
         while not faust_stream.should_stop:
             waited = within - (time.monotonic() - first_at) if filling else within
             if waited > 0 and not full.is_set():
                 await faust_stream.wait_for_stopped(full, timeout=waited)
             if filler.done():
-                filler.result()  # its error (one Faust threw into the stream's buffer)
-                return
+                error = filler.exception()
+                if error is not None:  # one Faust threw into the stream's buffer
+                    raise error
+                return  # the stream ended: so do the batches
             if not filling:
                 continue
             events = list(filling)
@@ -172,13 +180,13 @@ async def take_batches(
             for event in events:
                 taker.ack(event)
     finally:
-        closed = True
-        room.set()  # an event waiting for room is settled as it wakes
-        filler.cancel()
-        await asyncio.gather(filler, return_exceptions=True)
+        closed = True  # the filler adds nothing more
         for event in filling:
             settle(event)
         filling.clear()
+        room.set()  # an event waiting for room is settled as it wakes
+        filler.cancel()  # or as it is cancelled
+        await asyncio.gather(filler, return_exceptions=True)  # its error, if any, was raised
 
 
 def settle(event: EventT[Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 import pytest
+from faust.types.tuples import ConsumerMessage
 
 from streams.take import PER_TURN, take_batches
 
@@ -134,11 +135,14 @@ async def test_closing_settles_what_waits_and_lets_the_next_batches_go_on(
     async with channel.stream() as stream:
         batches = take_batches(stream, 4, WITHIN)
         await send(channel, range(12))
+        sent = list(stream.channel.queue._queue)  # the twelve events, in the stream's buffer
         first = await anext(batches)
         await asyncio.sleep(0.05)  # four wait in the next buffer, one more for room
         await batches.aclose()  # the agent gives up (stopping, or crashed)
         await asyncio.sleep(0.01)
         assert waiting(channel) == 3  # 9, 10 and 11, never taken: left in the stream's buffer
+        # the next buffer's four, and the one taken and waiting for room: settled
+        assert [e.message.acked for e in sent] == [False] * 4 + [True] * 5 + [False] * 3
         assert not stream._processors
         assert not any(e.message.acked for e in first)  # the agent's to settle (abandon)
         # a new agent on the same stream (Faust restarts a crashed one so) takes what was left
@@ -179,3 +183,71 @@ async def test_the_batches_take_many_events_in_one_turn_of_the_loop(channel: Any
         assert turns <= 6  # about three, where Faust's iterator took 3 * PER_TURN
         assert [e.value for e in await asking] == list(range(3 * PER_TURN))
         await batches.aclose()
+
+
+def consumed(app: Any, stream: Any, topic: str, offset: int) -> Any:
+    """An event as the consumer and Faust's conductor hand one over: its message tracked only
+    once taken, with a reference for the one stream it goes to."""
+    message = ConsumerMessage(
+        topic, 0, offset, time.time(), 0, [], b"SY-0001", b"{}", None,
+        generation_id=app.consumer_generation_id,
+    )  # fmt: skip
+    message.tracked = False
+    message.incref()
+    event = app.create_event(message.key, message.value, message.headers, message)
+    stream.channel.queue.put_nowait(event)
+    return event
+
+
+async def test_a_message_is_tracked_once_taken_until_its_batch_is_acked(
+    app: Any, channel: Any
+) -> None:
+    """What a rebalance (stream_wait_empty) waits for: the messages taken and not acked."""
+    topic = "t.station.heartbeat"
+    app.topics._acking_topics.add(topic)
+    unacked = app.consumer._unacked_messages
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 2, WITHIN)
+        events = [consumed(app, stream, topic, offset) for offset in range(3)]
+        assert not unacked  # in the stream's buffer, not taken yet
+        first = await anext(batches)
+        assert first == events[:2]
+        await asyncio.sleep(0.01)
+        assert {e.message for e in events} <= set(unacked)
+        second = await anext(batches)  # the agent is done with the first
+        assert second == events[2:]
+        assert not {e.message for e in first} & set(unacked)
+        assert events[2].message in unacked
+        await batches.aclose()
+
+
+async def test_nothing_is_taken_while_faust_suspends_the_flow(app: Any, channel: Any) -> None:
+    """As Faust's stream drops them: events found in the buffer while a rebalance suspends
+    the flow (events of the assignment it ends)."""
+    topic = "t.station.heartbeat"
+    async with channel.stream() as stream:
+        batches = take_batches(stream, 100, WITHIN)
+        app.flow_control.suspend()  # a rebalance
+        dropped = [consumed(app, stream, topic, offset) for offset in range(2)]
+        asking = asyncio.ensure_future(anext(batches))
+        await asyncio.sleep(0.05)
+        assert waiting(channel) == 0  # taken, and dropped
+        app.flow_control.resume()
+        kept = [consumed(app, stream, topic, offset) for offset in range(2, 4)]
+        assert await asking == kept
+        assert not any(e.message.acked for e in dropped)  # Faust's stream acks none either
+        await batches.aclose()
+
+
+async def test_an_agents_stream_ended_by_faust_ends_the_batches(app: Any, channel: Any) -> None:
+    """Faust ends an agent's stream (never started: the agent takes its batches) by throwing
+    StopAsyncIteration into its channel: the agent's loop ends, what waits is settled."""
+    stream = channel.stream()
+    batches = take_batches(stream, 2, WITHIN)
+    await send(channel, range(3))
+    first = await anext(batches)
+    await asyncio.sleep(0.05)  # the next buffer holds 2
+    await stream.channel.throw(StopAsyncIteration())
+    rest = [events async for events in batches]  # ends, no RuntimeError
+    assert [e.value for e in first] == [0, 1]
+    assert rest == [] or [e.value for e in rest[0]] == [2]
