@@ -175,6 +175,7 @@ def install_ingest(runtime: Runtime) -> None:
     @runtime.app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         batches = take_batches(stream, settings.batch_size, settings.batch_within_s)
+        awaiting = True  # False once the coroutine is closed unrun: nothing may be awaited then
         try:
             async for events in batches:
                 try:
@@ -195,10 +196,14 @@ def install_ingest(runtime: Runtime) -> None:
                     # (read again at the next start)
                     abandon(events)
                     raise
+        except GeneratorExit:
+            awaiting = False
+            raise
         finally:
             # the batches' filler stops and what it holds is settled: nothing of a crashed
             # agent takes events from the one Faust starts again, or keeps a rebalance waiting
-            await batches.aclose()
+            if awaiting:
+                await batches.aclose()
 
 
 def install_ticks(runtime: Runtime) -> None:

@@ -14,9 +14,9 @@ waits. A batch's events are acked once the agent is done with it (it asks for th
 waiting in the next buffer only with their own batch. Closing the batches never acks: the
 events of the batch in hand (which the agent settles, :func:`streams.batch.abandon`, when it
 gives it up) and of the next buffer are settled without a commit, so that Faust's shutdown does
-not wait for them and they are read again at the next start (the records among them, by an
-agent Faust starts again after a crash, at once: :mod:`streams.holes`). Events still in the
-stream's buffer stay there, untaken and untracked, for that agent.
+not wait for them and they are read again at the next start (their partitions' commits stop
+before them until then). Events still in the stream's buffer stay there, untaken and
+untracked, for the agent Faust starts again after a crash.
 
 The events are taken out of the stream's buffer (its channel's queue) here, not by iterating
 the stream. Faust's iterator yields to the event loop before every event, awaits the queue
@@ -166,9 +166,7 @@ async def take_batches(
             if waited > 0 and not full.is_set():
                 await faust_stream.wait_for_stopped(full, timeout=waited)
             if filler.done():
-                error = filler.exception()
-                if error is not None:  # one Faust threw into the stream's buffer
-                    raise error
+                filler.result()  # raises what ended it: an error Faust threw into the buffer
                 return  # the stream ended: so do the batches
             if not filling:
                 continue
