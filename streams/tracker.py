@@ -98,7 +98,7 @@ class DueIndex:
             heap = self.heaps[partition] = array("q")
         heap_push(heap, key << self._bits | slot)
         if len(heap) > COMPACT_SLACK * self._live.get(partition, 0) + 1024:
-            self._compact(partition)
+            self.compact(partition)
 
     def _slot(self, station_id: str) -> int:
         """The station's slot, taken if it has none."""
@@ -124,7 +124,7 @@ class DueIndex:
                 heap = self.heaps.setdefault(self._partition[slot], array("q"))
                 heap.append(key << self._bits | slot)
         for partition in self.heaps:
-            self._compact(partition)
+            self.compact(partition)
 
     def _code(self, liveness: str) -> int:
         code = self._codes.get(liveness)
@@ -135,10 +135,10 @@ class DueIndex:
             self._names.append(liveness)
         return code
 
-    def _compact(self, partition: int) -> None:
+    def compact(self, partition: int) -> None:
         """Keep only the live entries of the partition's heap (its stations' current due
         times), sorted (a sorted array is a heap); the live count is taken again, so
-        stations that left are not counted."""
+        stations that left are not counted. Also after rebuilds with ``compact=False``."""
         heap = array("q", sorted(filter(self._live_on(partition), self.heaps.get(partition, ()))))
         self.heaps[partition] = heap
         self._live[partition] = len(heap)
@@ -269,14 +269,9 @@ class DueIndex:
             heap = self.heaps.setdefault(partition, array("q"))
             heap.extend(key << bits | slot for key, slot in entries)
             if compact:
-                self._compact(partition)  # sorted, without entries the rebuild superseded
+                self.compact(partition)  # sorted, without entries the rebuild superseded
         self.indexed = True
         return count
-
-    def compact(self, partition: int) -> None:
-        """Order the partition's heap and drop its superseded entries (after rebuilds with
-        ``compact=False``)."""
-        self._compact(partition)
 
     def counts(self) -> Counter[str]:
         found = Counter({name: self._liveness.count(code) for code, name in enumerate(self._names)})
