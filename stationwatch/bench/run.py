@@ -101,12 +101,16 @@ def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Rounds of the pipeline as one: their heartbeats over their time."""
     heartbeats = sum(r["heartbeats"] for r in runs)
     seconds = sum(r["seconds"] for r in runs)
-    return {
+    combined = {
         "heartbeats": heartbeats,
         "seconds": round(seconds, 1),
         "events_per_s": round(rate(heartbeats, seconds), 1),
         "min_backlog": min(r["min_backlog"] for r in runs),
     }
+    if heartbeats and all("worker_cpu_s" in r for r in runs):
+        cpu = sum(r["worker_cpu_s"] for r in runs)
+        combined["worker_cpu_us_per_event"] = round(1e6 * cpu / heartbeats, 1)
+    return combined
 
 
 class Fleet:
@@ -318,11 +322,18 @@ class Bench:
             idle = other if loaded is main else main  # the other size's worker, idle meanwhile
             idle_cpu = idle.worker.cpu_seconds() if idle is not None else None
             cpu_before = machine_cpu()
+            own_before = loaded.worker.own_cpu_seconds()
             run = await saturate(
                 loaded.bootstrap, loaded.topic, loaded.cursor, loaded.beats, loaded.rows,
                 seconds, self.progress, prior,
             )  # fmt: skip
             run["stations"] = len(loaded.ids)
+            own_now = loaded.worker.own_cpu_seconds()
+            if own_before is not None and own_now is not None and run["heartbeats"]:
+                run["worker_cpu_s"] = own_now - own_before
+                run["worker_cpu_us_per_event"] = round(
+                    1e6 * run["worker_cpu_s"] / run["heartbeats"], 1
+                )
             if (busy := busy_cores(cpu_before)) is not None:
                 run["machine_busy_cores"] = round(busy, 2)
             idle_now = idle.worker.cpu_seconds() if idle is not None else None
@@ -362,12 +373,13 @@ class Bench:
             raw = await raw_consume_rate(other.bootstrap, other.topic, compared["heartbeats"])
             figures["compare"] = {
                 "pipeline_compare_events_per_s": compared["events_per_s"],
+                "pipeline_compare_worker_cpu_us_per_event": compared.get("worker_cpu_us_per_event"),
                 "pipeline_compare_ratio": round(compared["events_per_s"] / raw, 4),
                 "compare_worker_rss_bytes": compare_rss or 0,
             }
         shown = (
             "stations", "events_per_s", "heartbeats", "seconds", "machine_busy_cores",
-            "idle_worker_cpu_share",
+            "idle_worker_cpu_share", "worker_cpu_us_per_event",
         )  # fmt: skip
         figures["rounds"] = [{k: r[k] for k in shown if k in r} for r in runs]
         return figures
@@ -413,6 +425,7 @@ class Bench:
                 "raw_heartbeat_consume_per_s": round(raw),
                 "pipeline_ratio": round(rounds["events_per_s"] / raw, 4),
                 "pipeline_gc_share": round(rounds["gc_seconds"] / rounds["seconds"], 3),
+                "pipeline_worker_cpu_us_per_event": rounds.get("worker_cpu_us_per_event"),
                 **rounds.get("compare", {}),
                 "pipeline_rounds": rounds["rounds"],
             }

@@ -158,6 +158,11 @@ class Worker:
         used = [cpu_seconds(pid) for pid in (self.process.pid, *child_pids(self.process.pid))]
         return None if None in used else sum(u for u in used if u is not None)
 
+    def own_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the worker process alone (every thread of it; not its
+        API server): what the work of ingest costs it."""
+        return None if self.process is None else cpu_seconds(self.process.pid)
+
     def memory(self) -> tuple[int | None, int | None]:
         """Resident bytes of the worker process and of its API server process."""
         if self.process is None:
