@@ -25,12 +25,12 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import ALERTS, DEADLETTER, HEARTBEAT, INPUT_TOPICS
 from stationwatch.db.sink import CurrentWriter, TimescaleSink
-from stationwatch.errors import StationwatchError, WorkerStoppingError
+from stationwatch.errors import StationwatchError
 from stationwatch.heap import keep_released
 from stationwatch.kafka_auth import broker_credentials
 from stationwatch.metrics import WorkerMetrics
 from stationwatch.settings import Settings
-from streams.batch import abandon, handle_batch
+from streams.batch import handle_batch, work_through
 from streams.changelog import BATCH_BYTES as CHANGELOG_BYTES
 from streams.changelog import TableWriter
 from streams.consumer import install_consumer
@@ -174,36 +174,10 @@ def install_ingest(runtime: Runtime) -> None:
 
     @runtime.app.agent(inputs, name="ingest", concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        batches = take_batches(stream, settings.batch_size, settings.batch_within_s)
-        awaiting = True  # False once the coroutine is closed unrun: nothing may be awaited then
-        try:
-            async for events in batches:
-                try:
-                    await handle_batch(runtime, events, send_deadletter, send_alert)
-                except (WorkerStoppingError, asyncio.CancelledError) as exc:
-                    abandon(events)
-                    logger.warning(
-                        "stopped with a batch of %d records unfinished (%s); "
-                        "its offsets are not committed, it is processed again at the next start",
-                        len(events),
-                        exc or "cancelled",
-                    )
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    return
-                except BaseException:
-                    # a crash: settled (a rebalance does not wait for it), never committed
-                    # (read again at the next start)
-                    abandon(events)
-                    raise
-        except GeneratorExit:
-            awaiting = False
-            raise
-        finally:
-            # the batches' filler stops and what it holds is settled: nothing of a crashed
-            # agent takes events from the one Faust starts again, or keeps a rebalance waiting
-            if awaiting:
-                await batches.aclose()
+        await work_through(
+            take_batches(stream, settings.batch_size, settings.batch_within_s),
+            lambda events: handle_batch(runtime, events, send_deadletter, send_alert),
+        )
 
 
 def install_ticks(runtime: Runtime) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from faust.types import TP
 
 from schemas.topics import HEARTBEAT
 from stationwatch.db.sink import Batch, WriteResult
-from stationwatch.errors import StationwatchError
+from stationwatch.errors import StationwatchError, WorkerStoppingError
 from stationwatch.zone import wire
 from streams.changelog import TableWrite
 from streams.holes import MAX_HOLE
@@ -257,6 +258,45 @@ async def send_alerts(runtime: Runtime, outcome: Outcome, send_alert: Any) -> No
             alert.alert_id,
         )
     await asyncio.gather(*deliveries)
+
+
+async def work_through(
+    batches: AsyncGenerator[list[Any], None], handle: Callable[[list[Any]], Awaitable[None]]
+) -> None:
+    """The ingest agent's life: each batch handled to the end (and acked as the next is
+    asked for, :func:`streams.take.take_batches`). A batch given up (the worker stopping, the
+    agent cancelled, a crash) is abandoned, never acked: read again at the next start. However
+    the agent ends, the batches are closed (their filler stops, what it holds is settled):
+    nothing of a crashed agent takes events from the one Faust starts again, or keeps a
+    rebalance waiting. Closed without running on (Faust closing the agent's coroutine), it
+    awaits nothing."""
+    awaiting = True
+    try:
+        async for events in batches:
+            try:
+                await handle(events)
+            except (WorkerStoppingError, asyncio.CancelledError) as exc:
+                abandon(events)
+                logger.warning(
+                    "stopped with a batch of %d records unfinished (%s); "
+                    "its offsets are not committed, it is processed again at the next start",
+                    len(events),
+                    exc or "cancelled",
+                )
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            except BaseException:
+                # a crash: settled (a rebalance does not wait for it), never committed (read
+                # again at the next start)
+                abandon(events)
+                raise
+    except GeneratorExit:
+        awaiting = False
+        raise
+    finally:
+        if awaiting:
+            await batches.aclose()
 
 
 def abandon(events: list[Any]) -> None:

@@ -15,6 +15,8 @@ import faust
 import pytest
 from faust.types.tuples import ConsumerMessage
 
+from stationwatch.errors import WorkerStoppingError
+from streams.batch import work_through
 from streams.take import PER_TURN, take_batches
 
 WITHIN = 0.2
@@ -256,3 +258,63 @@ async def test_an_agents_stream_ended_by_faust_ends_the_batches(app: Any, channe
     assert rest == []
     assert sent[2].message.acked  # settled: read again at the next start
     assert app.committable == [0, 1]  # acked as the agent asked for more
+
+
+class Handled:
+    """The agent's work on each batch (:func:`streams.batch.work_through`), ending the way it
+    is told at the batch it is told."""
+
+    def __init__(self, end_at: int, ending: BaseException | None = None) -> None:
+        self.batches: list[list[Any]] = []
+        self.end_at, self.ending = end_at, ending
+
+    async def __call__(self, events: list[Any]) -> None:
+        self.batches.append(events)
+        if len(self.batches) == self.end_at:
+            await asyncio.sleep(0.05)  # the next buffer fills meanwhile
+            if self.ending is not None:
+                raise self.ending
+
+
+@pytest.mark.parametrize(
+    ("ending", "raised"),
+    [
+        (RuntimeError("a bug"), RuntimeError),
+        (WorkerStoppingError("stopping"), None),
+        (asyncio.CancelledError(), asyncio.CancelledError),
+    ],
+    ids=["crash", "stopping", "cancelled"],
+)
+async def test_an_agent_that_ends_mid_batch_commits_nothing_of_it_and_closes_the_batches(
+    app: Any, channel: Any, ending: BaseException, raised: type[BaseException] | None
+) -> None:
+    """A crash, a stop and a cancellation alike: the batch in hand and the next buffer are
+    settled, never committed (read again at the next start), the filler is gone, and only a
+    crash or a cancellation is raised on."""
+    async with channel.stream() as stream:
+        await send(channel, range(12))
+        sent = list(stream.channel.queue._queue)
+        handled = Handled(end_at=2, ending=ending)
+        working = work_through(take_batches(stream, 4, WITHIN), handled)
+        if raised is None:
+            await working
+        else:
+            with pytest.raises(raised):
+                await working
+        await asyncio.sleep(0.01)
+        assert [[e.value for e in b] for b in handled.batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+        assert app.committable == [0, 1, 2, 3]  # the first batch, done
+        # the second (in hand) and the next buffer's four: settled; none left held
+        assert all(e.message.acked for e in sent[4:12])
+        assert waiting(channel) == 0
+        assert [t for t in asyncio.all_tasks() if "fill" in repr(t)] == []
+
+
+async def test_an_agent_closed_where_it_waits_awaits_nothing(app: Any, channel: Any) -> None:
+    """Faust closes an agent's coroutine (never resumed): it may not await on its way out."""
+    async with channel.stream() as stream:
+        working = work_through(take_batches(stream, 4, WITHIN), Handled(end_at=0))
+        waits_on = working.send(None)  # runs up to its first wait (the filler, an empty buffer)
+        assert waits_on is not None
+        working.close()  # RuntimeError ("coroutine ignored GeneratorExit") if it awaited
+        await asyncio.sleep(0.01)
