@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +41,7 @@ from streams.ingest import (
 )
 from streams.liveness import Clock
 from streams.runtime import Runtime, ticks_topic_name
-from streams.take import settle
+from streams.take import Batches, settle
 
 logger = logging.getLogger(__name__)
 
@@ -260,17 +260,15 @@ async def send_alerts(runtime: Runtime, outcome: Outcome, send_alert: Any) -> No
     await asyncio.gather(*deliveries)
 
 
-async def work_through(
-    batches: AsyncGenerator[list[Any], None], handle: Callable[[list[Any]], Awaitable[None]]
-) -> None:
+async def work_through(batches: Batches, handle: Callable[[list[Any]], Awaitable[None]]) -> None:
     """The ingest agent's life: each batch handled to the end (and acked as the next is
     asked for, :func:`streams.take.take_batches`). A batch given up (the worker stopping, the
     agent cancelled, a crash) is abandoned, never acked: read again at the next start. However
-    the agent ends, the batches are closed (their filler stops, what it holds is settled):
+    the agent ends, the batches end with it (their filler stops, what it holds is settled):
     nothing of a crashed agent takes events from the one Faust starts again, or keeps a
-    rebalance waiting. Closed without running on (Faust closing the agent's coroutine), it
-    awaits nothing."""
-    awaiting = True
+    rebalance waiting. Closed where it waits (its coroutine closed, never to run on: nothing
+    may be awaited then), the batches are ended without waiting for their filler."""
+    closed = False
     try:
         async for events in batches:
             try:
@@ -281,21 +279,22 @@ async def work_through(
                     "stopped with a batch of %d records unfinished (%s); "
                     "its offsets are not committed, it is processed again at the next start",
                     len(events),
-                    exc or "cancelled",
+                    str(exc) or type(exc).__name__,
                 )
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 return
             except BaseException:
-                # a crash: settled (a rebalance does not wait for it), never committed (read
-                # again at the next start)
+                # a crash (or the coroutine closed): settled (a rebalance does not wait for
+                # it), never committed (read again at the next start)
                 abandon(events)
                 raise
     except GeneratorExit:
-        awaiting = False
+        closed = True
+        batches.abort()
         raise
     finally:
-        if awaiting:
+        if not closed:
             await batches.aclose()
 
 

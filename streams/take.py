@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -97,33 +96,101 @@ class _Taker:
             self.on_message_out(message.tp, message.offset, message)
 
 
-async def take_batches(
-    stream: StreamT[Any], max_: int, within: float
-) -> AsyncGenerator[list[EventT[Any]], None]:
+def take_batches(stream: StreamT[Any], max_: int, within: float) -> Batches:
     """Lists of up to ``max_`` events of ``stream``; a list is handed over when it is full, or
     ``within`` seconds after its first event; its events are acked when the caller asks for the
-    next list (never when it closes the iterator)."""
-    faust_stream: Any = stream  # Faust's Stream: its channel's queue, its sensors
-    queue = faust_stream.channel.queue
-    taker = _Taker(faust_stream)
-    filling: list[EventT[Any]] = []
-    first_at = 0.0  # monotonic time of the first event in ``filling``
-    full = asyncio.Event()  # ``filling`` holds ``max_`` events
-    room = asyncio.Event()  # ``filling`` may take more events
-    room.set()
-    closed = False
+    next list (never when it closes the batches)."""
+    return Batches(stream, max_, within)
 
-    async def fill() -> None:
-        """Take events out of the stream's buffer into ``filling`` while there is room."""
+
+class Batches:
+    """The batches of one stream (:func:`take_batches`), an async iterator. Not a generator,
+    so that they can also be ended without awaiting anything (:meth:`abort`): by an agent
+    whose coroutine is closed where it waits, where a generator's ``finally`` could neither
+    await its filler nor run at all (a generator suspended in an ``await`` cannot be closed)."""
+
+    def __init__(self, stream: StreamT[Any], max_: int, within: float) -> None:
+        self._stream: Any = stream  # Faust's Stream: its channel's queue, its sensors
+        self._max, self._within = max_, within
+        self._filling: list[EventT[Any]] = []
+        self._first_at = 0.0  # monotonic time of the first event in ``_filling``
+        self._full = asyncio.Event()  # ``_filling`` holds ``max_`` events
+        self._room = asyncio.Event()  # ``_filling`` may take more events
+        self._room.set()
+        self._closed = False  # the filler adds nothing more
+        self._ended = False  # no more batches
+        self._filler: asyncio.Future[None] | None = None  # started at the first ask
+        self._taker: _Taker | None = None
+        self._handed: list[EventT[Any]] = []  # the caller's batch, acked when it asks again
+
+    def __aiter__(self) -> Batches:
+        return self
+
+    async def __anext__(self) -> list[EventT[Any]]:
+        if self._ended:
+            raise StopAsyncIteration
+        taker, filler = self._taker, self._filler
+        if taker is None or filler is None:
+            taker, filler = self._start()
+        handed, self._handed = self._handed, []
+        for event in handed:
+            taker.ack(event)
         try:
-            await take_events()
-        finally:
-            full.set()  # the batches' loop sees it ended (an error: it raises it)
+            events = await self._next(filler)
+        except GeneratorExit:  # the caller's coroutine closed where it waits: no await now
+            self.abort()
+            raise
+        except BaseException:  # cancelled, or an error Faust threw into the buffer
+            await self.aclose()
+            raise
+        if events is None:  # the stream ended: so do the batches
+            await self.aclose()
+            raise StopAsyncIteration
+        self._handed = events
+        return events
 
-    async def take_events() -> None:
-        nonlocal first_at
+    def _start(self) -> tuple[_Taker, asyncio.Future[None]]:
+        # Acked here, once processed: Faust's stream acks nothing it does not iterate, and it
+        # is not iterated; left off all the same, should anything iterate it.
+        self._stream.enable_acks = False
+        self._taker = _Taker(self._stream)
+        self._filler = asyncio.ensure_future(self._fill(self._taker))
+        return self._taker, self._filler
+
+    async def _next(self, filler: asyncio.Future[None]) -> list[EventT[Any]] | None:
+        """The next batch, when full or ``within`` after its first event; None once the
+        stream ended."""
+        stream = self._stream
+        # (a stream that is started and stopped ends so; an agent's stream is never started:
+        # Faust ends it by throwing StopAsyncIteration into its channel, which ends the filler)
+        while not stream.should_stop:
+            filling = self._filling
+            waited = self._within - (time.monotonic() - self._first_at) if filling else self._within
+            if waited > 0 and not self._full.is_set():
+                await stream.wait_for_stopped(self._full, timeout=waited)
+            if filler.done():
+                filler.result()  # raises what ended it: an error Faust threw into the buffer
+                return None
+            if not filling:
+                continue
+            events = list(filling)
+            filling.clear()
+            self._full.clear()
+            self._room.set()
+            return events
+        return None
+
+    async def _fill(self, taker: _Taker) -> None:
+        """Take events out of the stream's buffer into ``_filling`` while there is room."""
+        try:
+            await self._take_events(taker)
+        finally:
+            self._full.set()  # the batches see it ended (an error: they raise it)
+
+    async def _take_events(self, taker: _Taker) -> None:
+        queue, filling, max_ = self._stream.channel.queue, self._filling, self._max
         in_turn = 0
-        while not closed:
+        while not self._closed:
             if in_turn >= PER_TURN:
                 in_turn = 0
                 await asyncio.sleep(0)
@@ -139,52 +206,39 @@ async def take_batches(
             if not taker.take(event):
                 continue
             try:
-                while len(filling) >= max_ and not closed:  # both buffers full: wait
-                    room.clear()
-                    await room.wait()
+                while len(filling) >= max_ and not self._closed:  # both buffers full: wait
+                    self._room.clear()
+                    await self._room.wait()
             except asyncio.CancelledError:
                 settle(event)  # never taken into a batch: read again next start
                 raise
-            if closed:
+            if self._closed:
                 settle(event)
                 return
             if not filling:
-                first_at = time.monotonic()
+                self._first_at = time.monotonic()
             filling.append(event)
             if len(filling) >= max_:
-                full.set()
+                self._full.set()
 
-    # Acked here, once processed: Faust's stream acks nothing it does not iterate, and it is
-    # not iterated; left off all the same, should anything iterate it.
-    faust_stream.enable_acks = False
-    filler = asyncio.ensure_future(fill())
-    try:
-        # (a stream that is started and stopped ends so; an agent's stream is never started:
-        # Faust ends it by throwing StopAsyncIteration into its channel, which ends the filler)
-        while not faust_stream.should_stop:
-            waited = within - (time.monotonic() - first_at) if filling else within
-            if waited > 0 and not full.is_set():
-                await faust_stream.wait_for_stopped(full, timeout=waited)
-            if filler.done():
-                filler.result()  # raises what ended it: an error Faust threw into the buffer
-                return  # the stream ended: so do the batches
-            if not filling:
-                continue
-            events = list(filling)
-            filling.clear()
-            full.clear()
-            room.set()
-            yield events
-            for event in events:
-                taker.ack(event)
-    finally:
-        closed = True  # the filler adds nothing more
-        for event in filling:
+    def abort(self) -> None:
+        """End the batches without awaiting: what the next buffer holds is settled, the filler
+        is cancelled (the event it waits to add is settled as it is). The batch in the
+        caller's hands is the caller's to settle (:func:`streams.batch.abandon`)."""
+        self._ended = True
+        self._closed = True
+        for event in self._filling:
             settle(event)
-        filling.clear()
-        room.set()  # an event waiting for room is settled as it wakes
-        filler.cancel()  # or as it is cancelled
-        await asyncio.gather(filler, return_exceptions=True)  # its error, if any, was raised
+        self._filling.clear()
+        self._room.set()  # an event waiting for room is settled as it wakes
+        if self._filler is not None:
+            self._filler.cancel()  # or as it is cancelled
+
+    async def aclose(self) -> None:
+        """End the batches (:meth:`abort`), and wait until the filler has stopped."""
+        self.abort()
+        if self._filler is not None:
+            await asyncio.gather(self._filler, return_exceptions=True)  # its error was raised
 
 
 def settle(event: EventT[Any]) -> None:

@@ -262,59 +262,105 @@ async def test_an_agents_stream_ended_by_faust_ends_the_batches(app: Any, channe
 
 class Handled:
     """The agent's work on each batch (:func:`streams.batch.work_through`), ending the way it
-    is told at the batch it is told."""
+    is told at the batch it is told: raising, or waiting until it is cancelled or closed."""
 
     def __init__(self, end_at: int, ending: BaseException | None = None) -> None:
         self.batches: list[list[Any]] = []
         self.end_at, self.ending = end_at, ending
+        self.reached = asyncio.Event()  # the batch it ends at has come
 
     async def __call__(self, events: list[Any]) -> None:
         self.batches.append(events)
         if len(self.batches) == self.end_at:
+            self.reached.set()
             await asyncio.sleep(0.05)  # the next buffer fills meanwhile
-            if self.ending is not None:
-                raise self.ending
+            if self.ending is None:
+                await asyncio.sleep(60)  # until cancelled or closed
+                return
+            raise self.ending
+
+
+def held(stream: Any, sent: list[Any]) -> list[Any]:
+    """Of the events sent, those neither settled nor acked nor left in the stream's buffer."""
+    waiting = {id(e) for e in stream.channel.queue._queue}
+    return [e for e in sent if not e.message.acked and id(e) not in waiting]
 
 
 @pytest.mark.parametrize(
     ("ending", "raised"),
-    [
-        (RuntimeError("a bug"), RuntimeError),
-        (WorkerStoppingError("stopping"), None),
-        (asyncio.CancelledError(), asyncio.CancelledError),
-    ],
-    ids=["crash", "stopping", "cancelled"],
+    [(RuntimeError("a bug"), RuntimeError), (WorkerStoppingError("stopping"), None)],
+    ids=["crash", "stopping"],
 )
-async def test_an_agent_that_ends_mid_batch_commits_nothing_of_it_and_closes_the_batches(
+async def test_an_agent_that_ends_mid_batch_commits_nothing_of_it_and_ends_the_batches(
     app: Any, channel: Any, ending: BaseException, raised: type[BaseException] | None
 ) -> None:
-    """A crash, a stop and a cancellation alike: the batch in hand and the next buffer are
-    settled, never committed (read again at the next start), the filler is gone, and only a
-    crash or a cancellation is raised on."""
+    """A crash and a stop alike: the batch in hand and the next buffer are settled, never
+    committed (read again at the next start), the filler is gone; only a crash is raised on."""
     async with channel.stream() as stream:
         await send(channel, range(12))
         sent = list(stream.channel.queue._queue)
         handled = Handled(end_at=2, ending=ending)
-        working = work_through(take_batches(stream, 4, WITHIN), handled)
+        batches = take_batches(stream, 4, WITHIN)
+        working = work_through(batches, handled)
         if raised is None:
             await working
         else:
             with pytest.raises(raised):
                 await working
-        await asyncio.sleep(0.01)
         assert [[e.value for e in b] for b in handled.batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
         assert app.committable == [0, 1, 2, 3]  # the first batch, done
-        # the second (in hand) and the next buffer's four: settled; none left held
-        assert all(e.message.acked for e in sent[4:12])
-        assert waiting(channel) == 0
-        assert [t for t in asyncio.all_tasks() if "fill" in repr(t)] == []
+        assert all(e.message.acked for e in sent[4:12])  # the second and the next four
+        assert held(stream, sent) == []
+        assert batches._filler is not None
+        assert batches._filler.done()
 
 
-async def test_an_agent_closed_where_it_waits_awaits_nothing(app: Any, channel: Any) -> None:
-    """Faust closes an agent's coroutine (never resumed): it may not await on its way out."""
+async def test_an_agent_cancelled_mid_batch_commits_nothing_of_it(app: Any, channel: Any) -> None:
     async with channel.stream() as stream:
-        working = work_through(take_batches(stream, 4, WITHIN), Handled(end_at=0))
-        waits_on = working.send(None)  # runs up to its first wait (the filler, an empty buffer)
-        assert waits_on is not None
-        working.close()  # RuntimeError ("coroutine ignored GeneratorExit") if it awaited
+        await send(channel, range(12))
+        sent = list(stream.channel.queue._queue)
+        batches = take_batches(stream, 4, WITHIN)
+        handled = Handled(end_at=2)
+        agent = asyncio.ensure_future(work_through(batches, handled))
+        await asyncio.wait_for(handled.reached.wait(), 10)
+        await asyncio.sleep(0.1)  # in the second batch, the next buffer full
+        agent.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await agent
+        assert app.committable == [0, 1, 2, 3]
+        assert all(e.message.acked for e in sent[4:12])
+        assert held(stream, sent) == []
+        assert batches._filler is not None
+        assert batches._filler.done()
+
+
+@pytest.mark.parametrize("where", ["waiting for a batch", "handling a batch"])
+async def test_an_agent_closed_where_it_waits_ends_the_batches_without_awaiting(
+    app: Any, channel: Any, where: str
+) -> None:
+    """Faust may close an agent's coroutine where it waits, never to run it on: nothing may
+    be awaited then (``coroutine ignored GeneratorExit``); the batches end all the same:
+    nothing taken is left held, and nothing more is taken."""
+    async with channel.stream() as stream:
+        await send(channel, range(12))
+        sent = list(stream.channel.queue._queue)
+        batches = take_batches(stream, 4, WITHIN)
+        handled = Handled(end_at=1)
+        working = work_through(batches, handled)  # run by hand, as a task would run it
+        waits_on = working.send(None)
+        while where == "handling a batch" and not handled.batches:
+            await asyncio.wait([waits_on]) if waits_on is not None else await asyncio.sleep(0)
+            waits_on = working.send(None)
+        await asyncio.sleep(0.05)  # the filler takes what it finds meanwhile
+        working.close()  # raises RuntimeError if it awaits on its way out
         await asyncio.sleep(0.01)
+        assert [len(b) for b in handled.batches] == ([4] if where == "handling a batch" else [])
+        assert app.committable == []
+        assert held(stream, sent) == []  # the batch in hand (if any) and the next: settled
+        filler = batches._filler
+        assert filler is not None
+        assert filler.cancelled()
+        left = waiting(channel)
+        await send(channel, range(100, 102))
+        await asyncio.sleep(0.01)
+        assert waiting(channel) == left + 2  # for the agent Faust starts again
