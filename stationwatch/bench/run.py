@@ -98,7 +98,8 @@ class Loaded:
 
 
 def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rounds of the pipeline as one: their heartbeats over their time."""
+    """Rounds of the pipeline as one: their heartbeats over their time, and the worker's CPU
+    over their heartbeats (where every round read it)."""
     heartbeats = sum(r["heartbeats"] for r in runs)
     seconds = sum(r["seconds"] for r in runs)
     combined = {
@@ -373,10 +374,11 @@ class Bench:
             raw = await raw_consume_rate(other.bootstrap, other.topic, compared["heartbeats"])
             figures["compare"] = {
                 "pipeline_compare_events_per_s": compared["events_per_s"],
-                "pipeline_compare_worker_cpu_us_per_event": compared.get("worker_cpu_us_per_event"),
                 "pipeline_compare_ratio": round(compared["events_per_s"] / raw, 4),
                 "compare_worker_rss_bytes": compare_rss or 0,
             }
+            if (cpu := compared.get("worker_cpu_us_per_event")) is not None:
+                figures["compare"]["pipeline_compare_worker_cpu_us_per_event"] = cpu
         shown = (
             "stations", "events_per_s", "heartbeats", "seconds", "machine_busy_cores",
             "idle_worker_cpu_share", "worker_cpu_us_per_event",
@@ -425,10 +427,11 @@ class Bench:
                 "raw_heartbeat_consume_per_s": round(raw),
                 "pipeline_ratio": round(rounds["events_per_s"] / raw, 4),
                 "pipeline_gc_share": round(rounds["gc_seconds"] / rounds["seconds"], 3),
-                "pipeline_worker_cpu_us_per_event": rounds.get("worker_cpu_us_per_event"),
                 **rounds.get("compare", {}),
                 "pipeline_rounds": rounds["rounds"],
             }
+            if (cpu := rounds.get("worker_cpu_us_per_event")) is not None:
+                figures["pipeline_worker_cpu_us_per_event"] = cpu
             compare = figures.get("pipeline_compare_events_per_s", rounds["events_per_s"])
             figures["pipeline_scaling"] = round(rounds["events_per_s"] / compare, 3)
             figures["worker_rss_after_pipeline_bytes"] = rounds["rss"] or 0

@@ -159,8 +159,8 @@ class Worker:
         return None if None in used else sum(u for u in used if u is not None)
 
     def own_cpu_seconds(self) -> float | None:
-        """CPU time used so far by the worker process alone (every thread of it; not its
-        API server): what the work of ingest costs it."""
+        """CPU time used so far by the worker process alone: every thread of it, whatever it
+        does, not its API server (None when it cannot be read: not running, or gone)."""
         return None if self.process is None else cpu_seconds(self.process.pid)
 
     def memory(self) -> tuple[int | None, int | None]:

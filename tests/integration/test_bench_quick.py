@@ -91,7 +91,7 @@ def test_the_quick_bench_reports_every_figure_as_a_number() -> None:
     assert [r["stations"] for r in rounds] == [small, large, large, small]
     assert all(r["events_per_s"] > 0 and r["heartbeats"] > 0 for r in rounds)
     assert all(r["idle_worker_cpu_share"] >= 0 for r in rounds)
-    assert all(r["worker_cpu_us_per_event"] > 0 for r in rounds)
+    assert all((r.get("worker_cpu_us_per_event") or 0) > 0 for r in rounds), rounds
     assert all(0 < r["machine_busy_cores"] <= result["machine"]["cores"] + 0.1 for r in rounds)
     assert result["pipeline_min_backlog"] > 0  # the worker never waited, once warmed up
     assert result["pipeline_heartbeats"] == rounds[1]["heartbeats"] + rounds[2]["heartbeats"]
