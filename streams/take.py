@@ -104,10 +104,16 @@ def take_batches(stream: StreamT[Any], max_: int, within: float) -> Batches:
 
 
 class Batches:
-    """The batches of one stream (:func:`take_batches`), an async iterator. Not a generator,
-    so that they can also be ended without awaiting anything (:meth:`abort`): by an agent
-    whose coroutine is closed where it waits, where a generator's ``finally`` could neither
-    await its filler nor run at all (a generator suspended in an ``await`` cannot be closed)."""
+    """The batches of one stream (:func:`take_batches`), an async iterator for one caller at
+    a time, to be ended by it: :meth:`aclose`, or :meth:`abort` where nothing may be awaited
+    (dropped without either, its filler runs on and holds what it took).
+
+    Not an async generator, so that they can be ended without awaiting: by an agent whose
+    coroutine is closed where it waits for a batch. A generator whose ``__anext__`` is in
+    progress there (suspended in an ``await``, not at a ``yield``) cannot be closed
+    (``aclose()``: "asynchronous generator is already running"); closing the coroutine
+    awaiting it does not run its ``finally`` on Python 3.11 (and on later versions before
+    gh-117714), and where it does, that ``finally`` may not await its filler."""
 
     def __init__(self, stream: StreamT[Any], max_: int, within: float) -> None:
         self._stream: Any = stream  # Faust's Stream: its channel's queue, its sensors
@@ -122,6 +128,7 @@ class Batches:
         self._filler: asyncio.Future[None] | None = None  # started at the first ask
         self._taker: _Taker | None = None
         self._handed: list[EventT[Any]] = []  # the caller's batch, acked when it asks again
+        self._waiting: EventT[Any] | None = None  # taken by the filler, waiting for room
 
     def __aiter__(self) -> Batches:
         return self
@@ -133,9 +140,9 @@ class Batches:
         if taker is None or filler is None:
             taker, filler = self._start()
         handed, self._handed = self._handed, []
-        for event in handed:
-            taker.ack(event)
         try:
+            for event in handed:
+                taker.ack(event)
             events = await self._next(filler)
         except GeneratorExit:  # the caller's coroutine closed where it waits: no await now
             self.abort()
@@ -205,6 +212,7 @@ class Batches:
                 return
             if not taker.take(event):
                 continue
+            self._waiting = event
             try:
                 while len(filling) >= max_ and not self._closed:  # both buffers full: wait
                     self._room.clear()
@@ -212,6 +220,8 @@ class Batches:
             except asyncio.CancelledError:
                 settle(event)  # never taken into a batch: read again next start
                 raise
+            finally:
+                self._waiting = None
             if self._closed:
                 settle(event)
                 return
@@ -222,17 +232,22 @@ class Batches:
                 self._full.set()
 
     def abort(self) -> None:
-        """End the batches without awaiting: what the next buffer holds is settled, the filler
-        is cancelled (the event it waits to add is settled as it is). The batch in the
-        caller's hands is the caller's to settle (:func:`streams.batch.abandon`)."""
+        """End the batches without awaiting: what the next buffer holds, and the event the
+        filler waits to add, are settled; the filler is cancelled. Also when the event loop
+        is closed already (an agent's coroutine is closed when its task is destroyed, at the
+        worker's end): what was taken is settled all the same. The batch in the caller's
+        hands is the caller's to settle (:func:`streams.batch.abandon`)."""
         self._ended = True
         self._closed = True
         for event in self._filling:
             settle(event)
         self._filling.clear()
-        self._room.set()  # an event waiting for room is settled as it wakes
-        if self._filler is not None:
-            self._filler.cancel()  # or as it is cancelled
+        if self._waiting is not None:
+            settle(self._waiting)
+        filler = self._filler
+        if filler is not None and not filler.get_loop().is_closed():
+            self._room.set()  # the filler's wait for room ends
+            filler.cancel()
 
     async def aclose(self) -> None:
         """End the batches (:meth:`abort`), and wait until the filler has stopped."""

@@ -315,7 +315,9 @@ async def test_an_agent_that_ends_mid_batch_commits_nothing_of_it_and_ends_the_b
         assert batches._filler.done()
 
 
-async def test_an_agent_cancelled_mid_batch_commits_nothing_of_it(app: Any, channel: Any) -> None:
+async def test_an_agent_cancelled_mid_batch_commits_nothing_of_it(
+    app: Any, channel: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     async with channel.stream() as stream:
         await send(channel, range(12))
         sent = list(stream.channel.queue._queue)
@@ -327,6 +329,7 @@ async def test_an_agent_cancelled_mid_batch_commits_nothing_of_it(app: Any, chan
         agent.cancel()
         with pytest.raises(asyncio.CancelledError):
             await agent
+        assert "batch of 4 records unfinished (CancelledError)" in caplog.text
         assert app.committable == [0, 1, 2, 3]
         assert all(e.message.acked for e in sent[4:12])
         assert held(stream, sent) == []
@@ -348,9 +351,12 @@ async def test_an_agent_closed_where_it_waits_ends_the_batches_without_awaiting(
         handled = Handled(end_at=1)
         working = work_through(batches, handled)  # run by hand, as a task would run it
         waits_on = working.send(None)
-        while where == "handling a batch" and not handled.batches:
-            await asyncio.wait([waits_on]) if waits_on is not None else await asyncio.sleep(0)
+        for _ in range(100):
+            if where != "handling a batch" or handled.batches:
+                break
+            await asyncio.wait([waits_on], timeout=5) if waits_on else await asyncio.sleep(0)
             waits_on = working.send(None)
+        assert where != "handling a batch" or handled.batches
         await asyncio.sleep(0.05)  # the filler takes what it finds meanwhile
         working.close()  # raises RuntimeError if it awaits on its way out
         await asyncio.sleep(0.01)
@@ -364,3 +370,35 @@ async def test_an_agent_closed_where_it_waits_ends_the_batches_without_awaiting(
         await send(channel, range(100, 102))
         await asyncio.sleep(0.01)
         assert waiting(channel) == left + 2  # for the agent Faust starts again
+
+
+def test_an_agent_closed_after_the_loop_settles_what_its_batches_took() -> None:
+    """An agent's coroutine is closed when its pending task is destroyed, after the worker's
+    event loop is closed: nothing can be scheduled then, and what the batches took (the
+    next buffer, the event waiting for room) is settled all the same."""
+    loop = asyncio.new_event_loop()
+
+    app: Any = None
+
+    async def running() -> tuple[Any, list[Any], Handled, asyncio.Task[None]]:
+        nonlocal app
+        app = faust.App(f"take-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:1")
+        app.loop = asyncio.get_running_loop()
+        app.flow_control.resume()
+        channel = app.channel(maxsize=1000)
+        stream = channel.stream()
+        await send(channel, range(12))
+        sent = list(stream.channel.queue._queue)
+        handled = Handled(end_at=1)
+        agent = asyncio.ensure_future(work_through(take_batches(stream, 4, WITHIN), handled))
+        await asyncio.wait_for(handled.reached.wait(), 10)
+        await asyncio.sleep(0.1)  # the next buffer full, one more event waiting for room
+        return stream, sent, handled, agent
+
+    stream, sent, handled, agent = loop.run_until_complete(running())
+    loop.close()
+    agent.get_coro().close()  # what destroying the pending task comes to
+    app._consumer._thread.thread_loop.close()  # the consumer's thread's loop, never run
+    assert [e.value for e in handled.batches[0]] == [0, 1, 2, 3]
+    assert held(stream, sent) == []  # the batch in hand, the next four, the one waiting
+    assert [e.message.acked for e in sent] == [True] * 9 + [False] * 3  # three never taken
