@@ -123,8 +123,7 @@ class Batches:
         self._full = asyncio.Event()  # ``_filling`` holds ``max_`` events
         self._room = asyncio.Event()  # ``_filling`` may take more events
         self._room.set()
-        self._closed = False  # the filler adds nothing more
-        self._ended = False  # no more batches
+        self._closed = False  # no more batches: the filler adds nothing more
         self._filler: asyncio.Future[None] | None = None  # started at the first ask
         self._taker: _Taker | None = None
         self._handed: list[EventT[Any]] = []  # the caller's batch, acked when it asks again
@@ -134,7 +133,7 @@ class Batches:
         return self
 
     async def __anext__(self) -> list[EventT[Any]]:
-        if self._ended:
+        if self._closed:
             raise StopAsyncIteration
         taker, filler = self._taker, self._filler
         if taker is None or filler is None:
@@ -237,7 +236,6 @@ class Batches:
         is closed already (an agent's coroutine is closed when its task is destroyed, at the
         worker's end): what was taken is settled all the same. The batch in the caller's
         hands is the caller's to settle (:func:`streams.batch.abandon`)."""
-        self._ended = True
         self._closed = True
         for event in self._filling:
             settle(event)
