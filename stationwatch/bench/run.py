@@ -110,8 +110,12 @@ def _combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if heartbeats and all("worker_cpu_s" in r for r in runs):
         cpu = sum(r["worker_cpu_s"] for r in runs)
-        combined["worker_cpu_us_per_event"] = round(1e6 * cpu / heartbeats, 1)
+        combined["worker_cpu_us_per_event"] = _us_per_event(cpu, heartbeats)
     return combined
+
+
+def _us_per_event(cpu_s: float, events: int) -> float:
+    return round(1e6 * cpu_s / events, 1)
 
 
 class Fleet:
@@ -331,10 +335,8 @@ class Bench:
             run["stations"] = len(loaded.ids)
             own_now = loaded.worker.own_cpu_seconds()
             if own_before is not None and own_now is not None and run["heartbeats"]:
-                run["worker_cpu_s"] = own_now - own_before
-                run["worker_cpu_us_per_event"] = round(
-                    1e6 * run["worker_cpu_s"] / run["heartbeats"], 1
-                )
+                cpu = run["worker_cpu_s"] = own_now - own_before
+                run["worker_cpu_us_per_event"] = _us_per_event(cpu, run["heartbeats"])
             if (busy := busy_cores(cpu_before)) is not None:
                 run["machine_busy_cores"] = round(busy, 2)
             idle_now = idle.worker.cpu_seconds() if idle is not None else None
