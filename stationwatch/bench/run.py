@@ -315,12 +315,13 @@ class Bench:
                     await loaded.session.close()
 
     async def pipeline_rounds(self, main: Loaded) -> dict[str, Any]:
-        """The pipeline at saturation at both sizes, in the order comparison, bench size,
-        bench size, comparison (each of the bench size's rounds half of ``pipeline_s``): a
-        drift of the machine's speed over the minutes this takes (other tenants, the
-        database's background work) weighs on both sizes alike, where one run each, minutes
-        apart, would put it all in the ratio. Each size's rate is its heartbeats over its
-        time, both rounds together."""
+        """The pipeline at saturation at both sizes, in cycles of four rounds: comparison,
+        bench size, bench size, comparison (each of the bench size's rounds half of
+        ``pipeline_s``). A drift of the machine's speed over the minutes this takes (other
+        tenants, the database's background work) weighs on both sizes alike, where one run
+        each, minutes apart, would put it all in the ratio; the cycles (``pipeline_cycles``)
+        take the rounds' spread into the figures: each cycle's scaling is given too. Each
+        size's rate is its heartbeats over its time, all its rounds together."""
         sizes, other = self.sizes, self.comparison
 
         async def round_of(loaded: Loaded, seconds: float, prior: float) -> dict[str, Any]:
@@ -344,40 +345,64 @@ class Bench:
                 run["idle_worker_cpu_share"] = round((idle_now - idle_cpu) / run["seconds"], 3)
             return run
 
-        first = await round_of(other, sizes.compare_pipeline_s, 2000) if other else None
-        profiler = main.worker.profile(sizes.pipeline_s)  # the worker at saturation
-        try:
-            collecting = await main.worker.metric(GC_SECONDS)
-            one = await round_of(
-                main, sizes.pipeline_s / 2, first["events_per_s"] if first else 2000
-            )
-            two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
+        async def main_rounds(prior: float, profiled: bool) -> tuple[list[dict[str, Any]], float]:
+            """The bench size's two rounds of a cycle, and its time in the collector."""
+            profiler = main.worker.profile(sizes.pipeline_s) if profiled else None
+            try:
+                collecting = await main.worker.metric(GC_SECONDS)
+                one = await round_of(main, sizes.pipeline_s / 2, prior)
+                two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
+                collected = await main.worker.metric(GC_SECONDS) - collecting
+                if profiler is not None:
+                    await asyncio.to_thread(profiler.wait, 120)
+            finally:  # a round that failed: the profiler stops with it, not with its own clock
+                if profiler is not None and profiler.poll() is None:
+                    profiler.send_signal(signal.SIGINT)  # py-spy writes what it has sampled
+                    try:
+                        await asyncio.to_thread(profiler.wait, 10)
+                    except subprocess.TimeoutExpired:
+                        profiler.kill()
+            return [one, two], collected
+
+        runs: list[dict[str, Any]] = []  # in their order
+        mains: list[dict[str, Any]] = []
+        compares: list[dict[str, Any]] = []
+        by_cycle: list[float] = []
+        collected = 0.0
+        rss = compare_rss = None
+        main_prior = compare_prior = 2000.0
+        for cycle in range(sizes.pipeline_cycles):
+            first = None
+            if other is not None:
+                first = await round_of(other, sizes.compare_pipeline_s, compare_prior)
+                if cycle == 0:  # the bench size's backlog, sized by the nearest rate known
+                    main_prior = first["events_per_s"]
+            pair, gc_s = await main_rounds(main_prior, profiled=cycle == 0)  # profiled once
+            collected += gc_s
             rss, _ = main.worker.memory()  # as the comparison size's: right after saturation
-            collected = await main.worker.metric(GC_SECONDS) - collecting
-            if profiler is not None:
-                await asyncio.to_thread(profiler.wait, 120)
-        finally:  # a round that failed: the profiler stops with it, not with its own clock
-            if profiler is not None and profiler.poll() is None:
-                profiler.send_signal(signal.SIGINT)  # py-spy writes what it has sampled
-                try:
-                    await asyncio.to_thread(profiler.wait, 10)
-                except subprocess.TimeoutExpired:
-                    profiler.kill()
-        figures = _combined([one, two])
+            main_prior = pair[-1]["events_per_s"]
+            runs += [r for r in (first, *pair) if r is not None]
+            mains += pair
+            if other is not None and first is not None:
+                last = await round_of(other, sizes.compare_pipeline_s, first["events_per_s"])
+                compare_prior = last["events_per_s"]
+                compare_rss, _ = other.worker.memory()
+                runs.append(last)
+                compares += [first, last]
+                cycle_rate = _combined([first, last])["events_per_s"]
+                by_cycle.append(round(_combined(pair)["events_per_s"] / cycle_rate, 3))
+        figures = _combined(mains)
         figures["gc_seconds"] = collected
         figures["rss"] = rss
-        runs = [one, two]  # in their order
-        if other is not None and first is not None:
-            last = await round_of(other, sizes.compare_pipeline_s, first["events_per_s"])
-            runs = [first, one, two, last]
-            compare_rss, _ = other.worker.memory()
+        if other is not None and compares:
             await self.release_comparison()
-            compared = _combined([first, last])
+            compared = _combined(compares)
             raw = await raw_consume_rate(other.bootstrap, other.topic, compared["heartbeats"])
             figures["compare"] = {
                 "pipeline_compare_events_per_s": compared["events_per_s"],
                 "pipeline_compare_ratio": round(compared["events_per_s"] / raw, 4),
                 "compare_worker_rss_bytes": compare_rss or 0,
+                "pipeline_scaling_by_cycle": by_cycle,
             }
             if (cpu := compared.get("worker_cpu_us_per_event")) is not None:
                 figures["compare"]["pipeline_compare_worker_cpu_us_per_event"] = cpu

@@ -25,8 +25,10 @@ class Sizes:
     silent: int  # stations falling silent at once in the detection phase
     recovery_probes: int
     failover_probes: int
-    pipeline_s: float  # heartbeats offered this long at saturation (then drained)
-    compare_pipeline_s: float
+    pipeline_s: float  # heartbeats offered this long at saturation (then drained), per cycle
+    compare_pipeline_s: float  # per round
+    # cycles of the pipeline's rounds (comparison size, bench size twice, comparison size)
+    pipeline_cycles: int
     two_worker_s: float
     api_window_s: float
     sink_rows: int
@@ -71,6 +73,7 @@ FULL = Sizes(
     failover_probes=80,
     pipeline_s=45,
     compare_pipeline_s=20,
+    pipeline_cycles=2,
     two_worker_s=30,
     api_window_s=15,
     sink_rows=100_000,
@@ -88,6 +91,7 @@ QUICK = Sizes(
     failover_probes=40,
     pipeline_s=3,
     compare_pipeline_s=2,
+    pipeline_cycles=1,  # within the quick run's 2 minutes
     two_worker_s=3,
     api_window_s=1.5,
     sink_rows=20_000,

@@ -85,10 +85,12 @@ def test_the_quick_bench_reports_every_figure_as_a_number() -> None:
     for ms in ("get_station_ms", "nearby_ms", "raw_http_ms"):
         assert isinstance(result[ms]["p99"], int | float)
     assert all(result["machine"].get(key) for key in MACHINE)
-    # the pipeline's rounds: the comparison size's two around the bench size's two
+    # the pipeline's rounds: the comparison size's two around the bench size's two, in one
+    # cycle in the quick run (so that cycle's scaling is the figure itself)
     rounds = result["pipeline_rounds"]
     small, large = result["compare_stations"], result["stations"]
     assert [r["stations"] for r in rounds] == [small, large, large, small]
+    assert result["pipeline_scaling_by_cycle"] == [result["pipeline_scaling"]]
     assert all(r["events_per_s"] > 0 and r["heartbeats"] > 0 for r in rounds)
     assert all(r["idle_worker_cpu_share"] >= 0 for r in rounds)
     assert all((r.get("worker_cpu_us_per_event") or 0) > 0 for r in rounds), rounds
