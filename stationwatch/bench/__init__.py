@@ -9,9 +9,9 @@ PostgreSQL server, and real `stationwatch worker` processes; the phases, in orde
    topics and database), when the bench's size differs.
 4. registry load, every station's first heartbeat, then pipeline at saturation: heartbeats
    offered faster than the worker takes them, timed until PostgreSQL holds every row; raw
-   baseline on as many heartbeats of the same form (:mod:`.pipeline`). Four rounds: the
-   comparison size's, the bench size's two, the comparison size's again
-   (:meth:`.run.Bench.pipeline_rounds`).
+   baseline on as many heartbeats of the same form (:mod:`.pipeline`). Cycles of four
+   rounds (two in the full run): the comparison size's, the bench size's two, the comparison
+   size's again (:meth:`.run.Bench.pipeline_rounds`).
 5. api: lookups and nearby searches timed under steady ingest; the worker's memory (:mod:`.api`).
 6. detection, recovery (SIGTERM, start), two workers' throughput, failover (SIGKILL of one)
    (:mod:`.liveness`).

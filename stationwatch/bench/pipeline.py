@@ -17,7 +17,7 @@ takes it, timed end to end until PostgreSQL holds every row.
   and the clock runs until the heartbeats table holds every heartbeat produced. Rate =
   heartbeats / that whole time. ``min_backlog`` is the least backlog seen after the first
   2 s (a third of a shorter round): above 0 means the worker never waited for input. The
-  bench runs four rounds, the comparison size's two around the bench size's two
+  bench runs cycles of four rounds, the comparison size's two around the bench size's two
   (:meth:`stationwatch.bench.run.Bench.pipeline_rounds`).
 Registry and pipeline are set against raw aiokafka consume + parse of records of the same
 form, in the same run: the registry's own, and as many heartbeats from the start of the

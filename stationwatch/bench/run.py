@@ -345,13 +345,17 @@ class Bench:
                 run["idle_worker_cpu_share"] = round((idle_now - idle_cpu) / run["seconds"], 3)
             return run
 
-        async def main_rounds(prior: float, profiled: bool) -> tuple[list[dict[str, Any]], float]:
-            """The bench size's two rounds of a cycle, and its time in the collector."""
+        async def main_rounds(
+            prior: float, profiled: bool
+        ) -> tuple[list[dict[str, Any]], float, int | None]:
+            """The bench size's two rounds of a cycle, its time in the collector meanwhile and
+            its resident memory right after them."""
             profiler = main.worker.profile(sizes.pipeline_s) if profiled else None
             try:
                 collecting = await main.worker.metric(GC_SECONDS)
                 one = await round_of(main, sizes.pipeline_s / 2, prior)
                 two = await round_of(main, sizes.pipeline_s / 2, one["events_per_s"])
+                rss, _ = main.worker.memory()  # as the comparison size's: after saturation
                 collected = await main.worker.metric(GC_SECONDS) - collecting
                 if profiler is not None:
                     await asyncio.to_thread(profiler.wait, 120)
@@ -362,7 +366,7 @@ class Bench:
                         await asyncio.to_thread(profiler.wait, 10)
                     except subprocess.TimeoutExpired:
                         profiler.kill()
-            return [one, two], collected
+            return [one, two], collected, rss
 
         runs: list[dict[str, Any]] = []  # in their order
         mains: list[dict[str, Any]] = []
@@ -371,15 +375,15 @@ class Bench:
         collected = 0.0
         rss = compare_rss = None
         main_prior = compare_prior = 2000.0
-        for cycle in range(sizes.pipeline_cycles):
+        # cycles compare the sizes: one where there is no other size
+        for cycle in range(sizes.pipeline_cycles if other is not None else 1):
             first = None
             if other is not None:
                 first = await round_of(other, sizes.compare_pipeline_s, compare_prior)
                 if cycle == 0:  # the bench size's backlog, sized by the nearest rate known
                     main_prior = first["events_per_s"]
-            pair, gc_s = await main_rounds(main_prior, profiled=cycle == 0)  # profiled once
+            pair, gc_s, rss = await main_rounds(main_prior, profiled=cycle == 0)  # profiled once
             collected += gc_s
-            rss, _ = main.worker.memory()  # as the comparison size's: right after saturation
             main_prior = pair[-1]["events_per_s"]
             runs += [r for r in (first, *pair) if r is not None]
             mains += pair
@@ -389,8 +393,9 @@ class Bench:
                 compare_rss, _ = other.worker.memory()
                 runs.append(last)
                 compares += [first, last]
-                cycle_rate = _combined([first, last])["events_per_s"]
-                by_cycle.append(round(_combined(pair)["events_per_s"] / cycle_rate, 3))
+                compare_rate = _combined([first, last])["events_per_s"]
+                by_cycle.append(round(_combined(pair)["events_per_s"] / compare_rate, 3))
+                self.progress(f"  cycle {cycle + 1}: scaling {by_cycle[-1]}")
         figures = _combined(mains)
         figures["gc_seconds"] = collected
         figures["rss"] = rss
