@@ -156,6 +156,8 @@ def main(target: Path) -> None:
         run.group(profiles[i : i + GROUP], start)
     samples = run.samples
     rng.shuffle(samples)
+    # the level its entropy tables are tuned for; the worker compresses with its own match
+    # tables (streams.state_codec._COMPRESS_V3): measure a new dictionary with those
     dictionary = zstandard.train_dictionary(DICTIONARY_BYTES, samples, level=3)
     target.write_bytes(dictionary.as_bytes())
     print(f"{len(samples)} samples, {len(dictionary.as_bytes())} bytes: {target}")
