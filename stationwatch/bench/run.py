@@ -375,8 +375,7 @@ class Bench:
         collected = 0.0
         rss = compare_rss = None
         main_prior = compare_prior = 2000.0
-        # cycles compare the sizes: one where there is no other size
-        for cycle in range(sizes.pipeline_cycles if other is not None else 1):
+        for cycle in range(sizes.pipeline_cycles):
             first = None
             if other is not None:
                 first = await round_of(other, sizes.compare_pipeline_s, compare_prior)

@@ -71,8 +71,12 @@ FULL = Sizes(
     silent=500,
     recovery_probes=40,
     failover_probes=80,
-    pipeline_s=45,
-    compare_pipeline_s=20,
+    # two cycles of half the rounds one took before: as many heartbeats in all (45 s and 40 s
+    # of producing), so the changelog the later phases restore is as long as it was (with
+    # rounds of 22.5 and 20 s, twice as long: two workers shared the partitions after 46-49 s
+    # instead of 32-35, then took 6,962-7,325 heartbeats/s instead of 8,583-9,630)
+    pipeline_s=22.5,
+    compare_pipeline_s=10,
     pipeline_cycles=2,
     two_worker_s=30,
     api_window_s=15,
