@@ -292,7 +292,7 @@ def bench(
 ) -> None:
     """Measure the worker on this machine (ingest at saturation, registry load, sink, detection
     delay, API latency, memory, recovery, failover, two workers) against raw baselines in the
-    same run; progress on stderr, JSON on stdout. 7 to 10 minutes at the default size."""
+    same run; progress on stderr, JSON on stdout. 6 to 10 minutes at the default size."""
     import json
 
     from stationwatch.bench import Sizes, run_bench

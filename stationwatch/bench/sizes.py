@@ -1,4 +1,4 @@
-"""How big and how long each phase is: the full run (150,000 stations: 7 to 10 minutes on
+"""How big and how long each phase is: the full run (150,000 stations: 6 to 10 minutes on
 this machine, within the 15 the issue allows) or ``--quick`` (the same fields at a small
 size, within 2 minutes), and the issue's targets, printed beside the figures."""
 
