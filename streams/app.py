@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 STOP_STEP_S = 12  # longest wait for one step of stopping (API server, sink, writer)
 END_EVERY_S = 0.25  # how often the broker is asked for the heartbeat partitions' end offsets
+OTHER_ENDS_EVERY_S = 1.0  # … and for the other input partitions' (for the health report)
 # Records the consumer hands over per fetch call: aiokafka's default is all it has fetched (up
 # to 1 MiB per partition, some 30,000 heartbeats over 8 partitions), each made a Python object
 # at once while the agent still works through the last batch. Those objects set the high-water
@@ -310,18 +311,19 @@ def install_lifecycle(runtime: Runtime) -> None:
 
 
 def install_end_offsets(runtime: Runtime) -> None:
+    """Ask the broker for the end offsets of the input partitions this worker holds, off the
+    ingest path, with a client of its own (asked through the worker's consumer, each answer
+    waited for its fetches: over a second). The heartbeat partitions' every
+    :data:`END_EVERY_S`, for the judging clock (:meth:`Runtime.clock`); the other input
+    topics' every :data:`OTHER_ENDS_EVERY_S`, in questions of their own (a partition of theirs
+    the broker cannot answer for holds up only them), for the health report, which counts the
+    lag to these ends too: a consumer that stops fetching shows no lag by its own highwater.
+    On a broker that counts a producer batch as one record an answer may fall short of the
+    true end, never beyond it: enough to see that records arrived after the last fetch."""
     app = runtime.app
 
-    @app.timer(interval=END_EVERY_S)  # type: ignore[untyped-decorator]
-    async def ask_end_offsets() -> None:
-        """Ask the broker for the end offsets of the heartbeat partitions this worker holds,
-        off the ingest path (the agent only reads the answers: :meth:`Runtime.clock`), with a
-        client of its own (asked through the worker's consumer, each answer waited for its
-        fetches: over a second). On a broker that counts a producer batch as one record the
-        answer may fall short of the true end, never beyond it: enough to see that records
-        arrived after the last fetch."""
-        heartbeat = runtime.settings.topic(HEARTBEAT)
-        tps = [tp for tp in app.consumer.assignment() if tp.topic == heartbeat]
+    async def ask(topics: set[str]) -> None:
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in topics]
         if not tps or app.rebalancing:
             return
         asked = utcnow()
@@ -329,7 +331,18 @@ def install_end_offsets(runtime: Runtime) -> None:
             reader = await runtime.end_offset_reader()
             ends = await reader.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
         except (KafkaError, StationwatchError) as exc:  # judged by the stream meanwhile
-            logger.debug("end offsets of %s unavailable: %s", heartbeat, exc)
+            logger.debug("end offsets of %s unavailable: %s", sorted(topics), exc)
             return
         for tp, end in ends.items():
             runtime.end_offsets[TP(tp.topic, tp.partition)] = (asked, end)
+
+    heartbeat = {runtime.settings.topic(HEARTBEAT)}
+    others = {runtime.settings.topic(name) for name in INPUT_TOPICS} - heartbeat
+
+    @app.timer(interval=END_EVERY_S)  # type: ignore[untyped-decorator]
+    async def ask_heartbeat_end_offsets() -> None:
+        await ask(heartbeat)
+
+    @app.timer(interval=OTHER_ENDS_EVERY_S)  # type: ignore[untyped-decorator]
+    async def ask_other_end_offsets() -> None:
+        await ask(others)

@@ -78,7 +78,7 @@ class Runtime:
     ticks_pending: set[int] = field(default_factory=set)
     misplaced_reported: set[str] = field(default_factory=set)  # stations already logged
     started_at: datetime = field(default_factory=utcnow)
-    # per heartbeat partition: when the broker was asked for its end offset, and the answer
+    # per input partition: the broker's last answer for its end offset, and when it was asked
     end_offsets: dict[TP, tuple[datetime, int]] = field(default_factory=dict)
     offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
     record_reader: AIOKafkaConsumer | None = None  # reads skipped records again (streams.holes)

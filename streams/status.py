@@ -37,7 +37,13 @@ async def health_report(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
     assigned = [tp for tp in app.consumer.assignment() if tp.topic in inputs]
     lag_by_topic: dict[str, int] = {}
     for tp in assigned:
+        # the end the consumer last fetched, or the broker's end when asked since (a consumer
+        # that stops fetching still sees its highwater of then). However old, an answer is a
+        # lower bound of the end (an end offset only grows): no age limit, unlike the clock's
         highwater = app.consumer.highwater(tp) or 0
+        known = runtime.end_offsets.get(tp)
+        if known is not None:
+            highwater = max(highwater, known[1])
         position = runtime.positions.get(tp)
         if position is None:
             position = await app.consumer.position(tp) or 0

@@ -256,6 +256,65 @@ async def test_health_report(
         assert gauge == lag
 
 
+@pytest.mark.parametrize(
+    ("consumer", "positions", "ends", "problems", "lag_by_topic"),
+    [
+        pytest.param(
+            # the consumer stopped fetching at 500: by its highwater it is caught up, the
+            # broker holds 2,500
+            FakeConsumer({HB0: 500}, {HB0: 500}),
+            {HB0: 500},
+            {HB0: 2500},
+            ["behind by 2000 messages"],
+            {HEARTBEAT: 2000},
+            id="a-consumer-that-stopped-fetching",
+        ),
+        pytest.param(
+            # nothing fetched of heartbeat 1 and registry 3 since the assignment (fetch
+            # position 0): the broker holds 160 and 30
+            FakeConsumer({HB0: 500, HB1: None, REG3: None}, {HB1: 0, REG3: 0}),
+            {HB0: 460},
+            {HB1: 160, REG3: 30},
+            ["behind by 230 messages"],
+            {HEARTBEAT: 200, REGISTRY: 30},
+            id="nothing-fetched-yet",
+        ),
+        pytest.param(
+            # asked before the last fetch: the fetch's highwater is the newer end
+            FakeConsumer({HB0: 500}, {HB0: 500}),
+            {HB0: 450},
+            {HB0: 480},
+            [],
+            {HEARTBEAT: 50},
+            id="an-older-answer",
+        ),
+    ],
+)
+async def test_health_counts_the_lag_to_the_brokers_end_offsets(
+    consumer: FakeConsumer,
+    positions: dict[Any, int],
+    ends: dict[Any, int],
+    problems: list[str],
+    lag_by_topic: dict[str, int],
+) -> None:
+    runtime = make_runtime(consumer, positions=positions)
+    asked = datetime.now(UTC)
+    runtime.end_offsets.update((t, (asked, end)) for t, end in ends.items())
+
+    healthy, body = await health_report(runtime)
+
+    assert (healthy, body["problems"], body["lag_by_topic"]) == (
+        not problems,
+        problems,
+        lag_by_topic,
+    )
+    for topic, lag in lag_by_topic.items():
+        gauge = runtime.registry.get_sample_value(
+            "stationwatch_consumer_lag_messages", {"topic": topic}
+        )
+        assert gauge == lag
+
+
 async def test_a_healthy_report_is_json() -> None:
     _, body = await health_report(make_runtime(FakeConsumer({HB0: 1}), positions={HB0: 1}))
     assert json.loads(json.dumps(body)) == body
