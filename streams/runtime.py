@@ -83,6 +83,8 @@ class Runtime:
     offset_reader: AIOKafkaConsumer | None = None  # the client that asks for them
     record_reader: AIOKafkaConsumer | None = None  # reads skipped records again (streams.holes)
     reader_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one read at a time
+    # one start of the offset reader, however many ask for it at once (two timers, a rebalance)
+    offset_reader_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # the tables hold the current assignment's state (from Faust's rebalance signals)
     recovered: bool = False
     assignments: int = 0  # rebalances completed: indexing that outlived its assignment stops
@@ -93,10 +95,12 @@ class Runtime:
 
     async def end_offset_reader(self) -> AIOKafkaConsumer:
         """The client that asks for end offsets and the group's committed offsets, started
-        on first use."""
-        if self.offset_reader is None:
-            self.offset_reader = await start_offset_reader(self.settings)
-        return self.offset_reader
+        on first use (once: callers that ask while it starts wait for it, rather than each
+        starting a client of their own, all but one left running unclosed)."""
+        async with self.offset_reader_lock:
+            if self.offset_reader is None:
+                self.offset_reader = await start_offset_reader(self.settings)
+            return self.offset_reader
 
     async def read_again(self, topic: str, partition: int, first: int, end: int) -> list[ReadAgain]:
         """Offsets ``first`` to ``end - 1`` of a partition read again from the broker

@@ -4,6 +4,7 @@ by small fakes of the consumer, router and table it reads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -592,3 +593,24 @@ def test_the_station_current_row_is_the_one_of_the_live_state(
     assert set(CURRENT_COLUMNS) - set(LIVE_COLUMNS) == {
         "name", "category", "street", "district", "lat", "lon", "services"
     }  # fmt: skip
+
+
+async def test_the_offset_reader_is_started_once_for_callers_asking_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two timers (heartbeat ends, other ends) and a rebalance ask for it together at first."""
+    started: list[object] = []
+
+    async def start(settings: Settings) -> object:
+        await asyncio.sleep(0.01)  # a connection takes a while
+        started.append(object())
+        return started[-1]
+
+    monkeypatch.setattr("streams.runtime.start_offset_reader", start)
+    runtime = make_runtime()
+
+    readers = await asyncio.gather(*(runtime.end_offset_reader() for _ in range(3)))
+
+    assert len(started) == 1
+    assert readers == [started[0]] * 3
+    assert await runtime.end_offset_reader() is started[0]
