@@ -52,12 +52,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import faust
-
-from streams import store as store_module
-from streams.runtime import add_station_table
-from streams.tracker import partition_for
-
 PARTITIONS = 8
 PART = 25  # states read and written together (streams.batch.PART)
 STATE_BYTES = 185
@@ -66,6 +60,14 @@ MIB = 1024 * 1024
 
 
 def measure(stations: int, states: int, cache_mib: int | None, callgrind: bool) -> dict[str, Any]:
+    # here, not at the top: the process that only starts one per size, or refuses its
+    # arguments, does without Faust's import (a second or two)
+    import faust
+
+    from streams import store as store_module
+    from streams.runtime import add_station_table
+    from streams.tracker import partition_for
+
     if cache_mib is not None:  # read when the table is made
         store_module.ROCKSDB_OPTIONS["block_cache_size"] = cache_mib * MIB
     root = Path(tempfile.mkdtemp(prefix="store-scaling-"))
@@ -141,7 +143,10 @@ def _instrument(state: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stations", type=int, nargs="+", default=[10_000, 150_000])
+    parser.add_argument(
+        "--stations", type=int, nargs="+", default=[10_000, 150_000],
+        help="fleet sizes, each measured in a process of its own (default: 10000 150000)",
+    )  # fmt: skip
     parser.add_argument("--states", type=int, default=100_000, help="states measured per size")
     parser.add_argument(
         "--cache-mib", type=int, help="the block cache's budget (default: the worker's)"
