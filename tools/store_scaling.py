@@ -2,14 +2,14 @@
 target: the worker not slower at 150,000 stations than at 10,000), without the rest of the
 worker, so that a change to the store can be weighed in seconds instead of a bench run.
 
-The store is opened as a worker opens it (:mod:`streams.store`: its options, its shared
-memory budget, 8 partitions); every station gets a state of 185 random bytes (a stored
-state's average size: zstd output does not compress further), then states are read and
-written back in parts of 25 (as the ingest agent folds a batch), the stations in a shuffled
-order that repeats (as the bench's heartbeats come): two rounds of the fleet (at least
-40,000 states) to settle the store, then ``--states`` measured. Each size runs in a process
-of its own. Printed: CPU per state (every thread of the process, and the reading thread
-alone), of it in the kernel, and the store's shape afterwards, as JSON lines.
+The store is opened as a worker opens it (:mod:`streams.store`: its options, its shared memory
+budget, 8 partitions); every station gets a state of 185 random bytes (a stored state's average
+size: zstd output does not compress further), then states are read and written back in parts of
+25 (as the ingest agent folds a batch), the stations in a shuffled order that repeats (as the
+bench's heartbeats come): two rounds of the fleet (at least 40,000 states) to settle the store,
+then ``--states`` measured. Each size runs in a process of its own. Printed: CPU per state
+(every thread of the process, and the thread that reads and writes alone, without RocksDB's
+flushes and compactions), of it in the kernel, and the store's shape afterwards, as JSON lines.
 
     python tools/store_scaling.py                        # 10,000 and 150,000 stations
     python tools/store_scaling.py --cache-mib 64         # a larger block cache, as a trial
@@ -124,7 +124,7 @@ def measure(stations: int, states: int, cache_mib: int | None, callgrind: bool) 
             "states": done,
             "cache_mib": cache_mib or store_module.BLOCK_CACHE_BYTES // MIB,
             "cpu_us_per_state": round(cpu / done * 1e6, 2),
-            "reading_thread_us_per_state": round(thread / done * 1e6, 2),
+            "calling_thread_us_per_state": round(thread / done * 1e6, 2),
             "kernel_us_per_state": round((after.ru_stime - before.ru_stime) / done * 1e6, 2),
             "l0_files": shape["num-files-at-level0"],
             "table_readers_bytes": shape["estimate-table-readers-mem"],

@@ -27,7 +27,7 @@ def test_each_size_is_measured_in_a_process_of_its_own() -> None:
         assert line["states"] == 500
         assert line["cache_mib"] == 4
         assert line["cpu_us_per_state"] > 0
-        assert line["reading_thread_us_per_state"] > 0
+        assert line["calling_thread_us_per_state"] > 0
         assert line["table_readers_bytes"] >= 0
 
 
