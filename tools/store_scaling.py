@@ -162,6 +162,8 @@ def main() -> int:
         parser.error("the stations and --cache-mib must be positive")
     if args.states < PART:
         parser.error(f"--states must be at least {PART}")
+    if args.callgrind and args.one is None:  # valgrind follows no process this one starts
+        parser.error("--callgrind measures one size in this process: give it with --one")
     if args.one is not None:
         print(json.dumps(measure(args.one, args.states, args.cache_mib, args.callgrind)))
         return 0

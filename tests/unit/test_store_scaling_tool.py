@@ -38,6 +38,7 @@ def test_each_size_is_measured_in_a_process_of_its_own() -> None:
         (["--stations", "10", "-5"], "must be positive"),
         (["--cache-mib", "0"], "must be positive"),
         (["--states", "24"], "--states must be at least 25"),
+        (["--callgrind"], "give it with --one"),
     ],
 )
 def test_bad_arguments_are_refused(args: list[str], message: str) -> None:
