@@ -17,6 +17,11 @@ when a firing ``offline`` alert for it reaches the bench on ``station.alerts``.
   worker is killed (SIGKILL) just before their thresholds pass. ``failover_s`` is the longest
   wait, after the later of the kill and a station's threshold, for its offline alert: the
   killed worker's stations are judged again only once the survivor has taken them over.
+  Where that time goes, from the survivor's ``/health`` asked every tenth of a second after
+  the kill (each an upper bound: a busy worker answers late): when it began to rebalance (the
+  broker noticed the dead member: its session timeout), when it held every input partition
+  again (the group's join and the tables' recovery), and when it was caught up (the records
+  the dead worker left and those that came meanwhile worked off).
 A station whose alert never comes within the phase's limit (90 s after the last threshold, or
 after the restarted worker is healthy) counts with the limit as its delay (``missed`` says how
 many).
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import orjson
 
 from stationwatch.bench.tools import Progress, wait_until
@@ -39,6 +45,8 @@ from stationwatch.bench.traffic import AlertWatch, Load, Message
 from stationwatch.bench.workers import Worker
 
 JUDGE_LIMIT_S = 90.0  # longest wait for alerts after the last threshold
+TAKEOVER_POLL_S = 0.1  # how often the survivor's /health is asked after a kill
+TAKEOVER_GRACE_S = 15.0  # how long it may still take to be caught up once every alert came
 
 
 @dataclass(frozen=True)
@@ -205,10 +213,19 @@ async def measure_failover(
     probes = await beat(load, survivor, group, timing)
     silenced = time.time()
     thresholds = await silence(load, probes, timing)
+    partitions = sum(
+        [(await worker.health())[1].get("partitions", 0) for worker in (survivor, victim)]
+    )
     await asyncio.sleep(max(0.0, min(thresholds.values()) - time.time() - 1.0))
     killed = time.time()
     await asyncio.to_thread(victim.stop, signal.SIGKILL)
-    arrivals, missed = await judged(alerts, thresholds, silenced)
+    steps = asyncio.create_task(watch_takeover(survivor, partitions, killed))
+    try:
+        arrivals, missed = await judged(alerts, thresholds, silenced)
+        await asyncio.wait({steps}, timeout=TAKEOVER_GRACE_S)  # caught up before, as a rule
+    finally:
+        steps.cancel()
+    seen = steps.result() if steps.done() and not steps.cancelled() else {}
     waits = {sid: arrivals[sid] - max(killed, thresholds[sid]) for sid in probes}
     late = sum(1 for w in waits.values() if w > 2.0)
     return {
@@ -216,4 +233,31 @@ async def measure_failover(
         "failover_probes": len(probes),
         "failover_probes_waiting_for_takeover": late,
         "failover_missed": missed,
+        **{f"failover_{step}_s": seen.get(step) for step in TAKEOVER_STEPS},
     }
+
+
+TAKEOVER_STEPS = ("rebalance", "assigned", "caught_up")
+
+
+async def watch_takeover(survivor: Worker, partitions: int, killed: float) -> dict[str, float]:
+    """Seconds from the kill until the survivor's ``/health`` first said it was rebalancing,
+    then held all ``partitions`` input partitions (not rebalancing), then was healthy (caught
+    up); returns once it has seen all three (a step not seen, as when a rebalance passes
+    between two questions, is left out)."""
+    seen: dict[str, float] = {}
+    while "caught_up" not in seen:
+        try:
+            healthy, body = await survivor.health()
+        except (aiohttp.ClientError, TimeoutError):
+            healthy, body = False, {}
+        after = round(time.time() - killed, 2)
+        rebalancing = "rebalancing partitions" in body.get("problems", ())
+        if rebalancing:
+            seen.setdefault("rebalance", after)
+        elif body.get("partitions", 0) >= partitions:  # the dead worker's are its own now
+            seen.setdefault("assigned", after)
+            if healthy:
+                seen["caught_up"] = after
+        await asyncio.sleep(TAKEOVER_POLL_S)
+    return seen

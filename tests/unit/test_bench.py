@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import aiohttp
 import orjson
 import pytest
 
-from stationwatch.bench import Sizes, percentiles
+from stationwatch.bench import Sizes, liveness, percentiles
 from stationwatch.bench.pipeline import produce_until
 from stationwatch.bench.sizes import marginal_bytes_per_station, targets_met
 from stationwatch.bench.traffic import Heartbeats
@@ -85,3 +88,53 @@ async def test_a_producer_that_fails_fails_the_wait_at_once() -> None:
 
     with pytest.raises(RuntimeError, match="bench: producing to heartbeats"):
         await produce_until("127.0.0.1:1", "heartbeats", [(b"k", b"v")], never, 60, "nothing")
+
+
+class ScriptedSurvivor:
+    """A survivor whose /health answers are given in order (an exception: no answer)."""
+
+    def __init__(self, answers: list[tuple[bool, dict[str, object]] | Exception]) -> None:
+        self.answers = answers
+        self.asked = 0
+
+    async def health(self) -> tuple[bool, dict[str, object]]:
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def _health(partitions: int, *problems: str) -> tuple[bool, dict[str, object]]:
+    return not problems, {"partitions": partitions, "problems": list(problems)}
+
+
+async def test_the_takeover_steps_are_read_off_the_survivors_health(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(liveness, "TAKEOVER_POLL_S", 0.0)
+    survivor = ScriptedSurvivor(
+        [
+            _health(20),  # its own half, before the broker notices the dead member
+            aiohttp.ClientConnectionError("busy"),
+            _health(0, "rebalancing partitions"),
+            _health(40, "rebalancing partitions"),  # recovering the tables
+            _health(40, "behind by 9000 messages"),  # every partition, working off the rest
+            _health(40, "behind by 4000 messages"),
+            _health(40),
+        ]
+    )
+    # the clock: one second per answer, so each step is the number of the answer it was read off
+    monkeypatch.setattr(liveness, "time", SimpleNamespace(time=lambda: float(survivor.asked)))
+    seen = await liveness.watch_takeover(survivor, 40, 0.0)  # type: ignore[arg-type]
+    assert seen == {"rebalance": 3.0, "assigned": 5.0, "caught_up": 7.0}
+
+
+async def test_a_rebalance_passed_between_two_questions_leaves_out_only_that_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(liveness, "TAKEOVER_POLL_S", 0.0)
+    survivor = ScriptedSurvivor([_health(20), _health(40, "behind by 10 messages"), _health(40)])
+    monkeypatch.setattr(liveness, "time", SimpleNamespace(time=lambda: float(survivor.asked)))
+    seen = await liveness.watch_takeover(survivor, 40, 0.0)  # type: ignore[arg-type]
+    assert seen == {"assigned": 2.0, "caught_up": 3.0}
