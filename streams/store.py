@@ -54,6 +54,12 @@ FOUND_LIMIT = 10_000
 #     16 +  8 MiB:  83 MiB,          12.6 and 14.9 µs
 #      8 +  4 MiB:  74 MiB,          21.0 and 34.0 µs (memtables flushed at a fraction of
 #                                    their size: many small files, compacted again)
+# 12 + 6 MiB since: the worker's resident memory at 150,000 stations stood at 1,010-1,042
+# bytes a station in seven bench runs (issue 13's target: 1,024), and at that size the cache
+# holds under half the states (about 30 MB) either way. With tools/store_scaling.py (the
+# worker's store, 8 databases, 185-byte states, 200,000 reads and writes; three runs each,
+# alternating): 10.6 µs of CPU per state (10.3-10.9) at 16 + 8 MiB, 11.1 (11.0-11.3) at
+# 12 + 6: half a percent of the worker's CPU per heartbeat (about 90 µs) for 4 MiB.
 #
 # The files are not compressed: a stored state is zstd already (:mod:`streams.state_codec`),
 # so Snappy saved nothing on disk, and at 150,000 stations, where most reads miss the cache,
@@ -75,7 +81,7 @@ FOUND_LIMIT = 10_000
 # at every write. Arena blocks of ARENA_BLOCK_BYTES: 0.5 MiB for 8, at the same speed.
 MEMTABLE_BLOOM_RATIO = 0.02
 ARENA_BLOCK_BYTES = 64 * 1024
-BLOCK_CACHE_BYTES = 16 * MIB
+BLOCK_CACHE_BYTES = 12 * MIB
 WRITE_BUFFERS_BYTES = 8 * MIB  # all memtables together, inside the block cache's budget
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 2 * MIB,
