@@ -24,7 +24,8 @@ this machine's L2) over the measured part only:
 (callgrind neither sees the kernel's work nor prefetches as a CPU does: a block read from
 the page cache, checksummed and copied whole, costs it far more than the CPU.)
 
-Measured with it (2 cores, AMD EPYC, 1 MiB L2 and 8 MiB L3; two runs of each, alternating):
+Measured with it, under the 16 MiB budget of then (2 cores, AMD EPYC, 1 MiB L2 and 8 MiB L3;
+two runs of each, alternating):
 15.8 and 16.6 µs of CPU per state at 10,000 stations against 25.2 and 24.1 at 150,000, 8.5 µs
 more. At 10,000 the states (about 2 MB) stay in the block cache and largely in the CPU's
 caches; at 150,000 (about 32 MB) they do neither: most reads go to the page cache (``pread``:
