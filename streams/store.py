@@ -77,8 +77,9 @@ FOUND_LIMIT = 10_000
 # bits per key at 2 MiB memtables of 230-byte states), inside the memtables' budget. With it,
 # every memtable takes its first arena block at once, even a database nothing is written to
 # (a standby's, an empty partition's): 256 KiB by default (an eighth of the write buffer),
-# 2.25 MiB of the 8 MiB budget for 8 empty databases, enough at some 30 databases to flush
-# at every write. Arena blocks of ARENA_BLOCK_BYTES: 0.5 MiB for 8, at the same speed.
+# 2.25 MiB of the memtables' budget (8 MiB then) for 8 empty databases, enough at some 30
+# databases to flush at every write. Arena blocks of ARENA_BLOCK_BYTES: 0.5 MiB for 8, at the
+# same speed.
 MEMTABLE_BLOOM_RATIO = 0.02
 ARENA_BLOCK_BYTES = 64 * 1024
 BLOCK_CACHE_BYTES = 12 * MIB
