@@ -59,7 +59,8 @@ FOUND_LIMIT = 10_000
 # holds under half the states (about 30 MB) either way. With tools/store_scaling.py (the
 # worker's store, 8 databases, 185-byte states, 200,000 reads and writes; three runs each,
 # alternating): 10.6 µs of CPU per state (10.3-10.9) at 16 + 8 MiB, 11.1 (11.0-11.3) at
-# 12 + 6: half a percent of the worker's CPU per heartbeat (about 90 µs) for 4 MiB.
+# 12 + 6: half a percent of the worker's CPU per heartbeat (about 90 µs) for 4 MiB. Three
+# bench runs with it: 975, 979 and 1,009 bytes a station.
 #
 # The files are not compressed: a stored state is zstd already (:mod:`streams.state_codec`),
 # so Snappy saved nothing on disk, and at 150,000 stations, where most reads miss the cache,
@@ -83,7 +84,7 @@ FOUND_LIMIT = 10_000
 MEMTABLE_BLOOM_RATIO = 0.02
 ARENA_BLOCK_BYTES = 64 * 1024
 BLOCK_CACHE_BYTES = 12 * MIB
-WRITE_BUFFERS_BYTES = 8 * MIB  # all memtables together, inside the block cache's budget
+WRITE_BUFFERS_BYTES = 6 * MIB  # all memtables together, inside the block cache's budget
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 2 * MIB,
     "max_write_buffer_number": 2,
